@@ -1,0 +1,100 @@
+# retention-report — run `make` (or `make help`) for the list of targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/retention-report
+STAMP := $(VENV)/.installed-stamp
+KERNEL ?= retention-report
+
+PERIOD ?=
+PERIODS ?=
+CONFIG ?=
+DATA ?=
+TO ?=
+PYTEST_ARGS ?=
+
+cli_args = $(if $(CONFIG),--config "$(CONFIG)") $(if $(DATA),--data "$(DATA)")
+need_period = @if [ -z "$(PERIOD)" ]; then echo "error: PERIOD is required, e.g. make $@ PERIOD=2024-Q1 (forms: 2024, 2024-H1, 2024-Q1, 2024-03, 2024-W05, 2024-01-15..2024-02-14)" >&2; exit 2; fi
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	$(CLI) kernel --name $(KERNEL) >/dev/null
+	@touch $(STAMP)
+	@echo "environment ready in $(VENV) (Jupyter kernel '$(KERNEL)')"
+
+.PHONY: help
+## Show this list of targets
+help:
+	@echo "retention-report — sales & customer-retention reports"
+	@echo
+	@echo "Usage: make <target> [PERIOD=2024-Q1] [CONFIG=config.toml] [DATA=payments.parquet]"
+	@echo
+	@awk '/^## /{desc=substr($$0,4); next} /^[a-zA-Z_-]+:/{ if (desc) { split($$1,a,":"); printf "  \033[36m%-10s\033[0m %s\n", a[1], desc; desc="" } }' $(MAKEFILE_LIST)
+
+.PHONY: setup
+## Create .venv (pip), install the package and register the Jupyter kernel (no-op when up to date)
+setup: $(STAMP)
+
+.PHONY: report
+## Render reports/$(PERIOD)/: report.html, report.pdf, metrics.json, executed notebooks
+report: setup
+	$(need_period)
+	@$(CLI) check-period "$(PERIOD)" >/dev/null
+	$(CLI) run --period "$(PERIOD)" $(cli_args)
+
+.PHONY: reports
+## Render several periods: make reports PERIODS="2024-Q1 2024-Q2"
+reports: setup
+	@if [ -z "$(PERIODS)" ]; then echo 'error: PERIODS is required, e.g. make reports PERIODS="2024-Q1 2024-Q2"' >&2; exit 2; fi
+	@for p in $(PERIODS); do $(CLI) check-period "$$p" >/dev/null || exit 2; done
+	@for p in $(PERIODS); do $(CLI) run --period "$$p" $(cli_args) || exit 1; done
+
+.PHONY: metrics
+## Write reports/$(PERIOD)/metrics.json only (no notebooks, no rendering)
+metrics: setup
+	$(need_period)
+	$(CLI) metrics --period "$(PERIOD)" $(cli_args)
+
+.PHONY: email
+## Email the rendered report of $(PERIOD) (DRY_RUN=1 writes email.eml instead; TO=addr overrides)
+email: setup
+	$(need_period)
+	$(CLI) email --period "$(PERIOD)" $(if $(CONFIG),--config "$(CONFIG)") $(if $(TO),--to "$(TO)") $(if $(DRY_RUN),--dry-run)
+
+.PHONY: sample
+## Generate the embedded sample payment log (data/sample/payments.parquet) if missing
+sample: setup
+	$(CLI) sample-data
+
+.PHONY: lab
+## Open the notebooks in JupyterLab (installs it into .venv on first use)
+lab: setup
+	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet -e ".[lab]"
+	$(VENV)/bin/jupyter lab notebooks/
+
+.PHONY: test
+## Run the whole test suite (installs Chromium/poppler/PostgreSQL first when root and missing)
+test: setup
+	@bash scripts/ensure-system-deps.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+## Lint the package and tests with ruff
+lint: setup
+	$(VENV)/bin/ruff check retention_report tests benchmarks
+
+.PHONY: bench
+## Run the metric benchmark (N=1000000 by default; see benchmarks/README.md)
+bench: setup
+	$(PY) benchmarks/bench_metrics.py --rows $(or $(N),1000000)
+
+.PHONY: clean
+## Remove rendered reports, caches and the virtual environment (keeps data/)
+clean:
+	rm -rf reports/ .pytest_cache .ruff_cache $(VENV) build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,298 @@
+"""Run configuration: one TOML file, validated by pydantic, overridable from the command line.
+
+The documented example is ``config/example.toml``. Every section and key is optional; unknown keys
+are errors (a typo must not be silently ignored). Secrets are never read from this file: database
+and SMTP passwords come from environment variables (or a git-ignored ``.env``) named here.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "SourceSettings",
+    "CsvSettings",
+    "ColumnSettings",
+    "MetricSettings",
+    "ValidationSettings",
+    "ReportSettings",
+    "EngineSettings",
+    "EmailSettings",
+    "load_settings",
+]
+
+SECTIONS = (
+    "summary",
+    "new_vs_returning",
+    "segments",
+    "customer_base",
+    "cohorts",
+    "behaviour",
+    "appendix",
+)
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class CsvSettings(_Model):
+    """How to read CSV files (ignored for other sources)."""
+
+    delimiter: str = Field(",", description="field separator, e.g. ';' or '\\t'")
+    decimal: str = Field(".", description="decimal separator of amounts: '.' or ','")
+    thousands: str = Field("", description="thousands separator inside amounts, e.g. ' ' or '.'")
+    date_format: str = Field("", description="strptime format of paid_at; empty = auto-detect ISO")
+    encoding: str = Field("utf-8", description="file encoding, e.g. 'utf-8', 'latin-1', 'cp1251'")
+    header: bool = True
+
+    @field_validator("decimal")
+    @classmethod
+    def _decimal(cls, v: str) -> str:
+        if v not in (".", ","):
+            raise ValueError("decimal must be '.' or ','")
+        return v
+
+
+class SourceSettings(_Model):
+    """Where the payment log is.
+
+    ``kind = "auto"`` picks by the path's extension (``.csv``/``.tsv``/``.txt``, ``.parquet`` or a
+    folder/glob of Parquet files, ``.duckdb``/``.ddb``, ``.sqlite``/``.db``, ``.xlsx``) or by the
+    URL's scheme (``postgres://``, ``duckdb://``, ``pyspark://`` …, anything ``ibis.connect`` takes).
+    With no path and no URL the embedded sample data is used (generated on first use).
+    """
+
+    kind: Literal["auto", "csv", "parquet", "excel", "duckdb", "sqlite", "postgres", "url", "sample"] = "auto"
+    path: str = Field("", description="file, folder, glob or database file")
+    url: str = Field("", description="Ibis connection URL; put the password in password_env")
+    password_env: str = Field("", description="environment variable holding the database password")
+    table: str = Field("payments", description="table name inside a database")
+    query: str = Field("", description="SQL query used instead of the table")
+    name: str = Field("", description="data source name shown in the report; default: the path")
+    csv: CsvSettings = CsvSettings()
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SourceSettings:
+        if self.path and self.url:
+            raise ValueError("give either source.path or source.url, not both")
+        return self
+
+
+class ColumnSettings(_Model):
+    """Column mapping: canonical name = the name in the source."""
+
+    customer_id: str = "customer_id"
+    paid_at: str = "paid_at"
+    amount: str = "amount"
+    order_id: str = Field("", description="optional: order identifier (AOV per order)")
+    cost: str = Field("", description="optional: cost of the payment (margin)")
+    segments: list[str] = Field(default_factory=list, description="segment columns, e.g. channel")
+
+
+class MetricSettings(_Model):
+    """Metric definitions that are a matter of convention (SPEC §4)."""
+
+    activity_window_days: int = Field(365, gt=0, description="W: active = a purchase in (d - W, d]")
+    split_basis: Literal["purchase", "customer"] = "purchase"
+    cohort_grain: Literal["month", "week"] = "month"
+    cohort_count: int = Field(12, gt=0, le=60, description="cohorts shown: trailing buckets up to end")
+    cohort_segment: str = Field("", description="segment column to break cohorts down by")
+    lookback_months: int = Field(12, gt=0, le=60, description="frequency lookback for X/Y/Z")
+    frequency_thresholds: list[float] = Field(
+        default_factory=list,
+        description="[low, high] purchases per month for rare/medium/frequent; empty = terciles",
+    )
+    lifetime_method: Literal["churn", "observed"] = "churn"
+    trend_periods: int = Field(8, ge=2, le=24, description="periods in the trend charts")
+
+    @field_validator("frequency_thresholds")
+    @classmethod
+    def _thresholds(cls, v: list[float]) -> list[float]:
+        if v and (len(v) != 2 or not 0 <= v[0] <= v[1]):
+            raise ValueError("frequency_thresholds must be [low, high] with 0 <= low <= high")
+        return v
+
+
+class ValidationSettings(_Model):
+    """What to do with bad rows (SPEC §2)."""
+
+    on_invalid: Literal["error", "drop"] = Field(
+        "error", description="error: stop and name the problem; drop: drop, count and report"
+    )
+    allow_future_dates: bool = False
+
+
+class ReportSettings(_Model):
+    title: str = "Sales & customer retention"
+    currency: str = Field("EUR", description="ISO code or symbol shown with money")
+    sections: list[str] = Field(default_factory=lambda: list(SECTIONS))
+    output_dir: str = "reports"
+    kernel: str = Field("retention-report", description="Jupyter kernel used to run the notebooks")
+    report_url: str = Field("", description="where the full report is published (shown in emails)")
+
+    @field_validator("sections")
+    @classmethod
+    def _sections(cls, v: list[str]) -> list[str]:
+        unknown = [s for s in v if s not in SECTIONS]
+        if unknown:
+            raise ValueError(f"unknown section(s) {unknown}; known: {list(SECTIONS)}")
+        return v
+
+
+class EngineSettings(_Model):
+    """Embedded DuckDB engine limits (large inputs spill to temp_directory)."""
+
+    memory_limit: str = Field("", description="e.g. '8GB'; empty = DuckDB default (80% of RAM)")
+    threads: int = Field(0, ge=0, description="0 = all cores")
+    temp_directory: str = Field("", description="spill folder; empty = DuckDB default")
+
+
+class EmailSettings(_Model):
+    """Sending the report by email. The password is only read from ``password_env``."""
+
+    to: list[str] = Field(default_factory=list)
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    sender: str = ""
+    reply_to: str = ""
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(0, ge=0, le=65535, description="0 = 587 for starttls, 465 for tls, 25 for none")
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    user: str = ""
+    password_env: str = "RETENTION_REPORT_SMTP_PASSWORD"
+    attach_html: bool = False
+    max_attachment_mb: float = Field(10.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    retry_backoff_seconds: float = Field(2.0, ge=0)
+    verify_tls: bool = True
+
+
+class Settings(_Model):
+    """The whole configuration."""
+
+    timezone: str = Field("UTC", description="report time zone for bucketing payments into days")
+    source: SourceSettings = SourceSettings()
+    columns: ColumnSettings = ColumnSettings()
+    metrics: MetricSettings = MetricSettings()
+    validation: ValidationSettings = ValidationSettings()
+    report: ReportSettings = ReportSettings()
+    engine: EngineSettings = EngineSettings()
+    email: EmailSettings = EmailSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name like 'Europe/Berlin'") from None
+        return v
+
+    @model_validator(mode="after")
+    def _cohort_segment(self) -> Settings:
+        seg = self.metrics.cohort_segment
+        if seg and seg not in self.columns.segments:
+            raise ValueError(
+                f"metrics.cohort_segment {seg!r} is not one of columns.segments {self.columns.segments}"
+            )
+        return self
+
+    def with_overrides(self, **dotted: Any) -> Settings:
+        """A copy with ``{"source.path": "x.csv", "timezone": "Europe/Berlin"}`` applied."""
+        data = self.model_dump()
+        for key, value in dotted.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = key.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})  # an unknown section is reported as "unknown key"
+                if not isinstance(node, dict):
+                    raise ConfigError(f"invalid override {key!r}: {p!r} is not a section")
+            node[leaf] = value
+        return _validate(data, "command-line overrides")
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings without anything secret-looking, for run details and notebook parameters."""
+        data = self.model_dump()
+        if data["source"]["url"]:
+            data["source"]["url"] = _redact_url(data["source"]["url"])
+        return data
+
+
+def _redact_url(url: str) -> str:
+    """``postgres://u:secret@h/db`` → ``postgres://u:***@h/db`` (also ``?password=secret``)."""
+    import re
+
+    # The password runs to the last "@" before the path: it may itself contain an unescaped "@".
+    url = re.sub(r"(://[^:/@]*):[^/]*@", r"\1:***@", url)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration in {origin}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  - {loc}: unknown key")
+        else:
+            got = e.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"  - {loc}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _validate(data: dict[str, Any], origin: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, origin)) from None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read and validate a TOML config file (or the defaults when ``path`` is empty).
+
+    Parameters
+    ----------
+    path
+        A TOML file. Empty or ``None``: built-in defaults (embedded sample data).
+    overrides
+        Dotted keys applied after the file (``**{"source.path": "payments.csv"}``); ``None`` values
+        are ignored, so CLI options that were not given do not override the file.
+
+    Raises
+    ------
+    ConfigError
+        Missing or unreadable file, TOML syntax error, unknown key, wrong type or value.
+    """
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if path:
+        p = Path(path)
+        origin = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8-sig"))  # Windows editors add a BOM
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    settings = _validate(data, origin)
+    if overrides:
+        settings = settings.with_overrides(**overrides)
+    return settings

@@ -1,0 +1,183 @@
+"""What a section notebook works with: the period, settings, data and metrics, computed once.
+
+A notebook's first code cell after ``parameters`` is::
+
+    ctx = rr.open_report(period, config_path=config_path, data=data, metrics_path=metrics_path)
+
+The context opens the data set lazily and caches every result, so notebooks stay short and hold no
+business logic. Run interactively with the defaults it computes everything itself; run by the
+pipeline it reuses the run's metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import Settings, load_settings
+from .data import Dataset, open_dataset
+from .metrics import (
+    CohortMatrices,
+    CustomerBridge,
+    FrequencySegments,
+    MetricOptions,
+    SecondPurchase,
+    cohort_matrices,
+    cohort_segment_curves,
+    customer_bridge,
+    frequency_segments,
+    kpi_trend,
+    metrics_document,
+    new_vs_returning,
+    time_to_second_purchase,
+)
+from .periods import Period, parse_period
+
+__all__ = ["ReportContext", "open_report", "resolve_settings"]
+
+
+def resolve_settings(config_path: str | None = "", data: str | None = "", **overrides: Any) -> Settings:
+    """Settings from a config file (or defaults) with ``data`` overriding the source.
+
+    ``data`` is a file path, folder, glob or connection URL; a plain path needs no config when the
+    file has the canonical columns ``customer_id, paid_at, amount``.
+    """
+    if data:
+        if "://" in data:
+            overrides.update({"source.url": data, "source.path": "", "source.kind": "auto"})
+        else:
+            overrides.update({"source.path": data, "source.url": "", "source.kind": "auto"})
+    return load_settings(config_path or None, **overrides)
+
+
+@dataclass
+class ReportContext:
+    """Period + settings + data + cached metric results for one report."""
+
+    period: Period
+    settings: Settings
+    metrics_path: str = ""
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # ---- basics -------------------------------------------------------------------------------
+    @property
+    def options(self) -> MetricOptions:
+        return MetricOptions.from_settings(self.settings)
+
+    @property
+    def currency(self) -> str:
+        return self.settings.report.currency
+
+    @cached_property
+    def ds(self) -> Dataset:
+        """The validated data set (opened on first use)."""
+        return open_dataset(self.settings)
+
+    @cached_property
+    def doc(self) -> dict[str, Any]:
+        """The metrics.json document of the period (read from the run, or computed)."""
+        if self.metrics_path and Path(self.metrics_path).is_file():
+            return json.loads(Path(self.metrics_path).read_text(encoding="utf-8"))
+        return metrics_document(self.ds, self.period, self.options, extra=self.header_info())
+
+    def header_info(self) -> dict[str, Any]:
+        """Report metadata stored in metrics.json (title, source, currency, generation time)."""
+        return {
+            "title": self.settings.report.title,
+            "currency": self.currency,
+            "source": self.source_name,
+            "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+
+    @property
+    def source_name(self) -> str:
+        s = self.settings.source
+        if s.name:
+            return s.name
+        if "ds" in self.__dict__:
+            return self.ds.source_name
+        return s.path or "embedded sample data"
+
+    @property
+    def kpis(self) -> dict[str, Any]:
+        return self.doc["kpis"]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.doc.get("complete", True))
+
+    # ---- section data (cached) ----------------------------------------------------------------
+    def _memo(self, key: str, fn: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    def new_vs_returning(self) -> pd.DataFrame:
+        return self._memo(
+            "nvr",
+            lambda: new_vs_returning(self.ds.daily, self.ds.customers, self.period, self.options.split_basis),  # type: ignore[arg-type]
+        )
+
+    def trend(self, n: int | None = None) -> pd.DataFrame:
+        n = n or self.options.trend_periods
+        return self._memo(f"trend{n}", lambda: kpi_trend(self.ds, self.period, n, self.options))
+
+    def segments(self) -> FrequencySegments:
+        o = self.options
+        return self._memo(
+            "segments",
+            lambda: frequency_segments(
+                self.ds.daily, self.ds.customers, self.period, o.activity_window_days,
+                o.lookback_months, o.frequency_thresholds or None,
+            ),
+        )
+
+    def bridge(self, period: Period | None = None) -> CustomerBridge:
+        p = period or self.period
+        return self._memo(
+            f"bridge{p.label}",
+            lambda: customer_bridge(self.ds.daily, self.ds.customers, p.start, p.end, self.options.activity_window_days),
+        )
+
+    def cohorts(self) -> CohortMatrices:
+        o = self.options
+        return self._memo(
+            "cohorts",
+            lambda: cohort_matrices(self.ds.daily, self.ds.customers, self.period.end, self.ds.last_day,
+                                    o.cohort_grain, o.cohort_count),  # type: ignore[arg-type]
+        )
+
+    def cohort_segment(self) -> str:
+        """The segment column cohorts are broken down by ('' when none)."""
+        return self.settings.metrics.cohort_segment or (self.ds.segments[0] if self.ds.segments else "")
+
+    def cohort_curves(self, segment: str | None = None) -> pd.DataFrame:
+        seg = segment or self.cohort_segment()
+        if not seg:
+            return pd.DataFrame(columns=["segment", "age", "customers", "active", "retention"])
+        o = self.options
+        return self._memo(
+            f"curves{seg}",
+            lambda: cohort_segment_curves(self.ds.daily, self.ds.customers, seg, self.period.end,
+                                          self.ds.last_day, o.cohort_grain, o.cohort_count),  # type: ignore[arg-type]
+        )
+
+    def second_purchase(self) -> SecondPurchase:
+        return self._memo("second", lambda: time_to_second_purchase(self.ds.customers, self.period.end))
+
+
+def open_report(
+    period: str | Period,
+    config_path: str | None = "",
+    data: str | None = "",
+    metrics_path: str | None = "",
+) -> ReportContext:
+    """The context a section notebook needs (see the module docstring)."""
+    p = period if isinstance(period, Period) else parse_period(period)
+    return ReportContext(p, resolve_settings(config_path, data), metrics_path or "")

@@ -1,0 +1,193 @@
+"""How numbers are shown to people: KPI labels, units, good direction and text formatting.
+
+Shared by the report notebooks, the findings and the email, so a KPI reads the same everywhere.
+Values are the raw metrics.json values (rates as fractions); ``None``/NaN is shown as ``n/a``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "KpiSpec",
+    "KPI_SPECS",
+    "HEADLINE_KPIS",
+    "Change",
+    "change",
+    "fmt_value",
+    "fmt_money",
+    "fmt_count",
+    "fmt_pct",
+    "fmt_number",
+    "is_missing",
+]
+
+Unit = Literal["money", "count", "rate", "number", "days", "years"]
+Direction = Literal["up", "down", "neutral"]
+
+_CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "RUB": "₽", "INR": "₹"}
+
+
+@dataclass(frozen=True)
+class KpiSpec:
+    """How one KPI is labelled and judged.
+
+    ``good`` is the direction a manager wants: ``up`` (more revenue), ``down`` (less churn) or
+    ``neutral`` (a share that is neither good nor bad by itself).
+    """
+
+    key: str
+    label: str
+    unit: Unit
+    good: Direction
+    help: str = ""
+
+
+KPI_SPECS: dict[str, KpiSpec] = {
+    s.key: s
+    for s in [
+        KpiSpec("revenue", "Revenue (net)", "money", "up", "gross revenue minus refunds"),
+        KpiSpec("gross_revenue", "Gross revenue", "money", "up", "sum of positive payments"),
+        KpiSpec("refunds", "Refunds", "money", "down", "money paid back in the period"),
+        KpiSpec("revenue_new", "Revenue from first purchases", "money", "up"),
+        KpiSpec("revenue_returning", "Revenue from repeat purchases", "money", "up"),
+        KpiSpec("new_revenue_share", "New-customer revenue share", "rate", "neutral",
+                "first-purchase revenue / gross revenue"),
+        KpiSpec("margin", "Margin", "money", "up", "net revenue minus cost"),
+        KpiSpec("customers", "Customers", "count", "up", "customers with a purchase in the period"),
+        KpiSpec("customers_new", "New customers", "count", "up", "first purchase ever in the period"),
+        KpiSpec("customers_returning", "Returning customers", "count", "up",
+                "acquired before the period, bought in it"),
+        KpiSpec("purchases", "Purchases", "count", "up", "customer-days with a positive payment"),
+        KpiSpec("aov", "Average order value", "money", "up", "gross revenue / purchases"),
+        KpiSpec("purchase_frequency", "Purchases per customer", "number", "up",
+                "purchases / customers in the period"),
+        KpiSpec("repeat_purchase_rate", "Repeat purchase rate", "rate", "up",
+                "customers with 2+ purchases in the period / customers"),
+        KpiSpec("refund_rate", "Refund rate", "rate", "down", "refunds / gross revenue"),
+        KpiSpec("customers_start", "Active customers at start", "count", "up"),
+        KpiSpec("customers_end", "Active customers at end", "count", "up"),
+        KpiSpec("customers_churned", "Churned customers", "count", "down"),
+        KpiSpec("customers_reactivated", "Reactivated customers", "count", "up"),
+        KpiSpec("customers_new_lapsed", "New customers already lapsed", "count", "down"),
+        KpiSpec("crr", "Customer retention rate (CRR)", "rate", "up", "(CE − CN) / CS"),
+        KpiSpec("churn_rate", "Churn rate", "rate", "down", "CL / CS"),
+        KpiSpec("avg_lifetime_years", "Average customer lifetime", "years", "up"),
+        KpiSpec("ltv", "Customer lifetime value (LTV)", "money", "up", "AOV × AF × AL"),
+        KpiSpec("median_days_to_second_purchase", "Median days to 2nd purchase", "days", "down"),
+    ]
+}
+
+# The executive-summary table, in order (issue 4).
+HEADLINE_KPIS = [
+    "revenue",
+    "new_revenue_share",
+    "customers",
+    "customers_new",
+    "customers_returning",
+    "crr",
+    "churn_rate",
+    "repeat_purchase_rate",
+    "aov",
+    "ltv",
+]
+
+
+def is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _symbol(currency: str) -> str:
+    return _CURRENCY_SYMBOLS.get(currency.upper(), currency)
+
+
+def fmt_money(v: Any, currency: str = "EUR", decimals: int | None = None) -> str:
+    """``1234567.8`` → ``€1,234,568``; small values keep cents (``€45.60``)."""
+    if is_missing(v):
+        return "n/a"
+    v = float(v)
+    if decimals is None:
+        decimals = 0 if abs(v) >= 1000 else 2
+    sym = _symbol(currency)
+    sign = "−" if v < 0 else ""
+    text = f"{abs(v):,.{decimals}f}"
+    return f"{sign}{sym}{text}" if len(sym) == 1 else f"{sign}{text} {sym}"
+
+
+def fmt_count(v: Any) -> str:
+    """``12345`` → ``12,345``."""
+    if is_missing(v):
+        return "n/a"
+    return f"{int(round(float(v))):,}".replace("-", "−")
+
+
+def fmt_pct(v: Any, decimals: int = 1) -> str:
+    """A fraction as a percent: ``0.1234`` → ``12.3%``."""
+    if is_missing(v):
+        return "n/a"
+    return f"{100 * float(v):,.{decimals}f}%".replace("-", "−")
+
+
+def fmt_number(v: Any, decimals: int = 2) -> str:
+    if is_missing(v):
+        return "n/a"
+    return f"{float(v):,.{decimals}f}".replace("-", "−")
+
+
+def fmt_value(key: str, v: Any, currency: str = "EUR") -> str:
+    """Format a KPI value by its unit."""
+    unit = KPI_SPECS[key].unit if key in KPI_SPECS else "number"
+    if unit == "money":
+        return fmt_money(v, currency)
+    if unit == "count":
+        return fmt_count(v)
+    if unit == "rate":
+        return fmt_pct(v)
+    if unit == "days":
+        return "n/a" if is_missing(v) else f"{float(v):,.0f} days"
+    if unit == "years":
+        return "n/a" if is_missing(v) else f"{float(v):,.1f} years"
+    return fmt_number(v)
+
+
+@dataclass(frozen=True)
+class Change:
+    """The change of a KPI from a reference period to the current one.
+
+    ``absolute`` is current − reference (for rates: in percentage points when shown);
+    ``relative`` is absolute / |reference| (None when the reference is 0 or missing);
+    ``direction`` is ``up``/``down``/``flat``/``n/a``; ``tone`` is ``good``/``bad``/``neutral``.
+    """
+
+    absolute: float | None
+    relative: float | None
+    direction: str
+    tone: str
+    text: str
+
+
+def change(key: str, current: Any, reference: Any, currency: str = "EUR") -> Change:
+    """Compare ``current`` with ``reference`` for KPI ``key`` and format the change for people."""
+    if is_missing(current) or is_missing(reference):
+        return Change(None, None, "n/a", "neutral", "n/a")
+    cur, ref = float(current), float(reference)
+    absolute = cur - ref
+    relative = absolute / abs(ref) if ref != 0 else None
+    eps = 1e-12
+    direction = "up" if absolute > eps else "down" if absolute < -eps else "flat"
+    good = KPI_SPECS[key].good if key in KPI_SPECS else "neutral"
+    if direction == "flat" or good == "neutral":
+        tone = "neutral"
+    else:
+        tone = "good" if direction == good else "bad"
+    unit = KPI_SPECS[key].unit if key in KPI_SPECS else "number"
+    arrow = {"up": "▲", "down": "▼", "flat": "▶"}[direction]
+    if unit == "rate":
+        text = f"{arrow} {100 * absolute:+.1f} pp"
+    elif relative is not None:
+        text = f"{arrow} {100 * relative:+.1f}%"
+    else:
+        text = f"{arrow} {fmt_value(key, absolute, currency)}"
+    return Change(absolute, relative, direction, tone, text.replace("-", "−"))

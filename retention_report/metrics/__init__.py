@@ -1,0 +1,47 @@
+"""Metric functions of SPEC §4, executed by the engine through Ibis.
+
+Every function takes Ibis tables (the daily and customers tables of :mod:`retention_report.data`)
+and returns small pandas frames, dataclasses or scalars. No file I/O, no plotting.
+"""
+
+from .behaviour import (
+    SecondPurchase,
+    annual_churn,
+    empirical_ltv,
+    lifetime_from_churn,
+    ltv,
+    observed_lifetime_years,
+    time_to_second_purchase,
+)
+from .cohorts import CohortMatrices, cohort_matrices, cohort_segment_curves
+from .flow import CustomerBridge, customer_bridge
+from .sales import PeriodSales, new_vs_returning, period_sales
+from .segments import SEGMENT_LABELS, SEGMENT_ORDER, FrequencySegments, frequency_segments
+from .summary import KPI_KEYS, MetricOptions, kpi_trend, metrics_document, period_kpis
+
+__all__ = [
+    "KPI_KEYS",
+    "SEGMENT_LABELS",
+    "SEGMENT_ORDER",
+    "CohortMatrices",
+    "CustomerBridge",
+    "FrequencySegments",
+    "MetricOptions",
+    "PeriodSales",
+    "SecondPurchase",
+    "annual_churn",
+    "cohort_matrices",
+    "cohort_segment_curves",
+    "customer_bridge",
+    "empirical_ltv",
+    "frequency_segments",
+    "kpi_trend",
+    "lifetime_from_churn",
+    "ltv",
+    "metrics_document",
+    "new_vs_returning",
+    "observed_lifetime_years",
+    "period_kpis",
+    "period_sales",
+    "time_to_second_purchase",
+]

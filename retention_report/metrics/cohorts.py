@@ -1,0 +1,244 @@
+"""§4.4 Cohort retention: customer retention, revenue retention and cumulative revenue per
+customer by acquisition month (or ISO week) and age."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Literal
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from ._common import lit
+
+__all__ = ["CohortMatrices", "cohort_matrices", "cohort_segment_curves", "bucket_start", "bucket_end"]
+
+Grain = Literal["month", "week"]
+_EPOCH_MONDAY = date(1970, 1, 5)
+
+
+def bucket_start(d: date, grain: Grain) -> date:
+    """First day of the month (or ISO week, Monday) containing ``d``."""
+    if grain == "month":
+        return d.replace(day=1)
+    return d - timedelta(days=d.weekday())
+
+
+def bucket_end(d: date, grain: Grain) -> date:
+    """Last day of the bucket containing ``d``."""
+    if grain == "month":
+        return d.replace(day=calendar.monthrange(d.year, d.month)[1])
+    return bucket_start(d, grain) + timedelta(days=6)
+
+
+def _bucket_index_py(d: date, grain: Grain) -> int:
+    if grain == "month":
+        return d.year * 12 + d.month - 1
+    return (d - _EPOCH_MONDAY).days // 7
+
+
+def _index_to_start(i: int, grain: Grain) -> date:
+    if grain == "month":
+        y, m = divmod(i, 12)
+        return date(y, m + 1, 1)
+    return _EPOCH_MONDAY + timedelta(weeks=i)
+
+
+def _bucket_index(col: ir.DateValue, grain: Grain) -> ir.IntegerValue:
+    if grain == "month":
+        return col.year() * 12 + col.month() - 1
+    return col.delta(ibis.date(_EPOCH_MONDAY), unit="day") // 7
+
+
+@dataclass(frozen=True)
+class CohortMatrices:
+    """Cohort × age matrices (rows: cohort start dates, columns: ages 0..n-1).
+
+    Unobservable cells are NaN (never 0). ``partial`` marks, per cell, the bucket that contains the
+    observation horizon when that bucket is not complete.
+    """
+
+    grain: Grain
+    size: pd.Series
+    retention: pd.DataFrame
+    revenue_retention: pd.DataFrame
+    cumulative_revenue_per_customer: pd.DataFrame
+    active: pd.DataFrame
+    revenue: pd.DataFrame
+    partial: pd.DataFrame
+    lifetime_repeat_rate: pd.Series
+    horizon: date | None
+    partial_bucket: date | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        """The ``cohorts`` block of metrics.json (nulls for unobservable cells)."""
+
+        def rows(frame: pd.DataFrame) -> list[list[float | None]]:
+            return [[None if pd.isna(v) else float(v) for v in r] for r in frame.to_numpy()]
+
+        return {
+            "grain": self.grain,
+            "cohort": [d.isoformat() for d in self.size.index],
+            "size": [int(v) for v in self.size.to_numpy()],
+            "age": [int(a) for a in self.retention.columns],
+            "retention": rows(self.retention),
+            "revenue_retention": rows(self.revenue_retention),
+            "cumulative_revenue_per_customer": rows(self.cumulative_revenue_per_customer),
+            "lifetime_repeat_rate": [None if pd.isna(v) else float(v) for v in self.lifetime_repeat_rate],
+            "partial_bucket": self.partial_bucket.isoformat() if self.partial_bucket else None,
+        }
+
+
+def _horizon(end: date, last_day: date | None) -> date | None:
+    if last_day is None:
+        return None
+    return min(end, last_day)
+
+
+def cohort_matrices(
+    daily: ir.Table,
+    customers: ir.Table,
+    end: date,
+    last_day: date | None,
+    grain: Grain = "month",
+    count: int = 12,
+) -> CohortMatrices:
+    """Retention matrices of the ``count`` cohorts acquired in the buckets up to ``end``.
+
+    Input: the daily table (``customer_id, day, gross, is_purchase``) and the customers table
+    (``customer_id, acquired, second``); ``last_day`` is the day of the last payment in the data.
+
+    Notes
+    -----
+    SPEC §4.4. Cohort = bucket (month or ISO week) of the acquisition day; age k = buckets from the
+    cohort's bucket to the purchase's. Only purchases on or before the horizon min(end, last_day)
+    count. retention(c, k) = customers of c with a purchase in bucket c + k / size(c);
+    revenue_retention(c, k) = gross revenue of c in bucket c + k / gross revenue of c in bucket c;
+    cumulative_revenue_per_customer(c, k) = gross revenue of c in buckets 0..k / size(c).
+    A cell whose bucket starts after the horizon is NaN; the horizon's bucket is *partial* when the
+    horizon is not its last day. ``lifetime_repeat_rate`` = share of the cohort with a second
+    purchase on or before the horizon.
+    """
+    horizon = _horizon(end, last_day)
+    ages = list(range(count))
+    end_idx = _bucket_index_py(end, grain)
+    first_idx = end_idx - count + 1
+    cohort_index = pd.Index([_index_to_start(i, grain) for i in range(first_idx, end_idx + 1)], name="cohort")
+    empty = pd.DataFrame(np.nan, index=cohort_index, columns=ages)
+    if horizon is None or horizon < _index_to_start(first_idx, grain):
+        zero = pd.Series(0, index=cohort_index, dtype="int64", name="size")
+        return CohortMatrices(grain, zero, empty, empty.copy(), empty.copy(), empty.copy(), empty.copy(),
+                              empty.astype(bool), pd.Series(np.nan, index=cohort_index), horizon)
+    h_idx = _bucket_index_py(horizon, grain)
+    first_day = _index_to_start(first_idx, grain)
+
+    c = customers.filter((customers.acquired >= lit(first_day)) & (customers.acquired <= lit(horizon)))
+    c = c.mutate(cidx=_bucket_index(c.acquired, grain))
+    sizes = c.group_by("cidx").aggregate(
+        size=c.count(),
+        repeaters=(c.second.notnull() & (c.second <= lit(horizon))).cast("int64").sum(),
+    ).execute()
+    d = daily.filter(daily.is_purchase & (daily.day >= lit(first_day)) & (daily.day <= lit(horizon)))
+    j = d.inner_join(c.select("customer_id", "cidx"), "customer_id")
+    j = j.mutate(age=_bucket_index(j.day, grain) - j.cidx)
+    cells = j.group_by(["cidx", "age"]).aggregate(active=j.customer_id.nunique(), revenue=j.gross.sum()).execute()
+
+    def to_frame(col: str) -> pd.DataFrame:
+        f = cells.pivot(index="cidx", columns="age", values=col) if len(cells) else pd.DataFrame()
+        f = f.reindex(index=range(first_idx, end_idx + 1), columns=ages)
+        f.index = cohort_index
+        return f.astype("float64")
+
+    size = sizes.set_index("cidx")["size"].reindex(range(first_idx, end_idx + 1)).fillna(0).astype("int64")
+    repeaters = sizes.set_index("cidx")["repeaters"].reindex(range(first_idx, end_idx + 1)).fillna(0)
+    size.index = cohort_index
+    repeaters.index = cohort_index
+    active, revenue = to_frame("active"), to_frame("revenue")
+
+    observable = np.array(
+        [[first_idx + r + k <= h_idx for k in ages] for r in range(len(cohort_index))]
+    )
+    has_customers = (size.to_numpy() > 0)[:, None]
+    mask = observable & has_customers
+    active = active.fillna(0).where(mask)
+    revenue = revenue.fillna(0.0).where(mask)
+    sz = size.replace(0, np.nan).astype("float64")
+    retention = active.div(sz, axis=0)
+    revenue_retention = revenue.div(revenue[0].replace(0, np.nan), axis=0).where(mask)
+    cumulative = revenue.cumsum(axis=1, skipna=False).div(sz, axis=0).where(mask)
+
+    partial_bucket = None
+    if horizon != bucket_end(horizon, grain):
+        partial_bucket = bucket_start(horizon, grain)
+    partial = pd.DataFrame(
+        [[partial_bucket is not None and first_idx + r + k == h_idx for k in ages]
+         for r in range(len(cohort_index))],
+        index=cohort_index,
+        columns=ages,
+    )
+    lifetime_repeat = (repeaters / sz).astype("float64")
+    notes = []
+    if last_day is not None and last_day < end:
+        notes.append(f"data end on {last_day.isoformat()}, before the period end")
+    return CohortMatrices(
+        grain=grain,
+        size=size.rename("size"),
+        retention=retention,
+        revenue_retention=revenue_retention,
+        cumulative_revenue_per_customer=cumulative,
+        active=active,
+        revenue=revenue,
+        partial=partial,
+        lifetime_repeat_rate=lifetime_repeat,
+        horizon=horizon,
+        partial_bucket=partial_bucket,
+        notes=notes,
+    )
+
+
+def cohort_segment_curves(
+    daily: ir.Table,
+    customers: ir.Table,
+    segment: str,
+    end: date,
+    last_day: date | None,
+    grain: Grain = "month",
+    count: int = 12,
+) -> pd.DataFrame:
+    """Retention curves by a segment of the customers' first purchase (e.g. acquisition channel).
+
+    Returns a long DataFrame ``segment, age, customers, active, retention`` where, for each age,
+    only cohorts (of the ``count`` up to ``end``) for which that age is observable count:
+    retention(s, k) = Σ active(c, s, k) / Σ size(c, s) over those cohorts.
+    """
+    horizon = _horizon(end, last_day)
+    cols = ["segment", "age", "customers", "active", "retention"]
+    if horizon is None:
+        return pd.DataFrame(columns=cols)
+    end_idx = _bucket_index_py(end, grain)
+    first_idx = end_idx - count + 1
+    h_idx = _bucket_index_py(horizon, grain)
+    first_day = _index_to_start(first_idx, grain)
+    c = customers.filter((customers.acquired >= lit(first_day)) & (customers.acquired <= lit(horizon)))
+    c = c.mutate(cidx=_bucket_index(c.acquired, grain), segment=c[segment])
+    sizes = c.group_by(["segment", "cidx"]).aggregate(size=c.count()).execute()
+    d = daily.filter(daily.is_purchase & (daily.day >= lit(first_day)) & (daily.day <= lit(horizon)))
+    j = d.inner_join(c.select("customer_id", "cidx", "segment"), "customer_id")
+    j = j.mutate(age=_bucket_index(j.day, grain) - j.cidx)
+    cells = j.group_by(["segment", "cidx", "age"]).aggregate(active=j.customer_id.nunique()).execute()
+    records = []
+    for seg, sz in sizes.groupby("segment"):
+        for k in range(count):
+            obs = sz[sz["cidx"] + k <= h_idx]
+            n = int(obs["size"].sum())
+            if n == 0:
+                continue
+            a = cells[(cells["segment"] == seg) & (cells["age"] == k) & cells["cidx"].isin(obs["cidx"])]
+            act = int(a["active"].sum())
+            records.append({"segment": seg, "age": k, "customers": n, "active": act, "retention": act / n})
+    return pd.DataFrame.from_records(records, columns=cols)

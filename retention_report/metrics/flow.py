@@ -1,0 +1,106 @@
+"""§4.3 Customer base flow: active customers at start and end, churn, CRR and the bridge."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+
+import ibis.expr.types as ir
+
+from ._common import in_range, ratio, scalar_row, to_int
+
+__all__ = ["CustomerBridge", "customer_bridge", "active_between"]
+
+
+@dataclass(frozen=True)
+class CustomerBridge:
+    """The customer-base bridge of a period.
+
+    CS − CL + CN − NL + RE = CE holds exactly (checked on construction).
+    """
+
+    start: int  # CS: active on the day before the period
+    churned: int  # CL: active at start, not active at end
+    new: int  # CN: acquired in the period
+    new_lapsed: int  # NL: acquired in the period, already not active at end
+    reactivated: int  # RE: active at end, not at start, acquired before the period
+    end: int  # CE: active at the period's last day
+
+    def __post_init__(self) -> None:
+        lhs = self.start - self.churned + self.new - self.new_lapsed + self.reactivated
+        if lhs != self.end:  # pragma: no cover - a failed invariant is a bug, not bad data
+            raise AssertionError(f"customer bridge does not add up: {lhs} != CE {self.end} ({self})")
+
+    @property
+    def churn_rate(self) -> float | None:
+        """CL / CS (fraction); None when CS = 0."""
+        return ratio(self.churned, self.start)
+
+    @property
+    def crr(self) -> float | None:
+        """Customer retention rate (CE − CN) / CS (fraction); None when CS = 0.
+
+        The commissioned formula: it counts reactivated customers as retained, so
+        CRR = 1 − churn + (RE − NL) / CS.
+        """
+        return ratio(self.end - self.new, self.start)
+
+    def to_dict(self) -> dict[str, int | float | None]:
+        d: dict[str, int | float | None] = dict(asdict(self))
+        d.update(churn_rate=self.churn_rate, crr=self.crr)
+        return d
+
+
+def active_between(daily: ir.Table, first: date, last: date) -> ir.Table:
+    """Customers with at least one purchase on a day in ``[first, last]`` (one column)."""
+    d = daily.filter(daily.is_purchase & in_range(daily.day, first, last))
+    return d.select("customer_id").distinct()
+
+
+def customer_bridge(
+    daily: ir.Table, customers: ir.Table, start: date, end: date, window_days: int = 365
+) -> CustomerBridge:
+    """Count the customer base flow of ``[start, end]`` with activity window ``W = window_days``.
+
+    Input: the daily table (``customer_id, day, is_purchase``) and the customers table
+    (``customer_id, acquired``).
+
+    Notes
+    -----
+    SPEC §4.3. Active at date d: at least one purchase in (d − W, d], i.e. on a day in
+    [d − W + 1, d]. CS = active at ``start − 1``, CE = active at ``end``, CN = acquired in
+    [start, end]; CL = CS and not CE; RE = CE and not CS and acquired before ``start``;
+    NL = acquired in the period and not CE. Only purchases (positive payments) make a customer
+    active; refunds never do.
+    """
+    w = timedelta(days=window_days)
+    d_start = start - timedelta(days=1)
+    s_first, s_last = d_start - w + timedelta(days=1), d_start
+    e_first, e_last = end - w + timedelta(days=1), end
+    lo = min(s_first, e_first)
+    d = daily.filter(daily.is_purchase & in_range(daily.day, lo, end))
+    per = d.group_by("customer_id").aggregate(
+        act_s=in_range(d.day, s_first, s_last).max(),
+        act_e=in_range(d.day, e_first, e_last).max(),
+    )
+    j = per.left_join(customers.select("customer_id", "acquired"), "customer_id")
+    new = in_range(j.acquired, start, end).fill_null(False)
+    before = (j.acquired < start).fill_null(False)
+    r = scalar_row(
+        j.aggregate(
+            cs=j.act_s.cast("int64").sum(),
+            ce=j.act_e.cast("int64").sum(),
+            cl=(j.act_s & ~j.act_e).cast("int64").sum(),
+            re=(j.act_e & ~j.act_s & before).cast("int64").sum(),
+            cn=new.cast("int64").sum(),
+            nl=(new & ~j.act_e).cast("int64").sum(),
+        )
+    )
+    return CustomerBridge(
+        start=to_int(r.get("cs")),
+        churned=to_int(r.get("cl")),
+        new=to_int(r.get("cn")),
+        new_lapsed=to_int(r.get("nl")),
+        reactivated=to_int(r.get("re")),
+        end=to_int(r.get("ce")),
+    )

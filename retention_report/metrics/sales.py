@@ -1,0 +1,191 @@
+"""§4.1 New vs returning sales (the "short method") and the period's money and purchase counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+import ibis.expr.types as ir
+import pandas as pd
+
+from ..periods import Period
+from ._common import in_range, ratio, scalar_row, to_float, to_int
+
+__all__ = ["PeriodSales", "period_sales", "new_vs_returning", "order_count"]
+
+
+@dataclass(frozen=True)
+class PeriodSales:
+    """Money, purchases and customers of one period (the inputs of most KPIs)."""
+
+    gross_revenue: float
+    refunds: float
+    cost: float | None  # cost of all payment rows (None when there is no cost column)
+    cost_positive: float | None  # cost of the positive payments
+    purchases: int
+    payments: int
+    customers: int
+    customers_new: int
+    customers_repeat: int  # customers with >= 2 purchases in the period
+    revenue_new: float
+    purchases_new: int
+    payments_new: int
+    cost_new: float | None
+    customers_new_with_repeat: int  # new customers who also made a returning purchase in P
+
+    @property
+    def revenue(self) -> float:
+        return self.gross_revenue - self.refunds
+
+    @property
+    def revenue_returning(self) -> float:
+        return self.gross_revenue - self.revenue_new
+
+    @property
+    def customers_returning(self) -> int:
+        return self.customers - self.customers_new
+
+
+def _per_customer(
+    daily: ir.Table, customers: ir.Table, start: date, end: date, split_basis: str
+) -> ir.Table:
+    d = daily.filter(in_range(daily.day, start, end))
+    j = d.left_join(customers.select("customer_id", "acquired"), "customer_id")
+    acquired_in_p = in_range(j.acquired, start, end).fill_null(False)
+    if split_basis == "customer":
+        is_new = acquired_in_p
+    else:
+        is_new = (j.day == j.acquired).fill_null(False)
+    has_cost = "cost_pos" in daily.columns
+    aggs = {
+        "gross": j.gross.sum(),
+        "refunds": j.refunds.sum(),
+        "purchases": j.is_purchase.cast("int64").sum(),
+        "payments": j.payments.sum(),
+        "new_gross": j.gross.sum(where=is_new & j.is_purchase),
+        "new_purchases": (is_new & j.is_purchase).cast("int64").sum(),
+        "new_payments": j.payments.sum(where=is_new & j.is_purchase),
+        "is_new_customer": acquired_in_p.max(),
+    }
+    if has_cost:
+        aggs["cost_all"] = j.cost_all.sum()
+        aggs["cost_pos"] = j.cost_pos.sum()
+        aggs["new_cost"] = j.cost_pos.sum(where=is_new & j.is_purchase)
+    return j.group_by(j.customer_id).aggregate(**aggs)
+
+
+def period_sales(
+    daily: ir.Table,
+    customers: ir.Table,
+    start: date,
+    end: date,
+    split_basis: Literal["purchase", "customer"] = "purchase",
+) -> PeriodSales:
+    """Money, purchase and customer counts of ``[start, end]``.
+
+    Input: the daily table (``customer_id, day, gross, refunds, payments, is_purchase[, cost_pos,
+    cost_all]``) and the customers table (``customer_id, acquired``) of :mod:`retention_report.data`.
+
+    Notes
+    -----
+    SPEC §4.1: gross revenue = sum of positive payments; refunds = negative payments as a positive
+    number; a purchase is *new* when it is the customer's first purchase ever (``day ==
+    acquired``), with ``split_basis="customer"`` every purchase of a customer acquired in the
+    period is new. New customers = acquired in the period; returning = acquired before and bought
+    in it. Refund-only customers are neither.
+    """
+    pc = _per_customer(daily, customers, start, end, split_basis)
+    buyer = pc.purchases > 0
+    aggs = {
+        "gross": pc.gross.sum(),
+        "refunds": pc.refunds.sum(),
+        "purchases": pc.purchases.sum(),
+        "payments": pc.payments.sum(),
+        "customers": buyer.cast("int64").sum(),
+        "customers_new": (buyer & pc.is_new_customer).cast("int64").sum(),
+        "customers_repeat": (pc.purchases >= 2).cast("int64").sum(),
+        "new_gross": pc.new_gross.sum(),
+        "new_purchases": pc.new_purchases.sum(),
+        "new_payments": pc.new_payments.sum(),
+        "new_with_repeat": (pc.is_new_customer & (pc.purchases >= 2)).cast("int64").sum(),
+    }
+    has_cost = "cost_pos" in daily.columns
+    if has_cost:
+        aggs.update(cost_all=pc.cost_all.sum(), cost_pos=pc.cost_pos.sum(), new_cost=pc.new_cost.sum())
+    r = scalar_row(pc.aggregate(**aggs))
+    return PeriodSales(
+        gross_revenue=to_float(r.get("gross")),
+        refunds=to_float(r.get("refunds")),
+        cost=to_float(r.get("cost_all")) if has_cost else None,
+        cost_positive=to_float(r.get("cost_pos")) if has_cost else None,
+        purchases=to_int(r.get("purchases")),
+        payments=to_int(r.get("payments")),
+        customers=to_int(r.get("customers")),
+        customers_new=to_int(r.get("customers_new")),
+        customers_repeat=to_int(r.get("customers_repeat")),
+        revenue_new=to_float(r.get("new_gross")),
+        purchases_new=to_int(r.get("new_purchases")),
+        payments_new=to_int(r.get("new_payments")),
+        cost_new=to_float(r.get("new_cost")) if has_cost else None,
+        customers_new_with_repeat=to_int(r.get("new_with_repeat")),
+    )
+
+
+def order_count(payments: ir.Table, start: date, end: date) -> int:
+    """Distinct ``order_id`` of positive payments in ``[start, end]`` (AOV per order)."""
+    p = payments.filter(in_range(payments.day, start, end) & (payments.amount > 0))
+    return to_int(scalar_row(p.aggregate(n=p.order_id.nunique())).get("n"))
+
+
+def new_vs_returning(
+    daily: ir.Table,
+    customers: ir.Table,
+    period: Period,
+    split_basis: Literal["purchase", "customer"] = "purchase",
+    sales: PeriodSales | None = None,
+) -> pd.DataFrame:
+    """The new-vs-returning table of SPEC §4.1.
+
+    Returns
+    -------
+    DataFrame indexed by ``new``, ``returning``, ``total`` with columns ``revenue`` (gross),
+    ``margin`` (gross − cost of the positive payments; NaN without cost), ``purchases``,
+    ``payments``, ``customers``, ``aov`` (revenue / purchases) and ``revenue_share``.
+
+    Notes
+    -----
+    ``customers`` of the *new* row are the customers acquired in P; of the *returning* row those
+    acquired before P who bought in P. With ``split_basis="purchase"`` a new customer's later
+    purchases in P are returning revenue, so new + returning customers equal the total while new
+    and returning purchases also add up to the total. Refunds are not split (see ``period_sales``).
+    """
+    s = sales or period_sales(daily, customers, period.start, period.end, split_basis)
+    rows = {
+        "new": (s.revenue_new, s.purchases_new, s.payments_new, s.customers_new, s.cost_new),
+        "returning": (
+            s.revenue_returning,
+            s.purchases - s.purchases_new,
+            s.payments - s.payments_new,
+            s.customers_returning,
+            None if s.cost_positive is None else s.cost_positive - (s.cost_new or 0.0),
+        ),
+        "total": (s.gross_revenue, s.purchases, s.payments, s.customers, s.cost_positive),
+    }
+    records = []
+    for name, (rev, pur, pay, cust, cost) in rows.items():
+        records.append(
+            {
+                "group": name,
+                "revenue": rev,
+                "margin": float("nan") if cost is None else rev - cost,
+                "purchases": pur,
+                "payments": pay,
+                "customers": cust,
+                "aov": ratio(rev, pur),
+                "revenue_share": ratio(rev, s.gross_revenue),
+            }
+        )
+    frame = pd.DataFrame.from_records(records).set_index("group")
+    return frame.astype({"aov": "float64", "revenue_share": "float64"})
+

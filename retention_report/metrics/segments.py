@@ -1,0 +1,157 @@
+"""§4.2 Regular-customer segments by purchase frequency (the "extended method", X/Y/Z)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from ..periods import Period
+from ._common import in_range, ratio
+
+__all__ = ["SEGMENT_ORDER", "SEGMENT_LABELS", "FrequencySegments", "frequency_segments", "months_before"]
+
+SEGMENT_ORDER = ["frequent", "medium", "rare", "new", "lapsed"]
+SEGMENT_LABELS = {
+    "frequent": "Frequent (X)",
+    "medium": "Medium (Y)",
+    "rare": "Rare (Z)",
+    "new": "New",
+    "lapsed": "Lapsed",
+}
+
+
+@dataclass(frozen=True)
+class FrequencySegments:
+    """The segment table and the thresholds that made it."""
+
+    table: pd.DataFrame
+    low: float | None  # purchases per month: rare <= low < medium <= high < frequent
+    high: float | None
+    data_driven: bool  # thresholds from terciles (True) or from the config (False)
+    lookback_months: int
+
+
+def months_before(d: date, months: int) -> date:
+    """The day ``months`` calendar months before ``d`` (clamped to month end)."""
+    import calendar
+
+    y, m0 = divmod(d.year * 12 + d.month - 1 - months, 12)
+    m = m0 + 1
+    return date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
+
+
+def _terciles(freq: pd.Series, counts: pd.Series) -> tuple[float | None, float | None]:
+    """Exact 1/3 and 2/3 quantiles (lower, by rank) of a distribution given as value counts."""
+    order = freq.argsort()
+    f, c = freq.iloc[order].to_numpy(), counts.iloc[order].to_numpy()
+    n = int(c.sum())
+    if n == 0:
+        return None, None
+    cum = c.cumsum()
+
+    def q(p: float) -> float:
+        rank = max(int(-(-p * n // 1)), 1)  # ceil(p * n), at least 1
+        return float(f[(cum >= rank).argmax()])
+
+    return q(1 / 3), q(2 / 3)
+
+
+def frequency_segments(
+    daily: ir.Table,
+    customers: ir.Table,
+    period: Period,
+    window_days: int = 365,
+    lookback_months: int = 12,
+    thresholds: tuple[float, float] | list[float] | None = None,
+) -> FrequencySegments:
+    """Split every customer acquired up to ``period.end`` into frequent / medium / rare / new /
+    lapsed and report their business in the period.
+
+    Input: the daily and customers tables of :mod:`retention_report.data`.
+
+    Returns
+    -------
+    FrequencySegments whose ``table`` has one row per segment (``SEGMENT_ORDER``) with
+    ``customers`` (segment size), ``buyers`` (of them, customers who bought in the period),
+    ``revenue`` (gross, in the period), ``purchases``, ``aov`` (revenue / purchases),
+    ``revenue_share`` (of the period's gross revenue; the shares sum to 1), ``customer_share``
+    and ``frequency`` (mean purchases per month over the lookback).
+
+    Notes
+    -----
+    SPEC §4.2. *New*: acquired in the period. *Lapsed*: acquired before the period and not active
+    at ``end`` (no purchase in (end − W, end]). The others are returning customers, ranked by
+    frequency = purchases in the ``lookback_months`` up to ``end`` / ``lookback_months``:
+    *rare* (Z) when frequency <= low, *medium* (Y) when low < frequency <= high, *frequent* (X)
+    above high. Without configured thresholds, low and high are the terciles of the frequency
+    distribution of these customers (by rank; with many ties a segment can be empty).
+    """
+    start, end = period.start, period.end
+    look_first = months_before(end, lookback_months) + timedelta(days=1)
+    act_first = end - timedelta(days=window_days - 1)
+    lo = min(look_first, act_first, start)
+    c = customers.filter(customers.acquired <= end).select("customer_id", "acquired")
+    d = daily.filter(daily.is_purchase & in_range(daily.day, lo, end))
+    per = d.group_by("customer_id").aggregate(
+        n_look=in_range(d.day, look_first, end).cast("int64").sum(),
+        active=in_range(d.day, act_first, end).max(),
+        rev=d.gross.sum(where=in_range(d.day, start, end)),
+        pur=in_range(d.day, start, end).cast("int64").sum(),
+    )
+    j = c.left_join(per, "customer_id")
+    kind = (
+        ibis.cases(
+            (j.acquired >= start, "new"),
+            (~j.active.fill_null(False), "lapsed"),
+            else_="regular",
+        )
+    )
+    j = j.mutate(kind=kind, freq=j.n_look.fill_null(0) / lookback_months)
+    # distribution of frequencies of regular customers (small: one row per distinct count)
+    reg = j.filter(j.kind == "regular")
+    dist = reg.group_by("freq").aggregate(n=reg.count()).execute()
+    if thresholds:
+        low, high = float(thresholds[0]), float(thresholds[1])
+        data_driven = False
+    else:
+        low, high = _terciles(dist["freq"], dist["n"]) if len(dist) else (None, None)
+        data_driven = True
+    if low is None:
+        seg = j.kind
+    else:
+        seg = ibis.cases(
+            (j.kind != "regular", j.kind),
+            (j.freq <= low, "rare"),
+            (j.freq <= high, "medium"),
+            else_="frequent",
+        )
+    j = j.mutate(segment=seg)
+    agg = (
+        j.group_by("segment")
+        .aggregate(
+            customers=j.count(),
+            buyers=(j.pur.fill_null(0) > 0).cast("int64").sum(),
+            revenue=j.rev.fill_null(0.0).sum(),
+            purchases=j.pur.fill_null(0).sum(),
+            frequency=j.freq.mean(),
+        )
+        .execute()
+        .set_index("segment")
+    )
+    table = agg.reindex(SEGMENT_ORDER)
+    table[["customers", "buyers", "purchases"]] = (
+        table[["customers", "buyers", "purchases"]].fillna(0).astype("int64")
+    )
+    table["revenue"] = table["revenue"].fillna(0.0).astype("float64")
+    total_rev = float(table["revenue"].sum())
+    total_cust = int(table["customers"].sum())
+    table["aov"] = [ratio(r, p) for r, p in zip(table["revenue"], table["purchases"], strict=True)]
+    table["revenue_share"] = [ratio(r, total_rev) for r in table["revenue"]]
+    table["customer_share"] = [ratio(n, total_cust) for n in table["customers"]]
+    table = table.astype({"aov": "float64", "revenue_share": "float64", "customer_share": "float64"})
+    table.index.name = "segment"
+    return FrequencySegments(table, low, high, data_driven, lookback_months)

@@ -1,0 +1,76 @@
+"""Notebook conveniences: display setup and the short explanatory notes under tables and charts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .formatting import fmt_count, fmt_number, fmt_pct
+
+__all__ = ["setup", "split_basis_note", "segment_note", "cohort_note", "second_purchase_note", "BEHAVIOUR_KPIS"]
+
+BEHAVIOUR_KPIS = [
+    "purchases",
+    "purchase_frequency",
+    "repeat_purchase_rate",
+    "aov",
+    "refunds",
+    "refund_rate",
+    "median_days_to_second_purchase",
+]
+
+
+def setup() -> None:
+    """Apply the project chart theme and crisp (2x) inline PNGs."""
+    from . import plots
+
+    plots.set_theme()
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("retina")
+    except Exception:  # pragma: no cover - outside IPython
+        pass
+
+
+def split_basis_note(ctx: Any) -> str:
+    if ctx.options.split_basis == "customer":
+        return ("Convention: all purchases in the period of customers acquired in it count as new "
+                "(split_basis = customer). Refunds are not split and are shown in the KPIs.")
+    k = ctx.kpis
+    return (
+        "Convention: a purchase is new when it is the customer's first purchase ever; a new customer's "
+        "later purchases in the same period are returning revenue (split_basis = purchase). "
+        f"New customers: {fmt_count(k.get('customers_new'))}; returning customers: "
+        f"{fmt_count(k.get('customers_returning'))}. Refunds ({fmt_pct(k.get('refund_rate'))} of gross) "
+        "are not split."
+    )
+
+
+def segment_note(seg: Any) -> str:
+    if seg.low is None:
+        return "No returning active customers in the period: frequency segments are empty."
+    how = "terciles of the customers' frequencies" if seg.data_driven else "the configured thresholds"
+    return (
+        f"Frequency = purchases per month over the last {seg.lookback_months} months. Rare: at most "
+        f"{fmt_number(seg.low)}; medium: up to {fmt_number(seg.high)}; frequent: above "
+        f"({how}). Lapsed: no purchase within the activity window at the period end."
+    )
+
+
+def cohort_note(co: Any) -> str:
+    unit = "month" if co.grain == "month" else "week"
+    text = (f"Each row is a cohort of customers by {unit} of first purchase; each column the {unit}s "
+            "since then. Blank cells are not observable yet.")
+    if co.partial_bucket is not None:
+        text += f" Cells marked * fall in the {unit} still in progress at the period end."
+    return text
+
+
+def second_purchase_note(sp: Any) -> str:
+    if not sp.customers:
+        return "No customer had a second purchase by the period end."
+    return (
+        f"{fmt_count(sp.customers)} customers made a second purchase by the period end (whole history). "
+        f"Median time to it: {fmt_number(sp.median_days, 0)} days; within 30 days: {fmt_pct(sp.within_30)}, "
+        f"90 days: {fmt_pct(sp.within_90)}, 180 days: {fmt_pct(sp.within_180)}."
+    )

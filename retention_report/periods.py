@@ -1,0 +1,231 @@
+"""Report periods: parsing ``PERIOD`` strings and finding the previous and year-ago periods.
+
+Accepted forms (SPEC §3)::
+
+    2024                      year
+    2024-H1                   half year (H1, H2)
+    2024-Q1                   quarter (Q1..Q4)
+    2024-03                   month
+    2024-W05                  ISO week (Monday..Sunday)
+    2024-01-15..2024-02-14    custom range, both ends inclusive
+
+Every period knows its *previous* period (same length, immediately before) and its *year-ago*
+period. For calendar periods "same length" means the same calendar unit (the month before March is
+February); for custom ranges it means the same number of days.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+__all__ = ["Period", "PeriodError", "parse_period", "ACCEPTED_FORMS"]
+
+Kind = Literal["year", "half", "quarter", "month", "week", "range"]
+
+ACCEPTED_FORMS = (
+    "2024 (year), 2024-H1 (half), 2024-Q1 (quarter), 2024-03 (month), "
+    "2024-W05 (ISO week), 2024-01-15..2024-02-14 (inclusive date range)"
+)
+
+# Number of months in each calendar kind.
+_MONTHS = {"year": 12, "half": 6, "quarter": 3, "month": 1}
+
+
+class PeriodError(ValueError):
+    """A PERIOD string that is not one of the accepted forms."""
+
+
+def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
+    index = year * 12 + (month - 1) + n
+    return index // 12, index % 12 + 1
+
+
+def _month_end(year: int, month: int) -> date:
+    ny, nm = _add_months(year, month, 1)
+    return date(ny, nm, 1) - timedelta(days=1)
+
+
+def _minus_year(d: date) -> date:
+    try:
+        return d.replace(year=d.year - 1)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year - 1, day=28)
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """An inclusive date range with a kind and a label.
+
+    Attributes
+    ----------
+    start, end
+        First and last day, inclusive.
+    kind
+        ``year``, ``half``, ``quarter``, ``month``, ``week`` or ``range``.
+    label
+        The canonical ``PERIOD`` string (``2024-Q1``); it names the output folder.
+    """
+
+    start: date
+    end: date
+    kind: Kind
+    label: str
+
+    @property
+    def days(self) -> int:
+        """Number of days in the period, both ends included."""
+        return (self.end - self.start).days + 1
+
+    @property
+    def title(self) -> str:
+        """Human-readable name, e.g. ``Q1 2024`` or ``15 Jan 2024 – 14 Feb 2024``."""
+        if self.kind == "year":
+            return str(self.start.year)
+        if self.kind == "half":
+            return f"H{1 if self.start.month == 1 else 2} {self.start.year}"
+        if self.kind == "quarter":
+            return f"Q{(self.start.month - 1) // 3 + 1} {self.start.year}"
+        if self.kind == "month":
+            return self.start.strftime("%B %Y")
+        if self.kind == "week":
+            y, w, _ = self.start.isocalendar()
+            return f"Week {w} {y}"
+        return f"{self.start:%d %b %Y} – {self.end:%d %b %Y}"
+
+    @property
+    def date_range(self) -> str:
+        """``1 Jan 2024 – 31 Mar 2024``."""
+        return f"{self.start.day} {self.start:%b %Y} – {self.end.day} {self.end:%b %Y}"
+
+    def shift(self, n: int) -> Period:
+        """The period ``n`` steps later (negative: earlier), of the same kind and length."""
+        if n == 0:
+            return self
+        if self.kind in _MONTHS:
+            months = _MONTHS[self.kind] * n
+            y, m = _add_months(self.start.year, self.start.month, months)
+            ey, em = _add_months(y, m, _MONTHS[self.kind] - 1)
+            return _calendar(self.kind, date(y, m, 1), _month_end(ey, em))
+        if self.kind == "week":
+            start = self.start + timedelta(weeks=n)
+            return _calendar("week", start, start + timedelta(days=6))
+        start = self.start + timedelta(days=self.days * n)
+        return _range(start, start + timedelta(days=self.days - 1))
+
+    def previous(self) -> Period:
+        """The period of the same length immediately before this one."""
+        return self.shift(-1)
+
+    def year_ago(self) -> Period:
+        """The same period one year earlier.
+
+        Calendar periods map to the same unit a year before (``2024-Q1`` → ``2023-Q1``); ISO weeks
+        to the same week number of the previous ISO year (week 53 of a year whose predecessor has
+        none maps to that year's last week, 52: ``2020-W53`` → ``2019-W52``, just as 29 February
+        maps to 28 February); custom ranges shift both ends by one calendar year.
+        """
+        if self.kind in _MONTHS:
+            return self.shift(-12 // _MONTHS[self.kind])
+        if self.kind == "week":
+            year, week, _ = self.start.isocalendar()
+            try:
+                start = date.fromisocalendar(year - 1, week, 1)
+            except ValueError:  # week 53; every ISO year has a week 52
+                start = date.fromisocalendar(year - 1, 52, 1)
+            return _calendar("week", start, start + timedelta(days=6))
+        return _range(_minus_year(self.start), _minus_year(self.end))
+
+    def contains(self, d: date) -> bool:
+        return self.start <= d <= self.end
+
+    def to_dict(self) -> dict[str, str]:
+        return {"period": self.label, "start": self.start.isoformat(), "end": self.end.isoformat()}
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def _calendar(kind: Kind, start: date, end: date) -> Period:
+    if kind == "year":
+        label = f"{start.year}"
+    elif kind == "half":
+        label = f"{start.year}-H{1 if start.month == 1 else 2}"
+    elif kind == "quarter":
+        label = f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    elif kind == "month":
+        label = f"{start.year}-{start.month:02d}"
+    else:
+        y, w, _ = start.isocalendar()
+        label = f"{y}-W{w:02d}"
+    return Period(start, end, kind, label)
+
+
+def _range(start: date, end: date) -> Period:
+    return Period(start, end, "range", f"{start.isoformat()}..{end.isoformat()}")
+
+
+_PATTERNS = [
+    ("range", re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")),
+    ("year", re.compile(r"^(\d{4})$")),
+    ("half", re.compile(r"^(\d{4})-H([12])$", re.I)),
+    ("quarter", re.compile(r"^(\d{4})-Q([1-4])$", re.I)),
+    ("month", re.compile(r"^(\d{4})-(\d{2})$")),
+    ("week", re.compile(r"^(\d{4})-W(\d{2})$", re.I)),
+]
+
+
+def parse_period(text: str) -> Period:
+    """Parse a ``PERIOD`` string into a :class:`Period`.
+
+    Raises
+    ------
+    PeriodError
+        When the text is not one of :data:`ACCEPTED_FORMS`, or names a date that does not exist
+        (``2024-13``, ``2023-W53``, ``2024-02-30..2024-03-01``), or a range that ends before it
+        starts. The message repeats the accepted forms.
+    """
+    raw = text
+    text = "" if text is None else str(text).strip()  # papermill may pass PERIOD=2024 as an int
+    for kind, pattern in _PATTERNS:
+        m = pattern.match(text)
+        if not m:
+            continue
+        try:
+            return _build(kind, m)
+        except ValueError as exc:
+            raise PeriodError(f"PERIOD {raw!r} is not a valid period: {exc}. "
+                              f"Accepted forms: {ACCEPTED_FORMS}.") from None
+    raise PeriodError(f"PERIOD {raw!r} is not a recognised period. Accepted forms: {ACCEPTED_FORMS}.")
+
+
+def _build(kind: str, m: re.Match[str]) -> Period:
+    if kind == "range":
+        start, end = date.fromisoformat(m[1]), date.fromisoformat(m[2])
+        if end < start:
+            raise ValueError(f"the range ends ({end}) before it starts ({start})")
+        return _range(start, end)
+    year = int(m[1])
+    if year < 1900:
+        raise ValueError(f"year {year} is before 1900")
+    if kind == "year":
+        return _calendar("year", date(year, 1, 1), date(year, 12, 31))
+    if kind == "half":
+        h = int(m[2])
+        return _calendar("half", date(year, 6 * h - 5, 1), _month_end(year, 6 * h))
+    if kind == "quarter":
+        q = int(m[2])
+        return _calendar("quarter", date(year, 3 * q - 2, 1), _month_end(year, 3 * q))
+    if kind == "month":
+        month = int(m[2])
+        if not 1 <= month <= 12:
+            raise ValueError(f"month {month:02d} does not exist")
+        return _calendar("month", date(year, month, 1), _month_end(year, month))
+    week = int(m[2])
+    try:
+        start = date.fromisocalendar(year, week, 1)
+    except ValueError:
+        raise ValueError(f"ISO year {year} has no week {week:02d}") from None
+    return _calendar("week", start, start + timedelta(days=6))

@@ -1,0 +1,122 @@
+"""Rendering: executed section notebooks → one self-contained HTML report → paged PDF.
+
+nbconvert does the HTML with the project template in ``templates/report`` (code, prompts, the
+parameters cells and stderr are removed by configuration); WeasyPrint turns the same HTML into an
+A4 PDF with a running header and page numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+__all__ = [
+    "TEMPLATES_DIR",
+    "combine_notebooks",
+    "render_html",
+    "render_pdf",
+    "add_toc",
+    "check_self_contained",
+]
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+REMOVE_TAGS = {"parameters", "injected-parameters", "remove-cell", "remove_cell"}
+
+
+def combine_notebooks(paths: Iterable[Path]) -> nbformat.NotebookNode:
+    """Concatenate executed notebooks into one, dropping parameter cells and stderr outputs."""
+    combined: nbformat.NotebookNode | None = None
+    for path in paths:
+        nb = nbformat.read(str(path), as_version=4)
+        if combined is None:
+            combined = copy.deepcopy(nb)
+            combined.cells = []
+        for cell in nb.cells:
+            tags = set(cell.get("metadata", {}).get("tags", []))
+            if tags & REMOVE_TAGS:
+                continue
+            if cell.cell_type == "code":
+                cell.outputs = [
+                    o for o in cell.get("outputs", [])
+                    if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+                ]
+            combined.cells.append(cell)
+    if combined is None:
+        combined = nbformat.v4.new_notebook()
+    return combined
+
+
+_HEADING = re.compile(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', re.S)
+
+
+def add_toc(html: str) -> str:
+    """Fill the ``<!-- rr:toc -->`` placeholder with links to every ``h2`` section."""
+    items = []
+    for anchor, inner in _HEADING.findall(html):
+        text = re.sub(r"<[^>]+>", "", inner).replace("¶", "").strip()
+        items.append(f'<li><a href="#{anchor}">{text}</a></li>')
+    toc = '<p class="rr-toc-title">Contents</p><ol>' + "".join(items) + "</ol>" if items else ""
+    return html.replace("<!-- rr:toc -->", toc, 1)
+
+
+def render_html(nb: nbformat.NotebookNode, report: Mapping[str, Any]) -> str:
+    """Render a combined notebook with the report template.
+
+    ``report`` feeds the cover: title, period_title, date_range, source, previous_title,
+    year_ago_title, generated_at, complete, incomplete_text, kicker, version.
+    """
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    c = Config()
+    c.HTMLExporter.exclude_input = True
+    c.HTMLExporter.exclude_input_prompt = True
+    c.HTMLExporter.exclude_output_prompt = True
+    c.HTMLExporter.exclude_anchor_links = True
+    c.HTMLExporter.embed_images = True
+    c.TagRemovePreprocessor.enabled = True
+    c.TagRemovePreprocessor.remove_cell_tags = set(REMOVE_TAGS)
+    c.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
+    exporter = HTMLExporter(
+        config=c,
+        template_name="report",
+        extra_template_basedirs=[str(TEMPLATES_DIR)],
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"report": dict(report)})
+    body = add_toc(body)
+    check_self_contained(body)
+    return body
+
+
+_EXTERNAL = re.compile(
+    r"""(?:src|href)\s*=\s*["'](?:https?:)?//|@import\s+url\(\s*["']?(?:https?:)?//|url\(\s*["']?https?://""",
+    re.I,
+)
+
+
+def check_self_contained(html: str) -> None:
+    """Raise if the page would load anything from the network."""
+    m = _EXTERNAL.search(html)
+    if m:
+        start = max(m.start() - 60, 0)
+        raise ValueError(f"report HTML references an external resource: …{html[start:m.end() + 60]}…")
+    if re.search(r"<script\b", html, re.I):
+        raise ValueError("report HTML contains a <script> element")
+
+
+def render_pdf(html: str, path: Path) -> Path:
+    """Render the report HTML to an A4 PDF with WeasyPrint (print media rules of report.css)."""
+    import logging
+
+    from weasyprint import HTML
+
+    # WeasyPrint logs unsupported CSS at WARNING; keep the run's output clean
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
+    HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf(str(path))
+    return path

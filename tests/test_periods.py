@@ -1,0 +1,511 @@
+"""Tests for ``retention_report.periods`` (SPEC §3). Every expected date is written out by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from retention_report.periods import ACCEPTED_FORMS, Period, PeriodError, parse_period
+
+ROOT = Path(__file__).resolve().parents[1]
+
+D = date.fromisoformat
+
+# One representative of each accepted form, used by the tests that loop over every kind.
+ONE_OF_EACH_KIND = [
+    "2024",
+    "2024-H1",
+    "2024-H2",
+    "2024-Q1",
+    "2024-Q4",
+    "2024-03",
+    "2024-12",
+    "2024-W05",
+    "2024-W01",
+    "2020-W53",
+    "2024-01-15..2024-02-14",
+    "2024-02-29..2024-03-10",
+    "2024-03-01..2024-03-01",
+]
+
+
+def _span(p: Period) -> tuple[str, str, str]:
+    return p.label, p.start.isoformat(), p.end.isoformat()
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing: start, end, kind, label, days, title
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "label", "start", "end", "days", "title"),
+    [
+        # years
+        ("2024", "year", "2024", "2024-01-01", "2024-12-31", 366, "2024"),
+        ("2023", "year", "2023", "2023-01-01", "2023-12-31", 365, "2023"),
+        ("1900", "year", "1900", "1900-01-01", "1900-12-31", 365, "1900"),
+        # halves
+        ("2024-H1", "half", "2024-H1", "2024-01-01", "2024-06-30", 182, "H1 2024"),
+        ("2024-H2", "half", "2024-H2", "2024-07-01", "2024-12-31", 184, "H2 2024"),
+        ("2023-H1", "half", "2023-H1", "2023-01-01", "2023-06-30", 181, "H1 2023"),
+        # quarters
+        ("2024-Q1", "quarter", "2024-Q1", "2024-01-01", "2024-03-31", 91, "Q1 2024"),
+        ("2024-Q2", "quarter", "2024-Q2", "2024-04-01", "2024-06-30", 91, "Q2 2024"),
+        ("2024-Q3", "quarter", "2024-Q3", "2024-07-01", "2024-09-30", 92, "Q3 2024"),
+        ("2024-Q4", "quarter", "2024-Q4", "2024-10-01", "2024-12-31", 92, "Q4 2024"),
+        ("2023-Q1", "quarter", "2023-Q1", "2023-01-01", "2023-03-31", 90, "Q1 2023"),
+        # months (leap and non-leap February, 30- and 31-day months, December)
+        ("2024-03", "month", "2024-03", "2024-03-01", "2024-03-31", 31, "March 2024"),
+        ("2024-02", "month", "2024-02", "2024-02-01", "2024-02-29", 29, "February 2024"),
+        ("2023-02", "month", "2023-02", "2023-02-01", "2023-02-28", 28, "February 2023"),
+        ("2000-02", "month", "2000-02", "2000-02-01", "2000-02-29", 29, "February 2000"),
+        ("1900-02", "month", "1900-02", "1900-02-01", "1900-02-28", 28, "February 1900"),
+        ("2024-04", "month", "2024-04", "2024-04-01", "2024-04-30", 30, "April 2024"),
+        ("2024-01", "month", "2024-01", "2024-01-01", "2024-01-31", 31, "January 2024"),
+        ("2024-12", "month", "2024-12", "2024-12-01", "2024-12-31", 31, "December 2024"),
+        # ISO weeks (Monday..Sunday), including weeks that straddle a calendar year
+        ("2024-W05", "week", "2024-W05", "2024-01-29", "2024-02-04", 7, "Week 5 2024"),
+        ("2024-W01", "week", "2024-W01", "2024-01-01", "2024-01-07", 7, "Week 1 2024"),
+        ("2024-W52", "week", "2024-W52", "2024-12-23", "2024-12-29", 7, "Week 52 2024"),
+        ("2023-W01", "week", "2023-W01", "2023-01-02", "2023-01-08", 7, "Week 1 2023"),
+        ("2023-W52", "week", "2023-W52", "2023-12-25", "2023-12-31", 7, "Week 52 2023"),
+        ("2021-W01", "week", "2021-W01", "2021-01-04", "2021-01-10", 7, "Week 1 2021"),
+        ("2020-W53", "week", "2020-W53", "2020-12-28", "2021-01-03", 7, "Week 53 2020"),
+        ("2026-W53", "week", "2026-W53", "2026-12-28", "2027-01-03", 7, "Week 53 2026"),
+        ("2025-W01", "week", "2025-W01", "2024-12-30", "2025-01-05", 7, "Week 1 2025"),
+        # custom inclusive ranges
+        (
+            "2024-01-15..2024-02-14",
+            "range",
+            "2024-01-15..2024-02-14",
+            "2024-01-15",
+            "2024-02-14",
+            31,
+            "15 Jan 2024 – 14 Feb 2024",
+        ),
+        (
+            "2024-02-29..2024-03-10",
+            "range",
+            "2024-02-29..2024-03-10",
+            "2024-02-29",
+            "2024-03-10",
+            11,
+            "29 Feb 2024 – 10 Mar 2024",
+        ),
+        (
+            "2024-03-01..2024-03-01",
+            "range",
+            "2024-03-01..2024-03-01",
+            "2024-03-01",
+            "2024-03-01",
+            1,
+            "01 Mar 2024 – 01 Mar 2024",
+        ),
+        (
+            "2023-12-20..2024-01-10",
+            "range",
+            "2023-12-20..2024-01-10",
+            "2023-12-20",
+            "2024-01-10",
+            22,
+            "20 Dec 2023 – 10 Jan 2024",
+        ),
+    ],
+)
+def test_parse_every_form(text, kind, label, start, end, days, title):
+    p = parse_period(text)
+    assert p.kind == kind
+    assert p.label == label
+    assert str(p) == label
+    assert p.start == D(start)
+    assert p.end == D(end)
+    assert p.days == days
+    assert p.title == title
+
+
+@pytest.mark.parametrize(
+    ("text", "date_range"),
+    [
+        ("2024-Q1", "1 Jan 2024 – 31 Mar 2024"),
+        ("2024-02", "1 Feb 2024 – 29 Feb 2024"),
+        ("2020-W53", "28 Dec 2020 – 3 Jan 2021"),
+        ("2024-01-15..2024-02-14", "15 Jan 2024 – 14 Feb 2024"),
+    ],
+)
+def test_date_range(text, date_range):
+    assert parse_period(text).date_range == date_range
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("2024-q1", "2024-Q1"),
+        ("2024-q4", "2024-Q4"),
+        ("2024-h1", "2024-H1"),
+        ("2024-h2", "2024-H2"),
+        ("2024-w05", "2024-W05"),
+        ("  2024-Q1  ", "2024-Q1"),
+        ("\t2024-03\n", "2024-03"),
+        (" 2024 ", "2024"),
+        (" 2024-w05\n", "2024-W05"),
+        ("\n2024-01-15..2024-02-14 ", "2024-01-15..2024-02-14"),
+    ],
+)
+def test_lowercase_and_whitespace_are_accepted(text, label):
+    assert parse_period(text).label == label
+
+
+def test_lowercase_gives_the_same_period():
+    assert parse_period("2024-q1") == parse_period("2024-Q1")
+    assert parse_period(" 2024-w05 ") == parse_period("2024-W05")
+
+
+def test_integer_year_is_accepted():
+    # papermill's ``-p PERIOD 2024`` hands the notebook an int, not a str.
+    p = parse_period(2024)  # type: ignore[arg-type]
+    assert _span(p) == ("2024", "2024-01-01", "2024-12-31")
+
+
+@pytest.mark.parametrize("text", ONE_OF_EACH_KIND)
+def test_label_round_trips(text):
+    p = parse_period(text)
+    assert parse_period(p.label) == p
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-Q5",
+        "2024-Q0",
+        "2024-H3",
+        "2024-H0",
+        "2024-13",
+        "2024-00",
+        "2023-W53",  # 2023 has 52 ISO weeks
+        "2024-W53",  # so has 2024
+        "2024-W00",
+        "2024-W54",
+        "2024-W5",
+        "2024-02-30..2024-03-01",
+        "2023-02-29..2023-03-01",  # 2023 is not a leap year
+        "2024-13-01..2024-13-05",
+        "2024-03-01..2024-02-01",  # ends before it starts
+        "2024-01-02..2024-01-01",
+        "",
+        "   ",
+        "Q1-2024",
+        "2024/03",
+        "24-Q1",
+        "2024-1",
+        "2024-Q",
+        "2024-",
+        "20240301",
+        "2024-03-01",  # a single day is written as a range
+        "2024-01-15..",
+        "..2024-02-14",
+        "2024-01-15...2024-02-14",
+        "1899",  # before 1900
+        "garbage",
+        "2024 Q1",
+    ],
+)
+def test_malformed_period_raises_with_accepted_forms(text):
+    with pytest.raises(PeriodError) as info:
+        parse_period(text)
+    msg = str(info.value)
+    assert ACCEPTED_FORMS in msg
+    for form in ("2024", "2024-H1", "2024-Q1", "2024-03", "2024-W05", ".."):
+        assert form in msg
+    assert repr(text) in msg  # the message names what was given
+
+
+def test_none_raises_period_error():
+    with pytest.raises(PeriodError, match="2024-W05"):
+        parse_period(None)  # type: ignore[arg-type]
+
+
+def test_period_error_is_a_value_error():
+    assert issubclass(PeriodError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("2024-13", "month 13 does not exist"),
+        ("2024-00", "month 00 does not exist"),
+        ("2023-W53", "ISO year 2023 has no week 53"),
+        ("2024-W00", "ISO year 2024 has no week 00"),
+        ("2024-03-01..2024-02-01", "ends (2024-02-01) before it starts (2024-03-01)"),
+        ("1899", "year 1899 is before 1900"),
+    ],
+)
+def test_error_message_explains_the_problem(text, reason):
+    with pytest.raises(PeriodError, match="Accepted forms") as info:
+        parse_period(text)
+    assert reason in str(info.value)
+
+
+def test_importing_periods_does_not_import_heavy_libraries():
+    code = (
+        "import sys, retention_report.periods; "
+        "print(any(m in sys.modules for m in ('ibis','pandas','duckdb')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------------------------
+# Previous period
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "start", "end"),
+    [
+        ("2024", "2023", "2023-01-01", "2023-12-31"),
+        ("2024-H1", "2023-H2", "2023-07-01", "2023-12-31"),
+        ("2024-H2", "2024-H1", "2024-01-01", "2024-06-30"),
+        ("2024-Q1", "2023-Q4", "2023-10-01", "2023-12-31"),
+        ("2024-Q2", "2024-Q1", "2024-01-01", "2024-03-31"),
+        ("2024-Q4", "2024-Q3", "2024-07-01", "2024-09-30"),
+        ("2024-01", "2023-12", "2023-12-01", "2023-12-31"),
+        ("2024-03", "2024-02", "2024-02-01", "2024-02-29"),
+        ("2023-03", "2023-02", "2023-02-01", "2023-02-28"),
+        ("2024-05", "2024-04", "2024-04-01", "2024-04-30"),
+        ("2024-W05", "2024-W04", "2024-01-22", "2024-01-28"),
+        ("2024-W01", "2023-W52", "2023-12-25", "2023-12-31"),
+        ("2021-W01", "2020-W53", "2020-12-28", "2021-01-03"),
+        ("2020-W53", "2020-W52", "2020-12-21", "2020-12-27"),
+        ("2025-W01", "2024-W52", "2024-12-23", "2024-12-29"),
+        # custom range of 31 days → the 31 days before
+        ("2024-01-15..2024-02-14", "2023-12-15..2024-01-14", "2023-12-15", "2024-01-14"),
+        ("2024-02-29..2024-03-10", "2024-02-18..2024-02-28", "2024-02-18", "2024-02-28"),
+        ("2024-03-01..2024-03-01", "2024-02-29..2024-02-29", "2024-02-29", "2024-02-29"),
+    ],
+)
+def test_previous(text, label, start, end):
+    p = parse_period(text)
+    prev = p.previous()
+    assert _span(prev) == (label, start, end)
+    assert prev.kind == p.kind
+
+
+@pytest.mark.parametrize("text", ONE_OF_EACH_KIND)
+def test_previous_ends_the_day_before(text):
+    p = parse_period(text)
+    prev = p.previous()
+    assert (p.start - prev.end).days == 1
+    if p.kind in ("week", "range"):
+        assert prev.days == p.days
+
+
+# --------------------------------------------------------------------------------------------
+# Year-ago period
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "start", "end"),
+    [
+        ("2024", "2023", "2023-01-01", "2023-12-31"),
+        ("2024-H1", "2023-H1", "2023-01-01", "2023-06-30"),
+        ("2024-H2", "2023-H2", "2023-07-01", "2023-12-31"),
+        ("2024-Q1", "2023-Q1", "2023-01-01", "2023-03-31"),
+        ("2024-Q4", "2023-Q4", "2023-10-01", "2023-12-31"),
+        ("2024-02", "2023-02", "2023-02-01", "2023-02-28"),
+        ("2025-02", "2024-02", "2024-02-01", "2024-02-29"),
+        ("2024-03", "2023-03", "2023-03-01", "2023-03-31"),
+        ("2024-01", "2023-01", "2023-01-01", "2023-01-31"),
+        # ISO weeks keep their week number
+        ("2024-W05", "2023-W05", "2023-01-30", "2023-02-05"),
+        ("2024-W01", "2023-W01", "2023-01-02", "2023-01-08"),
+        ("2021-W05", "2020-W05", "2020-01-27", "2020-02-02"),
+        ("2021-W52", "2020-W52", "2020-12-21", "2020-12-27"),
+        # week 53 of a year whose predecessor has only 52 weeks → that year's last week
+        ("2020-W53", "2019-W52", "2019-12-23", "2019-12-29"),
+        ("2026-W53", "2025-W52", "2025-12-22", "2025-12-28"),
+        # custom ranges shift both ends by a calendar year (29 Feb → 28 Feb)
+        ("2024-01-15..2024-02-14", "2023-01-15..2023-02-14", "2023-01-15", "2023-02-14"),
+        ("2024-02-29..2024-03-10", "2023-02-28..2023-03-10", "2023-02-28", "2023-03-10"),
+        ("2024-02-01..2024-02-29", "2023-02-01..2023-02-28", "2023-02-01", "2023-02-28"),
+        ("2024-02-29..2024-02-29", "2023-02-28..2023-02-28", "2023-02-28", "2023-02-28"),
+        ("2025-02-28..2025-03-01", "2024-02-28..2024-03-01", "2024-02-28", "2024-03-01"),
+    ],
+)
+def test_year_ago(text, label, start, end):
+    p = parse_period(text)
+    ago = p.year_ago()
+    assert _span(ago) == (label, start, end)
+    assert ago.kind == p.kind
+
+
+def test_year_ago_of_week_53_is_a_whole_week_of_the_previous_iso_year():
+    p = parse_period("2020-W53")  # 2020-12-28 .. 2021-01-03
+    ago = p.year_ago()
+    assert ago.days == 7
+    assert ago.start.weekday() == 0  # Monday
+    assert ago.start.isocalendar()[0] == 2019
+    assert ago.end < p.start
+    # 53 weeks back (2019 has 52 ISO weeks): roughly a year, not overlapping 2020's week 1.
+    assert (p.start - ago.start).days == 53 * 7
+    assert ago.end < parse_period("2020-W01").start
+
+
+@pytest.mark.parametrize("text", ONE_OF_EACH_KIND)
+def test_year_ago_is_about_a_year_earlier(text):
+    p = parse_period(text)
+    ago = p.year_ago()
+    assert 364 - 7 <= (p.start - ago.start).days <= 366 + 7
+    assert ago.end < p.start
+
+
+# --------------------------------------------------------------------------------------------
+# shift(n)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "n", "label", "start", "end"),
+    [
+        ("2024", -8, "2016", "2016-01-01", "2016-12-31"),
+        ("2024", 1, "2025", "2025-01-01", "2025-12-31"),
+        ("2024-H1", -8, "2020-H1", "2020-01-01", "2020-06-30"),
+        ("2024-H2", 1, "2025-H1", "2025-01-01", "2025-06-30"),
+        ("2024-Q1", -8, "2022-Q1", "2022-01-01", "2022-03-31"),
+        ("2024-Q1", -5, "2022-Q4", "2022-10-01", "2022-12-31"),
+        ("2024-Q4", 1, "2025-Q1", "2025-01-01", "2025-03-31"),
+        ("2024-03", -8, "2023-07", "2023-07-01", "2023-07-31"),
+        ("2024-03", -1, "2024-02", "2024-02-01", "2024-02-29"),
+        ("2024-03", -13, "2023-02", "2023-02-01", "2023-02-28"),
+        ("2024-12", 1, "2025-01", "2025-01-01", "2025-01-31"),
+        ("2024-01", -12, "2023-01", "2023-01-01", "2023-01-31"),
+        ("2024-W05", -8, "2023-W49", "2023-12-04", "2023-12-10"),
+        ("2024-W52", 1, "2025-W01", "2024-12-30", "2025-01-05"),
+        ("2020-W52", 1, "2020-W53", "2020-12-28", "2021-01-03"),
+        ("2020-W53", 1, "2021-W01", "2021-01-04", "2021-01-10"),
+        ("2024-01-15..2024-02-14", -8, "2023-05-12..2023-06-11", "2023-05-12", "2023-06-11"),
+        ("2024-01-15..2024-02-14", 1, "2024-02-15..2024-03-16", "2024-02-15", "2024-03-16"),
+        ("2024-03-01..2024-03-01", -3, "2024-02-27..2024-02-27", "2024-02-27", "2024-02-27"),
+    ],
+)
+def test_shift(text, n, label, start, end):
+    shifted = parse_period(text).shift(n)
+    assert _span(shifted) == (label, start, end)
+
+
+@pytest.mark.parametrize("text", ONE_OF_EACH_KIND)
+def test_shift_minus_one_is_previous(text):
+    p = parse_period(text)
+    assert p.shift(-1) == p.previous()
+
+
+@pytest.mark.parametrize("text", ONE_OF_EACH_KIND)
+def test_shift_zero_is_identity(text):
+    p = parse_period(text)
+    assert p.shift(0) == p
+
+
+@pytest.mark.parametrize("text", ONE_OF_EACH_KIND)
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 53])
+def test_shift_there_and_back_is_identity(text, n):
+    p = parse_period(text)
+    assert p.shift(n).shift(-n) == p
+    assert p.shift(-n).shift(n) == p
+
+
+@pytest.mark.parametrize("text", ONE_OF_EACH_KIND)
+def test_shift_minus_eight_is_eight_previous_steps(text):
+    # The trend charts walk back ``trend_periods`` periods: repeated previous() must agree.
+    p = parse_period(text)
+    q = p
+    for _ in range(8):
+        q = q.previous()
+    assert p.shift(-8) == q
+
+
+@pytest.mark.parametrize("text", ONE_OF_EACH_KIND)
+def test_trend_periods_are_contiguous_and_same_kind(text):
+    p = parse_period(text)
+    trend = [p.shift(-k) for k in range(8, -1, -1)]
+    assert trend[-1] == p
+    for earlier, later in zip(trend, trend[1:], strict=False):
+        assert earlier.kind == later.kind == p.kind
+        assert (later.start - earlier.end).days == 1
+        assert parse_period(earlier.label) == earlier
+
+
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [("2024-Q1", -4), ("2024-03", -12), ("2024-H2", -2), ("2024", -1)],
+)
+def test_year_ago_of_calendar_periods_is_a_shift(text, n):
+    p = parse_period(text)
+    assert p.year_ago() == p.shift(n)
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "inside"),
+    [
+        ("2024-Q1", "2024-01-01", True),
+        ("2024-Q1", "2024-03-31", True),
+        ("2024-Q1", "2024-04-01", False),
+        ("2024-Q1", "2023-12-31", False),
+        ("2024-02", "2024-02-29", True),
+        ("2020-W53", "2021-01-03", True),
+        ("2020-W53", "2021-01-04", False),
+        ("2024-01-15..2024-02-14", "2024-01-15", True),
+        ("2024-01-15..2024-02-14", "2024-02-14", True),
+        ("2024-01-15..2024-02-14", "2024-01-14", False),
+    ],
+)
+def test_contains(text, day, inside):
+    assert parse_period(text).contains(D(day)) is inside
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-Q1", {"period": "2024-Q1", "start": "2024-01-01", "end": "2024-03-31"}),
+        ("2020-W53", {"period": "2020-W53", "start": "2020-12-28", "end": "2021-01-03"}),
+        (
+            "2024-01-15..2024-02-14",
+            {"period": "2024-01-15..2024-02-14", "start": "2024-01-15", "end": "2024-02-14"},
+        ),
+    ],
+)
+def test_to_dict(text, expected):
+    assert parse_period(text).to_dict() == expected
+
+
+def test_period_is_frozen_and_hashable():
+    p = parse_period("2024-Q1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.start = D("2024-02-01")  # type: ignore[misc]
+    assert {p, parse_period("2024-q1")} == {p}
+
+
+def test_periods_sort_by_start():
+    labels = ["2024-Q2", "2023-Q4", "2024-Q1"]
+    assert [p.label for p in sorted(parse_period(x) for x in labels)] == [
+        "2023-Q4",
+        "2024-Q1",
+        "2024-Q2",
+    ]
