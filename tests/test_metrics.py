@@ -1,0 +1,359 @@
+"""Metric families against tiny payment logs whose expected numbers are counted by hand here."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pandas as pd
+import pytest
+from conftest import make_dataset
+
+from retention_report.metrics import (
+    KPI_KEYS,
+    MetricOptions,
+    cohort_matrices,
+    customer_bridge,
+    frequency_segments,
+    lifetime_from_churn,
+    ltv,
+    metrics_document,
+    new_vs_returning,
+    period_kpis,
+    time_to_second_purchase,
+)
+from retention_report.metrics.flow import CustomerBridge
+from retention_report.periods import parse_period
+
+Q1 = parse_period("2024-Q1")
+approx = pytest.approx
+
+# --------------------------------------------------------------------------------------------
+# §4.1 new vs returning, money, purchases
+# a: bought before (2023-11-05) and twice on 2024-01-10 (one purchase of 80: 50 + 30)
+# b: first purchase 2024-02-01 (200), again 2024-03-15 (20), refund of 20 on 2024-03-20
+# c: only in 2023 (churns), d: first purchase at 23:59:59 on the period's last day
+# e: a refund without any purchase: never a customer
+SALES = [
+    ("a", "2023-11-05 10:00", 100.0),
+    ("a", "2024-01-10 10:00", 50.0),
+    ("a", "2024-01-10 15:00", 30.0),
+    ("b", "2024-02-01 09:00", 200.0),
+    ("b", "2024-03-15 09:00", 20.0),
+    ("b", "2024-03-20 09:00", -20.0),
+    ("c", "2023-01-01 09:00", 10.0),
+    ("d", "2024-03-31 23:59:59", 5.0),
+    ("e", "2024-02-02 10:00", -5.0),
+]
+
+
+@pytest.fixture(scope="module")
+def sales_ds():
+    return make_dataset(SALES)
+
+
+def test_money_and_counts(sales_ds):
+    k = period_kpis(sales_ds, Q1)
+    assert k["gross_revenue"] == approx(80 + 200 + 20 + 5)  # positive payments in Q1
+    assert k["refunds"] == approx(20 + 5)  # b's refund and e's refund, as a positive number
+    assert k["revenue"] == approx(305 - 25)
+    assert k["revenue_new"] == approx(200 + 5)  # first purchases ever: b on 02-01, d on 03-31
+    assert k["revenue_returning"] == approx(80 + 20)  # a's purchase, b's second purchase
+    assert k["new_revenue_share"] == approx(205 / 305)
+    assert k["purchases"] == 4  # a: 1 (two payments merged), b: 2, d: 1
+    assert k["customers"] == 3  # a, b, d (e only had a refund)
+    assert k["customers_new"] == 2  # b, d
+    assert k["customers_returning"] == 1  # a
+    assert k["aov"] == approx(305 / 4)
+    assert k["purchase_frequency"] == approx(4 / 3)
+    assert k["repeat_purchase_rate"] == approx(1 / 3)  # only b has 2 purchases in Q1
+    assert k["refund_rate"] == approx(25 / 305)
+    assert k["margin"] is None  # no cost column
+
+
+def test_new_vs_returning_table(sales_ds):
+    t = new_vs_returning(sales_ds.daily, sales_ds.customers, Q1)
+    assert t.loc["new", "revenue"] == approx(205)
+    assert t.loc["returning", "revenue"] == approx(100)
+    assert t.loc["total", "revenue"] == approx(305)
+    assert list(t["purchases"]) == [2, 2, 4]
+    assert list(t["payments"]) == [2, 3, 5]  # a's purchase has two payments
+    assert list(t["customers"]) == [2, 1, 3]
+    assert t.loc["new", "aov"] == approx(102.5)
+    assert t.loc["new", "revenue_share"] + t.loc["returning", "revenue_share"] == approx(1.0)
+
+
+def test_split_basis_customer(sales_ds):
+    opts = MetricOptions(split_basis="customer")
+    k = period_kpis(sales_ds, Q1, opts)
+    assert k["revenue_new"] == approx(200 + 20 + 5)  # all of b's Q1 purchases count as new
+    assert k["revenue_returning"] == approx(80)
+    assert k["customers_new"] == 2
+
+
+def test_time_to_second_purchase(sales_ds):
+    sp = time_to_second_purchase(sales_ds.customers, Q1.end)
+    # a: 2023-11-05 -> 2024-01-10 = 66 days; b: 2024-02-01 -> 2024-03-15 = 43 days
+    assert sp.customers == 2
+    assert sp.median_days == approx((43 + 66) / 2)
+    assert sp.within_30 == 0
+    assert sp.within_90 == 1
+    # before b's second purchase only a counts
+    assert time_to_second_purchase(sales_ds.customers, date(2024, 3, 14)).median_days == 66
+
+
+# --------------------------------------------------------------------------------------------
+# §4.3 bridge with a 30-day window: all six terms non-zero
+BRIDGE = [
+    ("p", "2023-12-10", 10.0), ("p", "2024-03-20", 10.0),  # active at start and end
+    ("q", "2023-12-15", 10.0),  # churned
+    ("r", "2023-06-01", 10.0), ("r", "2024-03-05", 10.0),  # reactivated
+    ("s", "2024-01-15", 10.0),  # new, lapsed by the end (NL)
+    ("t", "2024-02-20", 10.0), ("t", "2024-03-25", 10.0),  # new, active at end
+    ("u", "2023-12-20", 10.0), ("u", "2024-02-10", 10.0),  # churned although it bought in Q1
+    ("v", "2023-11-01", 10.0),  # inactive all along
+]
+
+
+def test_bridge_short_window():
+    ds = make_dataset(BRIDGE)
+    b = customer_bridge(ds.daily, ds.customers, Q1.start, Q1.end, window_days=30)
+    # CS: purchase in [2023-12-02, 2023-12-31] -> p, q, u; CE: in [2024-03-02, 2024-03-31] -> p, r, t
+    assert (b.start, b.churned, b.new, b.new_lapsed, b.reactivated, b.end) == (3, 2, 2, 1, 1, 3)
+    assert b.start - b.churned + b.new - b.new_lapsed + b.reactivated == b.end
+    assert b.churn_rate == approx(2 / 3)
+    assert b.crr == approx((3 - 2) / 3)
+    assert b.crr == approx(1 - b.churn_rate + (b.reactivated - b.new_lapsed) / b.start)
+
+
+def test_bridge_year_window():
+    ds = make_dataset(BRIDGE)
+    b = customer_bridge(ds.daily, ds.customers, Q1.start, Q1.end, window_days=365)
+    # CS: purchase in 2023 -> p, q, r, u, v; CE: in [2023-04-02, 2024-03-31] -> all seven
+    assert (b.start, b.churned, b.new, b.new_lapsed, b.reactivated, b.end) == (5, 0, 2, 0, 0, 7)
+    assert b.crr == approx((7 - 2) / 5)
+
+
+# --------------------------------------------------------------------------------------------
+# §4.2 frequency segments
+SEGMENTS = (
+    [("x1", f"{d:%Y-%m-%d}", 10.0) for d in pd.date_range("2023-04-15", "2024-03-15", freq="MS") + pd.Timedelta(days=14)]
+    + [("y1", d, 100.0 if d.startswith("2024") else 10.0) for d in ("2023-05-01", "2023-09-01", "2023-12-01", "2024-02-01")]
+    + [("z1", "2022-05-01", 10.0), ("z1", "2024-01-20", 300.0)]
+    + [("n1", "2024-02-01", 50.0)]
+    + [("l1", "2022-01-01", 10.0), ("l2", "2023-03-01", 10.0)]
+)
+
+
+@pytest.mark.parametrize("thresholds", [None, [0.2, 0.5]])
+def test_frequency_segments(thresholds):
+    ds = make_dataset(SEGMENTS)
+    seg = frequency_segments(ds.daily, ds.customers, Q1, 365, 12, thresholds)
+    t = seg.table
+    # x1: 12 purchases in the lookback (1.0/month), y1: 4 (0.33), z1: 1 (0.083)
+    assert list(t.index) == ["frequent", "medium", "rare", "new", "lapsed"]
+    assert list(t["customers"]) == [1, 1, 1, 1, 2]
+    assert list(t["purchases"]) == [3, 1, 1, 1, 0]
+    assert list(t["revenue"]) == approx([30, 100, 300, 50, 0])
+    assert list(t["revenue_share"]) == approx([30 / 480, 100 / 480, 300 / 480, 50 / 480, 0])
+    assert t["revenue_share"].sum() == approx(1.0)
+    assert t.loc["rare", "aov"] == approx(300)
+    assert math.isnan(t.loc["lapsed", "aov"])
+    if thresholds is None:  # terciles of [1/12, 4/12, 12/12] by rank
+        assert (seg.low, seg.high) == approx((1 / 12, 4 / 12))
+        assert seg.data_driven
+
+
+# --------------------------------------------------------------------------------------------
+# §4.4 cohorts: 3 monthly cohorts, data ending mid-March (partial bucket, unobservable cells)
+COHORTS = [
+    ("j1", "2024-01-05", 10.0), ("j1", "2024-02-10", 20.0), ("j1", "2024-03-15", 5.0),
+    ("j2", "2024-01-20", 30.0),
+    ("j3", "2024-01-25", 40.0), ("j3", "2024-03-01", 10.0),
+    ("f1", "2024-02-03", 50.0), ("f1", "2024-02-20", 10.0),
+    ("f2", "2024-02-14", 20.0), ("f2", "2024-03-20", 20.0),
+    ("m1", "2024-03-10", 100.0),
+    ("o1", "2023-12-01", 10.0), ("o1", "2024-01-15", 10.0),  # older cohort, not shown
+]
+
+
+def test_cohort_matrices():
+    ds = make_dataset(COHORTS)
+    co = cohort_matrices(ds.daily, ds.customers, date(2024, 3, 31), ds.last_day, "month", 3)
+    nan = float("nan")
+    assert [d.isoformat() for d in co.size.index] == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert list(co.size) == [3, 2, 1]
+    pd.testing.assert_frame_equal(
+        co.retention, pd.DataFrame([[1.0, 1 / 3, 2 / 3], [1.0, 1 / 2, nan], [1.0, nan, nan]],
+                                   index=co.size.index, columns=[0, 1, 2]), check_names=False)
+    pd.testing.assert_frame_equal(
+        co.revenue_retention, pd.DataFrame([[1.0, 20 / 80, 15 / 80], [1.0, 20 / 80, nan], [1.0, nan, nan]],
+                                           index=co.size.index, columns=[0, 1, 2]), check_names=False)
+    pd.testing.assert_frame_equal(
+        co.cumulative_revenue_per_customer,
+        pd.DataFrame([[80 / 3, 100 / 3, 115 / 3], [40.0, 50.0, nan], [100.0, nan, nan]],
+                     index=co.size.index, columns=[0, 1, 2]), check_names=False)
+    # the data end on 2024-03-20: March is a partial bucket
+    assert co.partial_bucket == date(2024, 3, 1)
+    assert co.partial.values.tolist() == [[False, False, True], [False, True, False], [True, False, False]]
+    assert list(co.lifetime_repeat_rate) == approx([2 / 3, 1.0, 0.0])
+    js = co.to_json()
+    assert js["retention"][1][2] is None  # unobservable -> null, never 0
+
+
+def test_weekly_cohorts():
+    ds = make_dataset([("w1", "2024-01-03", 10.0), ("w1", "2024-01-10", 10.0), ("w2", "2024-01-09", 5.0)])
+    co = cohort_matrices(ds.daily, ds.customers, date(2024, 1, 14), ds.last_day, "week", 2)
+    assert [d.isoformat() for d in co.size.index] == ["2024-01-01", "2024-01-08"]  # ISO weeks (Mondays)
+    assert co.retention.iloc[0].tolist() == [1.0, 1.0]
+    assert co.retention.iloc[1, 0] == 1.0 and math.isnan(co.retention.iloc[1, 1])
+    assert co.partial_bucket == date(2024, 1, 8)  # data end on Wednesday 2024-01-10
+
+
+# --------------------------------------------------------------------------------------------
+# §4.5 LTV and the worked examples of SPEC §7
+
+
+def test_spec7_churn_and_retention_examples():
+    b = CustomerBridge(start=1000, churned=50, new=0, new_lapsed=0, reactivated=0, end=950)
+    assert b.churn_rate == approx(0.05)  # "1000 customers at start, 50 stopped -> churn 5%"
+    r = CustomerBridge(start=100, churned=20, new=0, new_lapsed=0, reactivated=0, end=80)
+    assert r.crr == approx(0.80)  # "100 at start of year, 80 remain at end (no new) -> 80%"
+
+
+def test_spec7_ltv_examples():
+    days = parse_period("2024").days  # 366
+    # "AOV $100, 2 purchases a year, 3-year lifetime -> LTV = 600"
+    assert ltv(100, 2 * days / 365.25, 3, days) == approx(600)
+    # "50 EUR a month for 24 months on average -> 1200 EUR": AOV 50, 12 purchases a year, 2 years
+    month = parse_period("2024-03").days
+    assert ltv(50, 12 * month / 365.25, 2, month) == approx(1200)
+
+
+def test_spec7_repeat_purchase_rate():
+    # "20 of 100 customers ordered again within the year -> 20%"
+    rows = [(f"c{i}", "2024-02-01", 10.0) for i in range(100)]
+    rows += [(f"c{i}", "2024-09-01", 10.0) for i in range(20)]
+    ds = make_dataset(rows)
+    assert period_kpis(ds, parse_period("2024"))["repeat_purchase_rate"] == approx(0.20)
+
+
+def test_lifetime_from_churn():
+    # quarterly churn 10% -> annual 1 - 0.9^(365.25/91); AL = 1 / annual churn
+    annual = 1 - 0.9 ** (365.25 / 91)
+    assert lifetime_from_churn(0.10, 91) == approx(1 / annual)
+    assert lifetime_from_churn(0.0, 91) is None  # no churn: undefined, never infinite
+    assert lifetime_from_churn(None, 91) is None
+    assert lifetime_from_churn(1.0, 91) == approx(1.0)
+
+
+def test_ltv_kpi_from_data(sales_ds):
+    k = period_kpis(sales_ds, Q1)
+    # CS = a, c (purchases in 2023); c churned -> churn 1/2 in a 91-day quarter
+    assert k["churn_rate"] == approx(0.5)
+    al = 1 / (1 - 0.5 ** (365.25 / 91))
+    assert k["avg_lifetime_years"] == approx(al)
+    assert k["ltv"] == approx((305 / 4) * (4 / 3) * (365.25 / 91) * al)
+
+
+def test_observed_lifetime():
+    # lapsed at 2024-03-31 (W = 365): l1 (2021-01-01 .. 2022-01-01, 365 days), l2 (one purchase, 0 days)
+    rows = [("l1", "2021-01-01", 10.0), ("l1", "2022-01-01", 10.0), ("l2", "2022-06-01", 10.0),
+            ("a", "2024-01-10", 10.0)]
+    ds = make_dataset(rows)
+    k = period_kpis(ds, Q1, MetricOptions(lifetime_method="observed"))
+    assert k["avg_lifetime_years"] == approx((365 + 0) / 2 / 365.25)
+
+
+# --------------------------------------------------------------------------------------------
+# edge cases with defined behaviour
+
+
+def test_period_without_payments():
+    ds = make_dataset([("a", "2023-05-01", 10.0)])
+    doc = metrics_document(ds, parse_period("2025-Q1"))
+    k = doc["kpis"]
+    assert set(k) == set(KPI_KEYS)
+    assert (k["revenue"], k["customers"], k["purchases"]) == (0, 0, 0)
+    assert k["aov"] is None and k["purchase_frequency"] is None and k["new_revenue_share"] is None
+    assert k["customers_start"] == 0 and k["churn_rate"] is None and k["crr"] is None and k["ltv"] is None
+    assert doc["complete"] is False  # the data end before the period does
+
+
+def test_period_before_first_payment():
+    ds = make_dataset([("a", "2023-05-01", 10.0)])
+    doc = metrics_document(ds, parse_period("2020-Q1"))
+    assert doc["complete"] is True
+    assert doc["kpis"]["revenue"] == 0
+    assert all(v is None for row in doc["cohorts"]["retention"] for v in row)
+
+
+def test_refunds_larger_than_sales_and_refund_only_customer():
+    ds = make_dataset([("a", "2023-12-20", 100.0), ("a", "2024-01-05", -150.0), ("b", "2024-01-10", 20.0),
+                       ("z", "2024-02-01", -7.0)])
+    k = period_kpis(ds, Q1)
+    assert k["gross_revenue"] == approx(20)
+    assert k["refunds"] == approx(157)
+    assert k["revenue"] == approx(-137)  # net revenue can be negative
+    assert k["refund_rate"] == approx(157 / 20)  # not capped: refunds exceed sales
+    assert k["customers"] == 1  # a and z only had refunds in Q1
+    assert ds.customers.count().execute() == 2  # z never became a customer
+
+
+def test_single_customer():
+    ds = make_dataset([("solo", "2024-01-10", 10.0), ("solo", "2024-02-10", 30.0)])
+    k = period_kpis(ds, Q1)
+    assert (k["customers"], k["customers_new"], k["purchases"]) == (1, 1, 2)
+    assert k["repeat_purchase_rate"] == 1.0
+    assert k["customers_start"] == 0 and k["churn_rate"] is None and k["ltv"] is None  # CS = 0
+    assert k["median_days_to_second_purchase"] == 31
+
+
+def test_time_zone_and_boundaries():
+    rows = [
+        ("k1", "2024-03-31T21:59:59+00:00", 10.0),  # 23:59:59 in Berlin (CEST): last second of Q1
+        ("k2", "2024-03-31T22:00:00+00:00", 20.0),  # 00:00 on 1 April in Berlin: Q2
+        ("k3", "2023-12-31T23:30:00+00:00", 40.0),  # 00:30 on 1 January in Berlin: Q1
+        ("k4", "2024-03-31 23:59:59", 80.0),  # naive: already Berlin time
+        ("k5", "2024-01-01 00:00:00", 160.0),  # naive: first second of Q1
+    ]
+    frame = pd.DataFrame(rows, columns=["customer_id", "paid_at", "amount"])  # paid_at stays text
+    ds = make_dataset(frame, timezone="Europe/Berlin")
+    assert period_kpis(ds, Q1)["gross_revenue"] == approx(10 + 40 + 80 + 160)
+    assert period_kpis(ds, parse_period("2024-Q2"))["gross_revenue"] == approx(20)
+    assert period_kpis(ds, parse_period("2023-Q4"))["gross_revenue"] == 0
+    # the same instants in UTC: k3 falls in 2023
+    ds_utc = make_dataset(frame)
+    assert period_kpis(ds_utc, parse_period("2023-Q4"))["gross_revenue"] == approx(40)
+
+
+def test_duplicate_rows():
+    from retention_report.data import DataError
+
+    rows = [("a", "2024-01-10 10:00", 10.0), ("a", "2024-01-10 10:00", 10.0), ("b", "2024-01-11", 5.0)]
+    with pytest.raises(DataError, match="1 duplicate row"):
+        make_dataset(rows)
+    ds = make_dataset(rows, validation__on_invalid="drop")
+    assert ds.quality.rows_dropped == {"duplicate_row": 1}
+    assert (ds.quality.rows_read, ds.quality.rows_used) == (3, 2)
+    assert period_kpis(ds, Q1)["gross_revenue"] == approx(15)
+
+
+def test_metrics_document_shape(sales_ds):
+    doc = metrics_document(sales_ds, Q1)
+    assert doc["period"] == "2024-Q1" and doc["start"] == "2024-01-01" and doc["end"] == "2024-03-31"
+    assert doc["complete"] is True
+    for block in ("kpis", "previous", "year_ago"):
+        assert list(doc[block]) == KPI_KEYS
+    assert doc["previous_period"]["period"] == "2023-Q4"
+    assert doc["year_ago_period"]["period"] == "2023-Q1"
+    assert doc["previous"]["revenue"] == approx(100)  # a's purchase on 2023-11-05
+    assert doc["year_ago"]["revenue"] == approx(10)  # c on 2023-01-01
+    assert set(doc["cohorts"]) >= {"grain", "cohort", "size", "retention", "revenue_retention",
+                                   "cumulative_revenue_per_customer"}
+    assert [s["segment"] for s in doc["segments"]] == ["frequent", "medium", "rare", "new", "lapsed"]
+    assert set(doc["segments"][0]) >= {"segment", "customers", "revenue", "purchases", "aov", "revenue_share"}
+    assert set(doc["data_quality"]) == {"rows_read", "rows_used", "rows_dropped", "first_payment", "last_payment"}
+    assert 3 <= len(doc["findings"]) <= 6
+    for key in ("new_revenue_share", "repeat_purchase_rate", "churn_rate", "crr", "refund_rate"):
+        assert doc["kpis"][key] is None or 0 <= doc["kpis"][key] <= 1
