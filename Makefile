@@ -17,7 +17,6 @@ TO ?=
 PYTEST_ARGS ?=
 
 cli_args = $(if $(CONFIG),--config "$(CONFIG)") $(if $(DATA),--data "$(DATA)")
-need_period = @if [ -z "$(PERIOD)" ]; then echo "error: PERIOD is required, e.g. make $@ PERIOD=2024-Q1 (forms: 2024, 2024-H1, 2024-Q1, 2024-03, 2024-W05, 2024-01-15..2024-02-14)" >&2; exit 2; fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +25,11 @@ $(STAMP): pyproject.toml
 	$(CLI) kernel --name $(KERNEL) >/dev/null
 	@touch $(STAMP)
 	@echo "environment ready in $(VENV) (Jupyter kernel '$(KERNEL)')"
+
+# PERIOD is checked before anything is installed or computed
+.PHONY: _need_period
+_need_period:
+	@if [ -z "$(PERIOD)" ]; then echo "error: PERIOD is required, e.g. make $(MAKECMDGOALS) PERIOD=2024-Q1 (forms: 2024, 2024-H1, 2024-Q1, 2024-03, 2024-W05, 2024-01-15..2024-02-14)" >&2; exit 2; fi
 
 .PHONY: help
 ## Show this list of targets
@@ -42,8 +46,7 @@ setup: $(STAMP)
 
 .PHONY: report
 ## Render reports/$(PERIOD)/: report.html, report.pdf, metrics.json, executed notebooks
-report: setup
-	$(need_period)
+report: _need_period setup
 	@$(CLI) check-period "$(PERIOD)" >/dev/null
 	$(CLI) run --period "$(PERIOD)" $(cli_args)
 
@@ -56,14 +59,12 @@ reports: setup
 
 .PHONY: metrics
 ## Write reports/$(PERIOD)/metrics.json only (no notebooks, no rendering)
-metrics: setup
-	$(need_period)
+metrics: _need_period setup
 	$(CLI) metrics --period "$(PERIOD)" $(cli_args)
 
 .PHONY: email
 ## Email the rendered report of $(PERIOD) (DRY_RUN=1 writes email.eml instead; TO=addr overrides)
-email: setup
-	$(need_period)
+email: _need_period setup
 	$(CLI) email --period "$(PERIOD)" $(if $(CONFIG),--config "$(CONFIG)") $(if $(TO),--to "$(TO)") $(if $(DRY_RUN),--dry-run)
 
 .PHONY: sample

@@ -39,7 +39,7 @@ from .metrics import (
 )
 from .periods import Period, parse_period
 
-__all__ = ["ReportContext", "open_report", "resolve_settings"]
+__all__ = ["ReportContext", "open_report", "resolve_settings", "with_sample_columns"]
 
 
 def resolve_settings(config_path: str | None = "", data: str | None = "", **overrides: Any) -> Settings:
@@ -53,7 +53,25 @@ def resolve_settings(config_path: str | None = "", data: str | None = "", **over
             overrides.update({"source.url": data, "source.path": "", "source.kind": "auto"})
         else:
             overrides.update({"source.path": data, "source.url": "", "source.kind": "auto"})
-    return load_settings(config_path or None, **overrides)
+    settings = load_settings(config_path or None, **overrides)
+    return with_sample_columns(settings)
+
+
+def with_sample_columns(settings: Settings) -> Settings:
+    """With no data configured the embedded sample is used: map its optional columns (order id,
+    cost, channel/country/platform segments) unless the config maps columns itself."""
+    from .config import ColumnSettings
+
+    src = settings.source
+    uses_sample = src.kind == "sample" or (src.kind == "auto" and not src.path and not src.url)
+    if not uses_sample or settings.columns != ColumnSettings():
+        return settings
+    return settings.with_overrides(**{
+        "columns.order_id": "order_id",
+        "columns.cost": "cost",
+        "columns.segments": ["channel", "country", "platform"],
+        "source.name": src.name or "embedded sample data (synthetic shop, 2021–2024)",
+    })
 
 
 @dataclass

@@ -369,7 +369,7 @@ def _as_text(col: ir.Value) -> ir.StringValue:
 
 def _convert(raw: ir.Table, mapping: dict[str, str], settings: Settings) -> ir.Table:
     """Raw source → typed canonical columns plus the raw text of the checked columns."""
-    cols: dict[str, ir.Value] = {"_row": ibis.row_number() + 1}
+    cols: dict[str, ir.Value] = {}
     cid = raw[mapping["customer_id"]]
     cols["customer_id"] = _as_text(cid).nullif("")
     cols["paid_at"] = _parse_timestamp(raw[mapping["paid_at"]], settings)
@@ -450,11 +450,13 @@ def _validate(
     dropped: dict[str, int] = {}
     if bad and settings.validation.on_invalid == "error":
         messages = []
+        numbered = t.mutate(_row=ibis.row_number() + 1)  # source order; only on the error path
+        npreds = _rule_predicates(numbered, settings, now)
         for rule, n in bad.items():
             raw_col = {"null_customer_id": "customer_id", "unparsable_paid_at": "_raw_paid_at",
                        "non_numeric_amount": "_raw_amount", "non_numeric_cost": "_raw_cost",
                        "future_paid_at": "_raw_paid_at"}[rule]
-            ex = t.filter(preds[rule]).order_by("_row").select("_row", value=t[raw_col]).limit(5)
+            ex = numbered.filter(npreds[rule]).order_by("_row").select("_row", value=numbered[raw_col]).limit(5)
             examples = [{"row": int(r["_row"]), "value": r["value"]} for r in ex.execute().to_dict("records")]
             messages.append(_rule_message(rule, mapping, n, examples))
         raise DataError(
@@ -492,7 +494,8 @@ def _dedupe(t: ir.Table, settings: Settings) -> tuple[ir.Table, int]:
     n_distinct = distinct.count().execute()
     dups = int(n_all - n_distinct)
     if dups and settings.validation.on_invalid == "error":
-        g = t.group_by(canon).agg(n=t.count(), row=t._row.min()).filter(lambda x: x.n > 1)
+        numbered = t.mutate(_row=ibis.row_number() + 1)
+        g = numbered.group_by(canon).agg(n=numbered.count(), row=numbered._row.min()).filter(lambda x: x.n > 1)
         ex = g.order_by("row").limit(5).execute()
         shown = "; ".join(
             f"row {int(r['row'])}: customer {r['customer_id']!r} at {r['paid_at']} amount {r['amount']}"
