@@ -62,7 +62,13 @@ def _say(msg: str) -> None:
 
 
 @app.command()
-def run(period: PeriodOpt, config: ConfigOpt = "", data: DataOpt = "", out: OutOpt = "") -> None:
+def run(
+    period: PeriodOpt,
+    config: ConfigOpt = "",
+    data: DataOpt = "",
+    out: OutOpt = "",
+    notebooks: Annotated[str, typer.Option(help="Folder of section notebooks (default: the project's notebooks/).")] = "",
+) -> None:
     """Compute the metrics, run the section notebooks and render report.html, report.pdf and
     metrics.json into reports/<PERIOD>/ (replaced only when everything succeeded)."""
     p = _period(period)
@@ -73,7 +79,8 @@ def run(period: PeriodOpt, config: ConfigOpt = "", data: DataOpt = "", out: OutO
     _announce_sample(settings)
     try:
         result = run_report(settings, p, config_path=config or None, data=data or None,
-                            out_dir=Path(out) if out else None, progress=_say)
+                            out_dir=Path(out) if out else None,
+                            notebooks_dir=Path(notebooks) if notebooks else None, progress=_say)
     except DataError as exc:
         _fail(str(exc), 1)
     except NotebookFailed as exc:

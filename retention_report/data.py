@@ -325,7 +325,7 @@ def _parse_amount(col: ir.Value, settings: Settings) -> ir.FloatingValue:
         return col.cast("float64")  # will raise on execution with a clear type error upstream
     c = settings.source.csv
     s = col.strip()
-    s = s.re_replace(r"[\s\u00a0\u202f]", "")
+    s = s.re_replace("[\\s\u00a0\u202f]", "")
     if c.thousands and not c.thousands.isspace():
         s = s.replace(c.thousands, "")
     if c.decimal == ",":

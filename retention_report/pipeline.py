@@ -125,7 +125,10 @@ def _failure_details(exc: Exception, nb_path: Path) -> tuple[int | None, int | N
     cell_idx = exec_count = None
     try:
         nb = nbformat.read(str(nb_path), as_version=4)
-        for i, cell in enumerate(nb.cells):
+        # number cells as in the source notebook: skip the cells papermill inserted
+        inserted = {"injected-parameters", "papermill-error-cell-tag"}
+        own = [c for c in nb.cells if not inserted & set(c.get("metadata", {}).get("tags", []))]
+        for i, cell in enumerate(own):
             if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
                 cell_idx = i + 1
                 exec_count = cell.get("execution_count")
@@ -202,7 +205,7 @@ def run_report(
         executed: list[Path] = []
         (tmp / "notebooks").mkdir()
         kernel = kernel_name or settings.report.kernel
-        kernel = kernel if _kernel_exists(kernel) else None
+        kernel = kernel if _kernel_exists(kernel) else "python3"  # ipykernel's own, in this env
         for i, nb in enumerate(nbs, 1):
             out_nb = tmp / "notebooks" / nb.name
             t = time.perf_counter()

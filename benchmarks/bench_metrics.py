@@ -1,0 +1,162 @@
+"""Benchmark: the project's full metric set vs a hand-written DuckDB query vs idiomatic pandas.
+
+Generates N payments (about 5 per customer over 4 years, Parquet; kept in benchmarks/data/ for
+reuse), then times on the same file, in the same run:
+
+  project   `retention-report metrics --period 2024-Q1` (a subprocess: everything in metrics.json —
+            KPIs for three periods, bridge, segments, cohorts, time to second purchase, LTV)
+  duckdb    one hand-written DuckDB SQL script computing only the cohort retention matrix and the
+            new/returning split
+  pandas    the same two results in idiomatic pandas (the payments loaded into a DataFrame)
+
+Each runs in its own process; wall time and peak RSS (ru_maxrss of the child) are reported.
+Usage:  python benchmarks/bench_metrics.py --rows 1000000 [--rows 10000000] [--skip-pandas]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA = HERE / "data"
+PERIOD_START, PERIOD_END = "2024-01-01", "2024-03-31"
+
+DUCKDB_SQL = """
+import duckdb, sys
+con = duckdb.connect()
+src = sys.argv[1]
+con.execute(f\"\"\"
+CREATE TEMP TABLE pur AS
+SELECT customer_id, CAST(paid_at AS DATE) AS day, SUM(amount) AS gross
+FROM read_parquet('{src}') WHERE amount > 0 GROUP BY ALL\"\"\")
+con.execute("CREATE TEMP TABLE acq AS SELECT customer_id, MIN(day) AS acquired FROM pur GROUP BY ALL")
+split = con.execute(\"\"\"
+SELECT SUM(gross) FILTER (WHERE day = acquired) AS revenue_new,
+       SUM(gross) FILTER (WHERE day > acquired) AS revenue_returning,
+       COUNT(DISTINCT customer_id) FILTER (WHERE acquired >= DATE '{start}') AS customers_new,
+       COUNT(DISTINCT customer_id) FILTER (WHERE acquired < DATE '{start}') AS customers_returning
+FROM pur JOIN acq USING (customer_id)
+WHERE day BETWEEN DATE '{start}' AND DATE '{end}'\"\"\".format(start=sys.argv[2], end=sys.argv[3])).fetchall()
+matrix = con.execute(\"\"\"
+WITH c AS (SELECT customer_id, date_trunc('month', acquired) AS cohort FROM acq
+           WHERE acquired BETWEEN DATE '{end}' - INTERVAL 11 MONTH - INTERVAL 30 DAY AND DATE '{end}'),
+     sizes AS (SELECT cohort, COUNT(*) AS size FROM c GROUP BY ALL)
+SELECT cohort, datediff('month', cohort, date_trunc('month', day)) AS age,
+       COUNT(DISTINCT customer_id) / ANY_VALUE(size) AS retention
+FROM pur JOIN c USING (customer_id) JOIN sizes USING (cohort)
+WHERE day <= DATE '{end}' GROUP BY ALL ORDER BY ALL\"\"\".format(end=sys.argv[3])).fetchall()
+print(len(matrix), split[0][0] is not None)
+"""
+
+PANDAS_CODE = """
+import pandas as pd, sys
+start, end = pd.Timestamp(sys.argv[2]), pd.Timestamp(sys.argv[3])
+df = pd.read_parquet(sys.argv[1], columns=["customer_id", "paid_at", "amount"])
+df = df[df["amount"] > 0]
+df["day"] = df["paid_at"].dt.normalize()
+pur = df.groupby(["customer_id", "day"], as_index=False)["amount"].sum()
+pur["acquired"] = pur.groupby("customer_id")["day"].transform("min")
+inp = pur[(pur["day"] >= start) & (pur["day"] <= end)]
+new = inp["day"] == inp["acquired"]
+split = (inp.loc[new, "amount"].sum(), inp.loc[~new, "amount"].sum(),
+         inp.loc[inp["acquired"] >= start, "customer_id"].nunique(),
+         inp.loc[inp["acquired"] < start, "customer_id"].nunique())
+first_cohort = (end - pd.DateOffset(months=11)).to_period("M").to_timestamp()
+c = pur[(pur["acquired"] >= first_cohort) & (pur["acquired"] <= end) & (pur["day"] <= end)].copy()
+c["cohort"] = c["acquired"].dt.to_period("M")
+c["age"] = (c["day"].dt.to_period("M") - c["cohort"]).apply(lambda x: x.n)
+sizes = c.groupby("cohort")["customer_id"].nunique()
+active = c.groupby(["cohort", "age"])["customer_id"].nunique().unstack()
+matrix = active.div(sizes, axis=0)
+print(matrix.shape, split[0] > 0)
+"""
+
+
+def peak_rss_child(cmd: list[str]) -> tuple[float, float, str]:
+    """Run ``cmd`` under GNU time (/usr/bin/time -v) for its wall time and exact peak RSS."""
+    gnu_time = Path("/usr/bin/time")
+    t0 = time.perf_counter()
+    r = subprocess.run([str(gnu_time), "-v", *cmd], capture_output=True, text=True, cwd=REPO)
+    seconds = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"command failed: {' '.join(cmd)}\n{r.stderr[-3000:]}")
+    peak_kb = next(int(line.split(":")[1]) for line in r.stderr.splitlines() if "Maximum resident set size" in line)
+    return seconds, peak_kb / 1024, r.stdout
+
+
+def ensure_data(rows: int) -> Path:
+    sys.path.insert(0, str(REPO))
+    from retention_report.sample import write_benchmark_data
+
+    path = DATA / f"payments_{rows}"
+    marker = path / "_SUCCESS"
+    if not marker.exists():
+        t0 = time.perf_counter()
+        write_benchmark_data(path, n_payments=rows, seed=0)
+        marker.write_text("ok")
+        print(f"generated {rows:,} payments in {time.perf_counter() - t0:.1f}s -> {path}", file=sys.stderr)
+    return path
+
+
+def bench(rows: int, skip_pandas: bool, memory_limit: str) -> dict[str, object]:
+    path = ensure_data(rows)
+    glob = str(path / "*.parquet") if path.is_dir() else str(path)
+    py = sys.executable
+    cli = str(Path(py).with_name("retention-report"))
+    out = Path("/tmp") / f"rr-bench-{rows}"
+    cfg = out / "bench.toml"
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(textwrap.dedent(f"""
+        [source]
+        path = "{glob}"
+        [columns]
+        order_id = "order_id"
+        cost = "cost"
+        segments = ["channel", "country", "platform"]
+        [validation]
+        on_invalid = "error"
+        [engine]
+        memory_limit = "{memory_limit}"
+    """))
+    result: dict[str, object] = {"rows": rows}
+    t, m, _ = peak_rss_child([cli, "metrics", "--period", "2024-Q1", "--config", str(cfg), "--out", str(out)])
+    result["project"] = (t, m)
+    t, m, _ = peak_rss_child([py, "-c", DUCKDB_SQL, glob, PERIOD_START, PERIOD_END])
+    result["duckdb"] = (t, m)
+    if not skip_pandas:
+        t, m, _ = peak_rss_child([py, "-c", PANDAS_CODE, glob, PERIOD_START, PERIOD_END])
+        result["pandas"] = (t, m)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, action="append", help="payments to generate (repeatable)")
+    ap.add_argument("--skip-pandas", action="store_true", help="skip the pandas baseline (huge N)")
+    ap.add_argument("--memory-limit", default="", help="DuckDB memory limit for the project run, e.g. 4GB")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    args = ap.parse_args()
+    results = [bench(n, args.skip_pandas, args.memory_limit) for n in (args.rows or [1_000_000])]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"machine: {os.cpu_count()} cores; period 2024-Q1; wall time s / peak RSS MB")
+    print("| payments | retention-report metrics (all of metrics.json) | hand-written DuckDB SQL (cohorts + split) | pandas (cohorts + split) | project / SQL |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in results:
+        p, d = r["project"], r["duckdb"]
+        pd_ = r.get("pandas")
+        pandas_cell = f"{pd_[0]:.1f} s / {pd_[1]:,.0f} MB" if pd_ else "skipped"
+        print(f"| {r['rows']:,} | {p[0]:.1f} s / {p[1]:,.0f} MB | {d[0]:.1f} s / {d[1]:,.0f} MB | {pandas_cell} | {p[0] / d[0]:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

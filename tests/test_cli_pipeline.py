@@ -1,0 +1,178 @@
+"""The CLI and the run pipeline: fast failures, metrics-only path, atomic output and a failing cell."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from typer.testing import CliRunner
+
+from retention_report.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "retention_report.cli"]
+runner = CliRunner()
+
+CSV = """customer_id,paid_at,amount
+a,2023-11-05 10:00:00,100
+a,2024-01-10 10:00:00,50
+a,2024-01-10 15:00:00,30
+b,2024-02-01 09:00:00,200
+b,2024-03-15 09:00:00,20
+b,2024-03-20 09:00:00,-20
+c,2023-01-01 09:00:00,10
+d,2024-03-31 23:59:59,5
+"""
+
+
+@pytest.fixture()
+def csv_file(tmp_path) -> Path:
+    p = tmp_path / "payments.csv"
+    p.write_text(CSV)
+    return p
+
+
+def test_malformed_period_fails_fast_before_anything_runs(tmp_path):
+    t0 = time.perf_counter()
+    r = subprocess.run([*CLI, "run", "--period", "2024-Q5", "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, cwd=tmp_path)
+    elapsed = time.perf_counter() - t0
+    assert r.returncode == 2
+    assert "2024-Q5" in r.stderr and "2024-W05" in r.stderr and "2024-01-15..2024-02-14" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+    assert elapsed < 5  # generous for a loaded CI machine; typically ~0.3 s
+
+
+def test_period_parsing_imports_no_engine():
+    code = ("import sys; from retention_report import cli; "
+            "print(any(m in sys.modules for m in ('ibis', 'duckdb', 'pandas', 'papermill')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_check_period_command():
+    r = runner.invoke(app, ["check-period", "2024-W05"])
+    assert r.exit_code == 0
+    assert "2024-01-29 .. 2024-02-04" in r.output and "previous 2024-W04" in r.output
+
+
+def test_config_error_is_one_clear_line(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[metrics]\nactivty_window_days = 30\n")
+    r = runner.invoke(app, ["metrics", "--period", "2024-Q1", "--config", str(cfg)])
+    assert r.exit_code == 2
+    assert "metrics.activty_window_days: unknown key" in r.output
+    r = runner.invoke(app, ["metrics", "--period", "2024-Q1", "--config", str(tmp_path / "missing.toml")])
+    assert r.exit_code == 2 and "config file not found" in r.output
+
+
+def test_metrics_command_writes_only_metrics_json(csv_file, tmp_path):
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["metrics", "--period", "2024-Q1", "--data", str(csv_file), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["period"] == "2024-Q1"
+    assert doc["kpis"]["gross_revenue"] == pytest.approx(305)
+    assert doc["kpis"]["customers_new"] == 2
+    assert doc["data_quality"]["rows_read"] == 8
+
+
+def test_metrics_stdout(csv_file):
+    r = runner.invoke(app, ["metrics", "--period", "2024-03", "--data", str(csv_file), "--stdout"])
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["kpis"]["gross_revenue"] == pytest.approx(25)
+
+
+def test_bad_data_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,paid_at,amount\na,2024-01-10,10\nb,31/01/2024,5\n")
+    r = runner.invoke(app, ["metrics", "--period", "2024-Q1", "--data", str(bad), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1
+    assert "paid_at" in r.output and "row 2" in r.output and "'31/01/2024'" in r.output
+    assert "Traceback" not in r.output
+    r = runner.invoke(app, ["metrics", "--period", "2024-Q1", "--data", str(tmp_path / "nope.csv")])
+    assert r.exit_code == 1 and "not found" in r.output
+
+
+def test_validate_command(csv_file):
+    r = runner.invoke(app, ["validate", "--data", str(csv_file)])
+    assert r.exit_code == 0
+    assert "rows read: 8; used: 8" in r.output
+
+
+# --------------------------------------------------------------------------------------------
+# pipeline with tiny notebooks (fast): atomic output and a failing cell
+
+
+def _notebook(path: Path, body: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('period: str = "2024-Q1"\nconfig_path: str = ""\ndata: str = ""\nmetrics_path: str = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_markdown_cell("## Section"), nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture()
+def tiny_notebooks(tmp_path) -> Path:
+    d = tmp_path / "nbs"
+    d.mkdir()
+    _notebook(d / "01_summary.ipynb", "import json\nprint(json.load(open(metrics_path))['kpis']['customers'])")
+    _notebook(d / "02_new_vs_returning.ipynb", "print('fine')")
+    return d
+
+
+@pytest.fixture()
+def tiny_config(tmp_path) -> Path:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[report]\nsections = ["summary", "new_vs_returning"]\ntitle = "Tiny <Shop>"\n')
+    return cfg
+
+
+@pytest.mark.slow
+def test_failing_cell_keeps_previous_report(csv_file, tmp_path, tiny_notebooks, tiny_config):
+    out = tmp_path / "reports" / "2024-Q1"
+    args = ["run", "--period", "2024-Q1", "--data", str(csv_file), "--config", str(tiny_config),
+            "--out", str(out), "--notebooks", str(tiny_notebooks)]
+    r = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for name in ("report.html", "report.pdf", "metrics.json", "notebooks/01_summary.ipynb"):
+        assert (out / name).is_file()
+    good_html = (out / "report.html").read_bytes()
+    assert b"Tiny &lt;Shop&gt;" in good_html and b"<Shop>" not in good_html
+
+    # now the second notebook fails in its third cell
+    _notebook(tiny_notebooks / "02_new_vs_returning.ipynb", "x = 1\nraise ValueError('boom in the section')")
+    r = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 1
+    assert "02_new_vs_returning.ipynb" in r.stderr and "cell 3" in r.stderr
+    assert "ValueError: boom in the section" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert (out / "report.html").read_bytes() == good_html  # the previous good report is untouched
+    kept = tmp_path / "reports" / "2024-Q1.failed" / "notebooks" / "02_new_vs_returning.ipynb"
+    assert kept.is_file()
+    nb = nbformat.read(str(kept), as_version=4)
+    assert any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+    # no temporary folders are left behind
+    assert not [p for p in (tmp_path / "reports").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow
+def test_bad_data_fails_before_any_notebook(tmp_path, tiny_notebooks, tiny_config):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,paid_at,amount\n,2024-01-10,10\n")
+    out = tmp_path / "reports" / "2024-Q1"
+    r = subprocess.run([*CLI, "run", "--period", "2024-Q1", "--data", str(bad), "--config", str(tiny_config),
+                        "--out", str(out), "--notebooks", str(tiny_notebooks)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "customer_id" in r.stderr and "row 1" in r.stderr
+    assert not out.exists()
+    assert not (tmp_path / "reports" / "2024-Q1.failed").exists()
