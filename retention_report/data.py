@@ -318,7 +318,13 @@ def _check_columns(raw: ir.Table, mapping: dict[str, str]) -> None:
         )
 
 
-def _parse_amount(col: ir.Value, settings: Settings) -> ir.FloatingValue:
+def _try_cast(col: ir.Value, to: Any, lenient: bool) -> ir.Value:
+    """TRY_CAST where the engine has it (DuckDB, PostgreSQL via Ibis, Spark); a plain cast
+    elsewhere (SQLite's CAST already yields NULL/0 instead of failing)."""
+    return col.try_cast(to) if lenient else col.cast(to)
+
+
+def _parse_amount(col: ir.Value, settings: Settings, lenient: bool = True) -> ir.FloatingValue:
     if col.type().is_numeric():
         return col.cast("float64")
     if not col.type().is_string():
@@ -330,10 +336,10 @@ def _parse_amount(col: ir.Value, settings: Settings) -> ir.FloatingValue:
         s = s.replace(c.thousands, "")
     if c.decimal == ",":
         s = s.replace(",", ".")
-    return s.nullif("").try_cast("float64")
+    return _try_cast(s.nullif(""), "float64", lenient)
 
 
-def _parse_timestamp(col: ir.Value, settings: Settings) -> ir.TimestampValue:
+def _parse_timestamp(col: ir.Value, settings: Settings, lenient: bool = True) -> ir.TimestampValue:
     typ = col.type()
     if typ.is_timestamp():
         # tz-aware → local time of the session zone; naive → taken as report-zone local time
@@ -345,6 +351,8 @@ def _parse_timestamp(col: ir.Value, settings: Settings) -> ir.TimestampValue:
         fmt = settings.source.csv.date_format
         if fmt:
             return _try_strptime(s, fmt)
+        if not lenient:
+            return s.cast(dt.Timestamp())
         return s.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
     raise DataError(f"column paid_at has type {typ}, which is not a date, timestamp or text")
 
@@ -367,15 +375,16 @@ def _as_text(col: ir.Value) -> ir.StringValue:
     return col.cast("string")
 
 
-def _convert(raw: ir.Table, mapping: dict[str, str], settings: Settings) -> ir.Table:
+def _convert(raw: ir.Table, mapping: dict[str, str], settings: Settings, backend: str = "duckdb") -> ir.Table:
     """Raw source → typed canonical columns plus the raw text of the checked columns."""
+    lenient = backend != "sqlite"
     cols: dict[str, ir.Value] = {}
     cid = raw[mapping["customer_id"]]
     cols["customer_id"] = _as_text(cid).nullif("")
-    cols["paid_at"] = _parse_timestamp(raw[mapping["paid_at"]], settings)
-    cols["amount"] = _parse_amount(raw[mapping["amount"]], settings)
+    cols["paid_at"] = _parse_timestamp(raw[mapping["paid_at"]], settings, lenient)
+    cols["amount"] = _parse_amount(raw[mapping["amount"]], settings, lenient)
     if "cost" in mapping:
-        cols["cost"] = _parse_amount(raw[mapping["cost"]], settings)
+        cols["cost"] = _parse_amount(raw[mapping["cost"]], settings, lenient)
     if "order_id" in mapping:
         cols["order_id"] = _as_text(raw[mapping["order_id"]]).nullif("")
     for s in settings.columns.segments:
@@ -614,7 +623,7 @@ def open_dataset(settings: Settings, now: datetime | None = None) -> Dataset:
     con, raw, name, _ = _read_raw(settings)
     mapping = _mapping(settings)
     _check_columns(raw, mapping)
-    converted = _convert(raw, mapping, settings)
+    converted = _convert(raw, mapping, settings, getattr(con, "name", "duckdb"))
     try:
         return _finish(con, converted, mapping, settings, name, now)
     except DataError:
