@@ -178,7 +178,12 @@ def _clean(v: Any) -> Any:
         return int(v)
     if isinstance(v, (np.floating, float)):
         f = float(v)
-        return None if math.isnan(f) or math.isinf(f) else round(f, 10)
+        if math.isnan(f) or math.isinf(f):
+            return None
+        # 13 significant digits (at most 10 decimals): removes float summation noise such as
+        # 3026340.1599999927 → 3026340.16 while keeping cents up to 10^11
+        whole = len(str(int(abs(f)))) if abs(f) >= 1 else 0
+        return round(f, max(0, min(10, 13 - whole)))
     if isinstance(v, date):
         return v.isoformat()
     return v
