@@ -185,6 +185,8 @@ def run_report(
     final = Path(out_dir) if out_dir else Path(settings.report.output_dir) / period.label
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    # kernel IPC sockets: a short absolute path (unix sockets allow ~100 characters)
+    sockets = Path(tempfile.mkdtemp(prefix="rr-kernel-"))
     try:
         # 1. data and metrics (fast path, also validates the data before any notebook runs)
         progress(f"[metrics] reading {settings.source.name or settings.source.path or settings.source.url or 'sample data'} …")
@@ -219,12 +221,14 @@ def run_report(
                     progress_bar=False,
                     log_output=False,
                     cwd=str(nb.parent),
+                    kernel_manager_class=_ipc_kernel_manager(sockets),
                 )
             except Exception as exc:  # papermill raises PapermillExecutionError for a failed cell
                 cell, count, error = _failure_details(exc, out_nb)
                 failed = final.with_name(final.name + ".failed")
                 if failed.exists():
                     shutil.rmtree(failed)
+                _normal_permissions(tmp)
                 os.replace(tmp, failed)
                 raise NotebookFailed(nb.name, cell, count, error, failed / "notebooks" / nb.name) from None
             timings[nb.name] = time.perf_counter() - t
@@ -263,6 +267,7 @@ def run_report(
         progress(f"[render] report.pdf ({(tmp / 'report.pdf').stat().st_size / 1e6:.1f} MB) in {timings['pdf']:.1f}s")
 
         # 4. move into place
+        _normal_permissions(tmp)
         _swap_into_place(tmp, final)
         stale = final.with_name(final.name + ".failed")
         if stale.exists():
@@ -271,6 +276,8 @@ def run_report(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     total = time.perf_counter() - t0
     return RunResult(
         out_dir=final,
@@ -291,3 +298,31 @@ def _kernel_exists(name: str) -> bool:
     except Exception:  # pragma: no cover
         return False
 
+
+
+def _ipc_kernel_manager(sockets: Path) -> type:
+    """A kernel manager talking to the kernel over local IPC sockets in the run's temporary folder:
+    no TCP ports to collide when reports run in parallel, nothing reachable from the network, and no
+    "running over TCP without encryption" warning in the terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return str(sockets / "k")
+
+    return IPCKernelManager
+
+
+def _normal_permissions(root: Path) -> None:
+    """mkdtemp/mkstemp create owner-only (0700/0600) entries; give the report the permissions any
+    file written by the user would get (the umask), so colleagues and web servers can read it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)

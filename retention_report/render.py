@@ -51,15 +51,26 @@ def combine_notebooks(paths: Iterable[Path]) -> nbformat.NotebookNode:
     return combined
 
 
-_HEADING = re.compile(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', re.S)
+_HEADING = re.compile(r"<h2(\s[^>]*)?>(.*?)</h2>", re.S)
+_ID = re.compile(r'\sid="([^"]+)"')
 
 
 def add_toc(html: str) -> str:
-    """Fill the ``<!-- rr:toc -->`` placeholder with links to every ``h2`` section."""
-    items = []
-    for anchor, inner in _HEADING.findall(html):
+    """Fill the ``<!-- rr:toc -->`` placeholder with links to every ``h2`` section, giving each
+    heading a stable ``id`` (``sec-1``, ``sec-2`` …) when it has none."""
+    items: list[str] = []
+
+    def visit(m: re.Match[str]) -> str:
+        attrs, inner = m.group(1) or "", m.group(2)
+        found = _ID.search(attrs)
+        anchor = found.group(1) if found else f"sec-{len(items) + 1}"
+        if not found:
+            attrs = f' id="{anchor}"' + attrs
         text = re.sub(r"<[^>]+>", "", inner).replace("¶", "").strip()
         items.append(f'<li><a href="#{anchor}">{text}</a></li>')
+        return f"<h2{attrs}>{inner}</h2>"
+
+    html = _HEADING.sub(visit, html)
     toc = '<p class="rr-toc-title">Contents</p><ol>' + "".join(items) + "</ol>" if items else ""
     return html.replace("<!-- rr:toc -->", toc, 1)
 
