@@ -1,0 +1,178 @@
+"""Charts are tested on their Axes: bar heights, labels and the finding stated in the title."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from retention_report import plots  # noqa: E402
+from retention_report.metrics.flow import CustomerBridge  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _theme():
+    plots.set_theme()
+    yield
+    plt.close("all")
+
+
+def title(ax):
+    """The theme puts titles on the left."""
+    return ax.get_title(loc="left")
+
+
+def bars(ax):
+    return [p for p in ax.patches if isinstance(p, Rectangle) and p.get_width() > 0 and p.get_height() > 0]
+
+
+def test_theme_is_colour_blind_safe_and_shows_dollar_signs_verbatim():
+    assert matplotlib.rcParams["text.parse_math"] is False
+    cycle = [matplotlib.colors.to_hex(c).upper() for c in matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]]
+    assert cycle[:3] == ["#0072B2", "#E69F00", "#009E73"]
+    _, ax = plt.subplots()
+    t = ax.set_title("$$$ channel <script>")
+    ax.figure.canvas.draw()
+    assert t.get_text() == "$$$ channel <script>"
+
+
+def nvr_frame(new_rev=250.0, ret_rev=750.0, new_c=10, ret_c=30):
+    return pd.DataFrame(
+        {"revenue": [new_rev, ret_rev, new_rev + ret_rev], "purchases": [10, 40, 50],
+         "customers": [new_c, ret_c, new_c + ret_c]},
+        index=pd.Index(["new", "returning", "total"], name="group"),
+    )
+
+
+def test_new_vs_returning_bars_are_shares_and_title_states_the_split():
+    ax = plots.new_vs_returning_bars(nvr_frame(), currency="EUR")
+    widths = sorted(round(p.get_width(), 4) for p in bars(ax))
+    # revenue 25/75, purchases 20/80, customers 25/75
+    assert widths == [0.2, 0.25, 0.25, 0.75, 0.75, 0.8]
+    assert title(ax) == "Returning customers bring 75% of revenue while making up 75% of buyers"
+    top_down = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])
+    assert [t.get_text() for t in top_down] == ["Revenue", "Purchases", "Customers"]
+    assert ax.get_xlabel() == "Share of the period's total"
+
+
+def test_new_vs_returning_bars_empty_period():
+    ax = plots.new_vs_returning_bars(nvr_frame(0.0, 0.0, 0, 0))
+    assert "No data" in " ".join(t.get_text() for t in ax.texts)
+
+
+def test_revenue_trend_stacks_new_on_returning_and_compares_in_title():
+    trend = pd.DataFrame({
+        "period": ["2023-Q1", "2023-Q2", "2023-Q3", "2023-Q4", "2024-Q1"],
+        "revenue_new": [100.0, 100.0, 100.0, 200.0, 150.0],
+        "revenue_returning": [300.0, 300.0, 300.0, 600.0, 450.0],
+    })
+    ax = plots.revenue_trend(trend, currency="EUR")
+    tops = sorted({round(p.get_y() + p.get_height(), 2) for p in bars(ax)})
+    assert tops == [300.0, 400.0, 450.0, 600.0, 800.0]
+    # 600 vs 800 on the previous quarter (−25%), vs 400 a year ago (+50%)
+    assert title(ax) == "Revenue in 2024-Q1: €600.00, down 25% on 2023-Q4 and up 50% on 2023-Q1"
+    assert ax.get_ylabel() == "Gross revenue (EUR)"
+
+
+def test_segment_mix_compares_customer_and_revenue_shares():
+    table = pd.DataFrame(
+        {"customer_share": [0.1, 0.2, 0.3, 0.1, 0.3], "revenue_share": [0.5, 0.2, 0.1, 0.2, 0.0],
+         "aov": [20.0, 40.0, 80.0, 30.0, np.nan]},
+        index=pd.Index(["frequent", "medium", "rare", "new", "lapsed"], name="segment"),
+    )
+    ax = plots.segment_mix(table, currency="EUR")
+    widths = sorted(round(p.get_width(), 3) for p in bars(ax))
+    assert widths == sorted([0.1, 0.2, 0.3, 0.1, 0.3, 0.5, 0.2, 0.1, 0.2])  # the zero bar has no width
+    assert title(ax) == "Frequent customers: 10% of customers, 50% of revenue"
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "AOV €80.00" in texts and "no purchases" in texts
+
+
+def test_bridge_waterfall_adds_up_and_names_the_change():
+    b = CustomerBridge(start=100, churned=30, new=25, new_lapsed=5, reactivated=10, end=100)
+    ax = plots.customer_bridge_waterfall(b)
+    spans = [(round(p.get_y()), round(p.get_y() + p.get_height())) for p in bars(ax)]
+    # start 0–100, churned 70–100, new 70–95, new lapsed 90–95, reactivated 90–100, end 0–100
+    assert spans == [(0, 100), (70, 100), (70, 95), (90, 95), (90, 100), (0, 100)]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["Active at start", "Churned", "New", "New, lapsed", "Reactivated", "Active at end"]
+    assert title(ax) == "The active customer base held steady to 100: 35 won, 35 lost"
+    b2 = CustomerBridge(start=200, churned=20, new=30, new_lapsed=0, reactivated=0, end=210)
+    ax2 = plots.customer_bridge_waterfall(b2)
+    assert title(ax2).startswith("The active customer base grew 5.0% to 210")
+    assert "New, lapsed" not in [t.get_text() for t in ax2.get_xticklabels()]
+
+
+def test_cohort_heatmap_percent_labels_blank_missing_and_hatched_partial():
+    idx = pd.Index([pd.Timestamp("2024-01-01").date(), pd.Timestamp("2024-02-01").date(),
+                    pd.Timestamp("2024-03-01").date()], name="cohort")
+    m = pd.DataFrame([[1.0, 0.3, 0.2], [1.0, 0.25, np.nan], [1.0, np.nan, np.nan]], index=idx,
+                     columns=pd.Index([0, 1, 2], name="age"))
+    partial = pd.DataFrame(False, index=idx, columns=m.columns)
+    partial.iloc[2, 0] = True
+    ax = plots.cohort_heatmap(m, partial, kind="retention", grain="month")
+    annotations = sorted(t.get_text() for t in ax.texts if t.get_text())
+    assert annotations == sorted(["100", "30", "20", "100", "25", "100"])  # NaN cells have no label
+    hatched = [p for p in ax.patches if p.get_hatch()]
+    assert len(hatched) == 1 and hatched[0].get_xy() == (0, 2)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Jan 2024", "Feb 2024", "Mar 2024"]
+    assert "28%" in title(ax) and "Feb 2024 (25%)" in title(ax)
+    assert "hatched = partial month" in ax.get_xlabel()
+
+
+def test_cohort_heatmap_week_labels_and_empty():
+    idx = pd.Index([pd.Timestamp("2024-01-29").date()], name="cohort")
+    m = pd.DataFrame([[1.0]], index=idx, columns=pd.Index([0], name="age"))
+    ax = plots.cohort_heatmap(m, None, grain="week")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["2024-W05"]
+    ax = plots.cohort_heatmap(pd.DataFrame(), None)
+    assert "No cohorts" in " ".join(t.get_text() for t in ax.texts)
+
+
+def test_cumulative_curves_average_line_and_title():
+    idx = pd.Index(["2024-01-01", "2024-02-01", "2024-03-01"], name="cohort")
+    m = pd.DataFrame([[10.0, 15.0, 18.0], [12.0, 16.0, np.nan], [14.0, np.nan, np.nan]], index=idx,
+                     columns=[0, 1, 2])
+    ax = plots.cumulative_revenue_curves(m, currency="EUR")
+    avg = [ln for ln in ax.get_lines() if ln.get_label() == "Average of the cohorts observed"][0]
+    # only ages observed in >= 3 cohorts are averaged: age 0 -> 12
+    assert list(avg.get_ydata()) == [12.0]
+    assert title(ax) == "A new customer brings €12.00 in the first month and €12.00 by month 0"
+
+
+def test_segment_retention_curves_name_best_and_worst():
+    curves = pd.DataFrame({
+        "segment": ["email"] * 4 + ["social"] * 4,
+        "age": [0, 1, 2, 3] * 2,
+        "customers": [100, 90, 80, 70, 300, 280, 260, 240],
+        "retention": [1.0, 0.4, 0.35, 0.3, 1.0, 0.2, 0.15, 0.1],
+    })
+    ax = plots.segment_retention_curves(curves)
+    assert [ln.get_label() for ln in ax.get_lines()] == ["social", "email"]  # biggest first
+    assert all(min(ln.get_xdata()) == 1 for ln in ax.get_lines())        # age 0 (always 100%) left out
+    assert title(ax) == ("Email customers are retained best: 30% buy 3 months after their first "
+                              "purchase (vs 10% for social)")
+
+
+def test_second_purchase_histogram_weights_and_median():
+    dist = pd.DataFrame({"days": [1, 2, 10, 400], "customers": [2, 2, 4, 2]})
+    ax = plots.second_purchase_histogram(dist, median_days=6)
+    heights = [round(p.get_height(), 3) for p in bars(ax)]
+    assert heights == [0.4, 0.4]  # days 1–2 in the first weekly bin, day 10 in the second; 400 > 365
+    assert title(ax) == "Half of repeat customers buy again within 6 days; 80% within 30"
+    assert "20% return after more than 365 days" in " ".join(t.get_text() for t in ax.texts)
+    ax = plots.second_purchase_histogram(pd.DataFrame(columns=["days", "customers"]))
+    assert "No customer" in " ".join(t.get_text() for t in ax.texts)
+
+
+def test_draws_on_a_given_axes():
+    fig, (a, b) = plt.subplots(1, 2)
+    assert plots.new_vs_returning_bars(nvr_frame(), ax=a) is a
+    assert plots.customer_bridge_waterfall({"start": 1, "churned": 0, "new": 1, "new_lapsed": 0,
+                                            "reactivated": 0, "end": 2}, ax=b) is b
