@@ -168,7 +168,7 @@ def new_vs_returning_bars(nvr: pd.DataFrame, currency: str = "EUR", ax: Axes | N
     ret_share = np.array([r[2] for r in rows])
     ax.barh(y, ret_share, color=PALETTE["returning"], label="Returning", height=0.62)
     ax.barh(y, new_share, left=ret_share, color=PALETTE["new"], label="New", height=0.62)
-    for yi, (_label, ns, rs, nv, rv, col) in zip(y, rows):
+    for yi, (_label, ns, rs, nv, rv, col) in zip(y, rows, strict=False):
         fmt = (lambda v: fmt_money(v, currency)) if col == "revenue" else fmt_count
         if rs > 0.12:
             ax.text(rs / 2, yi, f"{fmt_pct(rs, 0)}  ({fmt(rv)})", ha="center", va="center", color="white", fontsize=9)
@@ -206,7 +206,7 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     ax.bar(x, ret, color=PALETTE["returning"], label="Returning", width=0.66)
     ax.bar(x, new, bottom=ret, color=PALETTE["new"], label="New", width=0.66)
     gross = new + ret
-    for xi, g in zip(x, gross):
+    for xi, g in zip(x, gross, strict=False):
         if g > 0:
             ax.text(xi, g, _compact_money(currency)(g), ha="center", va="bottom", fontsize=8.5,
                     color=PALETTE["text"])
@@ -251,7 +251,7 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
     ax.barh(y + h / 2, t["customer_share"].fillna(0), height=h, color=PALETTE["muted"], label="Share of customers")
     ax.barh(y - h / 2, t["revenue_share"].fillna(0), height=h, color=PALETTE["returning"], label="Share of revenue")
     top = float(max(t["customer_share"].max(), t["revenue_share"].max()))
-    for yi, (_, r) in zip(y, t.iterrows()):
+    for yi, (_, r) in zip(y, t.iterrows(), strict=False):
         ax.text(r["customer_share"] + top * 0.01, yi + h / 2, fmt_pct(r["customer_share"], 0), va="center", fontsize=8.5)
         ax.text(r["revenue_share"] + top * 0.01, yi - h / 2, fmt_pct(r["revenue_share"], 0), va="center", fontsize=8.5,
                 color=PALETTE["returning"])
@@ -369,7 +369,7 @@ def cohort_heatmap(
                           "label": heading})
     if partial is not None and partial.to_numpy().any():
         p = partial.reindex(index=m.index, columns=m.columns).fillna(False).astype(bool).to_numpy()
-        for i, j in zip(*np.nonzero(p)):
+        for i, j in zip(*np.nonzero(p), strict=False):
             ax.add_patch(Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="#52606D", lw=0))
     ax.set_yticks(np.arange(n_rows) + 0.5, [_bucket_label(c, grain) for c in m.index], rotation=0)
     ax.set_xticks(np.arange(n_cols) + 0.5, [str(c) for c in m.columns], rotation=0)
@@ -407,7 +407,7 @@ def cumulative_revenue_curves(matrix: pd.DataFrame, currency: str = "EUR", ax: A
     m = matrix.astype(float)
     ages = np.array([int(c) for c in m.columns])
     colors = sns_blues(len(m))
-    for color, (cohort, row) in zip(colors, m.iterrows()):
+    for color, (_cohort, row) in zip(colors, m.iterrows(), strict=False):
         ax.plot(ages, row.to_numpy(), color=color, lw=1.1, alpha=0.9)
     mean = m.mean(axis=0, skipna=True)
     count = m.notna().sum(axis=0)
@@ -449,7 +449,7 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
     order = (curves[curves.age == 0].sort_values("customers", ascending=False).segment.tolist()
              or sorted(curves.segment.unique().tolist()))
     shown = order[:8]
-    for color, seg in zip(OKABE_ITO, shown):
+    for color, seg in zip(OKABE_ITO, shown, strict=False):
         c = curves[(curves.segment == seg) & (curves.age >= 1)].sort_values("age")
         ax.plot(c.age, c.retention, marker="o", ms=3, lw=1.6, color=color, label=str(seg))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
