@@ -1,0 +1,233 @@
+"""The rendered report as a reader sees it: one real run on the embedded sample data for 2024-Q1
+(with one channel renamed to a ``<script>`` tag and a hostile source name), checked in the HTML, in
+headless Chromium and page by page in the PDF."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from retention_report.formatting import HEADLINE_KPIS, KPI_SPECS, fmt_value
+from retention_report.sample import ensure_sample
+
+SECTIONS = [
+    "Executive summary",
+    "New vs returning sales",
+    "Regular-customer segments",
+    "Customer base flow",
+    "Cohort retention",
+    "Purchase behaviour and LTV",
+    "Appendix",
+]
+EVIL_CHANNEL = "<script>alert('channel')</script>"
+EVIL_SOURCE = "<img src=x onerror=alert(1)> shop & co"
+CUSTOMER_ID = re.compile(r"C\d{7}")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("report")
+    sample, _ = ensure_sample()
+    table = pq.read_table(sample)
+    channel = pc.if_else(pc.equal(table["channel"], "social"), EVIL_CHANNEL, table["channel"])
+    table = table.set_column(table.schema.get_field_index("channel"), "channel", channel)
+    pq.write_table(table, d / "payments.parquet")
+    (d / "report.toml").write_text(
+        f'''
+[source]
+path = "{d / 'payments.parquet'}"
+name = "{EVIL_SOURCE}"
+[columns]
+order_id = "order_id"
+cost = "cost"
+segments = ["channel", "country", "platform"]
+[metrics]
+cohort_segment = "channel"
+'''
+    )
+    out = d / "out"
+    cli = Path(sys.executable).with_name("retention-report")
+    r = subprocess.run([str(cli), "run", "--period", "2024-Q1", "--config", str(d / "report.toml"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def html(report) -> str:
+    return (report / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def doc(report) -> dict:
+    return json.loads((report / "metrics.json").read_text())
+
+
+def test_outputs_exist(report):
+    names = sorted(p.name for p in (report / "notebooks").iterdir())
+    assert names == ["01_summary.ipynb", "02_new_vs_returning.ipynb", "03_segments.ipynb", "04_customer_base.ipynb",
+                     "05_cohorts.ipynb", "06_behaviour_ltv.ipynb", "07_appendix.ipynb"]
+    assert (report / "report.pdf").stat().st_size < 3_000_000
+    assert (report / "report.html").stat().st_size < 5_000_000
+    assert not list(report.parent.glob(".out.tmp-*"))  # the temporary folder is gone
+
+
+def test_sections_in_order_with_toc(html):
+    heads = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<h2[^>]*>(.*?)</h2>", html, re.S)]
+    assert heads == SECTIONS
+    toc = re.search(r"<nav[^>]*rr-toc[^>]*>(.*?)</nav>", html, re.S).group(1)
+    for anchor in re.findall(r'href="#([^"]+)"', toc):
+        assert f'id="{anchor}"' in html
+    assert len(re.findall(r'href="#', toc)) == len(SECTIONS)
+
+
+def test_cover(html):
+    assert "Q1 2024" in html and "1 Jan 2024 – 31 Mar 2024" in html
+    assert "Q4 2023 and Q1 2023" in html
+    assert "Incomplete period" not in html
+
+
+def test_headline_kpis_match_metrics_json(html, doc):
+    """Every headline KPI shows the number in metrics.json for the period, the previous period and a
+    year ago, formatted as the reader sees it."""
+    assert len(HEADLINE_KPIS) >= 10
+    for key in HEADLINE_KPIS:
+        assert KPI_SPECS[key].label in html.replace("&amp;", "&"), key
+        for block in ("kpis", "previous", "year_ago"):
+            shown = fmt_value(key, doc[block][key])
+            assert shown in html, (key, block, shown)
+    for finding in doc["findings"]:
+        assert finding.replace("&", "&amp;") in html
+
+
+def test_other_sections_show_their_numbers(html, doc):
+    k = doc["kpis"]
+    # bridge formulas with the period's numbers plugged in
+    assert f"{k['customers_start']:,}" in html and f"{k['customers_end']:,}" in html
+    assert f"{k['customers_churned']:,}" in html
+    # data quality: rows read
+    assert f"{doc['data_quality']['rows_read']:,}" in html
+    # segments table: every segment's customers
+    for s in doc["segments"]:
+        assert f"{s['customers']:,}" in html
+
+
+def test_no_code_no_parameters_no_warnings(html):
+    for marker in ("import retention_report", "open_report(", "metrics_path", "injected-parameters",
+                   "Traceback", "Warning:", "UserWarning", "FutureWarning", "class=\"input\"", "jp-InputArea",
+                   "In&nbsp;[", "Out["):
+        assert marker not in html, marker
+
+
+def test_self_contained_and_images_embedded(html):
+    assert "<script" not in html.lower()
+    assert not re.search(r'(src|href)="(https?:|//|file:)', html)
+    assert "@import" not in html and "url(http" not in html
+    images = re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 8
+    for b64 in images:
+        assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_values_are_escaped(html):
+    assert "&lt;img src=x onerror=alert(1)&gt; shop &amp; co" in html
+    assert "<img src=x" not in html
+    assert EVIL_CHANNEL not in html
+
+
+def test_no_customer_identifier_anywhere(report, html):
+    assert not CUSTOMER_ID.search(html)
+    assert not CUSTOMER_ID.search((report / "metrics.json").read_text())
+    from pypdf import PdfReader
+
+    text = "\n".join(p.extract_text() for p in PdfReader(report / "report.pdf").pages)
+    assert not CUSTOMER_ID.search(text)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/ensure-system-deps.sh)")
+def test_html_in_headless_chromium(report, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    failed: list[str] = []
+    external: list[str] = []
+    url = (report / "report.html").as_uri()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.on("request", lambda r: external.append(r.url) if not r.url.startswith(("data:", url)) else None)
+        page.goto(url, wait_until="load")
+        images = page.evaluate(
+            "() => Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        dialogs = page.evaluate("() => typeof window.__alerted")
+        sections = page.evaluate("() => Array.from(document.querySelectorAll('h2')).map(h => h.textContent.trim())")
+        # a phone-sized screen: nothing wider than the viewport except scrollable tables
+        page.set_viewport_size({"width": 390, "height": 800})
+        overflow = page.evaluate("() => document.documentElement.scrollWidth")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+        browser.close()
+    assert errors == []
+    assert failed == []
+    assert external == []
+    assert len(images) >= 8 and all(c and w > 0 and h > 0 for c, w, h in images)
+    assert dialogs == "undefined"
+    assert sections == SECTIONS
+    assert overflow <= 400
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils is not installed")
+def test_pdf_pages(report, tmp_path):
+    from PIL import Image
+    from pypdf import PdfReader
+
+    reader = PdfReader(report / "report.pdf")
+    n = len(reader.pages)
+    assert 5 <= n <= 14
+    for i, page in enumerate(reader.pages, 1):
+        text = page.extract_text()
+        assert f"Page {i} of {n}" in text
+        if i > 1:
+            assert "Q1 2024" in text  # running header with the period
+        w, h = float(page.mediabox.width), float(page.mediabox.height)
+        assert (round(w), round(h)) == (595, 842)  # A4 in points
+    subprocess.run(["pdftoppm", "-png", "-r", "30", str(report / "report.pdf"), str(tmp_path / "p")], check=True)
+    pngs = sorted(tmp_path.glob("p-*.png"))
+    assert len(pngs) == n
+    for png in pngs:
+        im = Image.open(png).convert("L")
+        # the body area (without header and footer lines) has real content: > 0.5% dark pixels (a text-only page has ~2%)
+        w, h = im.size
+        body = im.crop((0, int(h * 0.08), w, int(h * 0.92)))
+        ink = sum(body.histogram()[:200]) / (body.width * body.height)
+        assert ink > 0.005, (png.name, ink)
+
+
+def test_metrics_json_equals_fast_path(report, doc, tmp_path):
+    cli = Path(sys.executable).with_name("retention-report")
+    cfg = report.parent / "report.toml"
+    r = subprocess.run([str(cli), "metrics", "--period", "2024-Q1", "--config", str(cfg), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    fast = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("kpis", "previous", "year_ago", "cohorts", "segments", "data_quality", "findings"):
+        assert fast[key] == doc[key], key
