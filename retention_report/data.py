@@ -450,7 +450,7 @@ def _validate(
 ) -> tuple[ir.Table, dict[str, int], int]:
     """Apply the validation rules; return (clean table, dropped counts by reason, rows read)."""
     preds = _rule_predicates(t, settings, now)
-    agg = {name: p.cast("int64").sum() for name, p in preds.items()}
+    agg = {name: p.cast("int32").sum() for name, p in preds.items()}
     agg["_rows"] = t.count()
     counts = t.aggregate(**agg).execute().iloc[0].to_dict()
     rows_read = int(counts.pop("_rows"))
@@ -488,7 +488,7 @@ def _validate(
             seen = ibis.literal(False)
             agg2 = {}
             for rule, p in preds.items():
-                agg2[rule] = (p.fill_null(False) & ~seen).cast("int64").sum()
+                agg2[rule] = (p.fill_null(False) & ~seen).cast("int32").sum()
                 seen = seen | p.fill_null(False)
             exclusive = t.aggregate(**agg2).execute().iloc[0].to_dict()
             dropped = {k: int(v) for k, v in exclusive.items() if v}
@@ -530,7 +530,7 @@ def build_daily(payments: ir.Table, segments: tuple[str, ...] = ()) -> ir.Table:
     aggs: dict[str, ir.Value] = {
         "gross": ibis.cases((pos, p.amount), else_=0.0).sum(),
         "refunds": ibis.cases((p.amount < 0, -p.amount), else_=0.0).sum(),
-        "payments": pos.cast("int64").sum(),
+        "payments": pos.cast("int32").sum(),
         "rows": p.count(),
     }
     if "cost" in p.columns:

@@ -141,7 +141,7 @@ def cohort_matrices(
     c = c.mutate(cidx=_bucket_index(c.acquired, grain))
     sizes = c.group_by("cidx").aggregate(
         size=c.count(),
-        repeaters=(c.second.notnull() & (c.second <= lit(horizon))).cast("int64").sum(),
+        repeaters=(c.second.notnull() & (c.second <= lit(horizon))).cast("int32").sum(),
     ).execute()
     d = daily.filter(daily.is_purchase & (daily.day >= lit(first_day)) & (daily.day <= lit(horizon)))
     j = d.inner_join(c.select("customer_id", "cidx"), "customer_id")

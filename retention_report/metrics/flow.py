@@ -88,12 +88,12 @@ def customer_bridge(
     before = (j.acquired < start).fill_null(False)
     r = scalar_row(
         j.aggregate(
-            cs=j.act_s.cast("int64").sum(),
-            ce=j.act_e.cast("int64").sum(),
-            cl=(j.act_s & ~j.act_e).cast("int64").sum(),
-            re=(j.act_e & ~j.act_s & before).cast("int64").sum(),
-            cn=new.cast("int64").sum(),
-            nl=(new & ~j.act_e).cast("int64").sum(),
+            cs=j.act_s.cast("int32").sum(),
+            ce=j.act_e.cast("int32").sum(),
+            cl=(j.act_s & ~j.act_e).cast("int32").sum(),
+            re=(j.act_e & ~j.act_s & before).cast("int32").sum(),
+            cn=new.cast("int32").sum(),
+            nl=(new & ~j.act_e).cast("int32").sum(),
         )
     )
     return CustomerBridge(

@@ -61,10 +61,10 @@ def _per_customer(
     aggs = {
         "gross": j.gross.sum(),
         "refunds": j.refunds.sum(),
-        "purchases": j.is_purchase.cast("int64").sum(),
+        "purchases": j.is_purchase.cast("int32").sum(),
         "payments": j.payments.sum(),
         "new_gross": j.gross.sum(where=is_new & j.is_purchase),
-        "new_purchases": (is_new & j.is_purchase).cast("int64").sum(),
+        "new_purchases": (is_new & j.is_purchase).cast("int32").sum(),
         "new_payments": j.payments.sum(where=is_new & j.is_purchase),
         "is_new_customer": acquired_in_p.max(),
     }
@@ -102,13 +102,13 @@ def period_sales(
         "refunds": pc.refunds.sum(),
         "purchases": pc.purchases.sum(),
         "payments": pc.payments.sum(),
-        "customers": buyer.cast("int64").sum(),
-        "customers_new": (buyer & pc.is_new_customer).cast("int64").sum(),
-        "customers_repeat": (pc.purchases >= 2).cast("int64").sum(),
+        "customers": buyer.cast("int32").sum(),
+        "customers_new": (buyer & pc.is_new_customer).cast("int32").sum(),
+        "customers_repeat": (pc.purchases >= 2).cast("int32").sum(),
         "new_gross": pc.new_gross.sum(),
         "new_purchases": pc.new_purchases.sum(),
         "new_payments": pc.new_payments.sum(),
-        "new_with_repeat": (pc.is_new_customer & (pc.purchases >= 2)).cast("int64").sum(),
+        "new_with_repeat": (pc.is_new_customer & (pc.purchases >= 2)).cast("int32").sum(),
     }
     has_cost = "cost_pos" in daily.columns
     if has_cost:

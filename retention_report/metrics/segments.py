@@ -97,10 +97,10 @@ def frequency_segments(
     c = customers.filter(customers.acquired <= end).select("customer_id", "acquired")
     d = daily.filter(daily.is_purchase & in_range(daily.day, lo, end))
     per = d.group_by("customer_id").aggregate(
-        n_look=in_range(d.day, look_first, end).cast("int64").sum(),
+        n_look=in_range(d.day, look_first, end).cast("int32").sum(),
         active=in_range(d.day, act_first, end).max(),
         rev=d.gross.sum(where=in_range(d.day, start, end)),
-        pur=in_range(d.day, start, end).cast("int64").sum(),
+        pur=in_range(d.day, start, end).cast("int32").sum(),
     )
     j = c.left_join(per, "customer_id")
     kind = (
@@ -134,7 +134,7 @@ def frequency_segments(
         j.group_by("segment")
         .aggregate(
             customers=j.count(),
-            buyers=(j.pur.fill_null(0) > 0).cast("int64").sum(),
+            buyers=(j.pur.fill_null(0) > 0).cast("int32").sum(),
             revenue=j.rev.fill_null(0.0).sum(),
             purchases=j.pur.fill_null(0).sum(),
             frequency=j.freq.mean(),
