@@ -73,9 +73,12 @@ class SourceSettings(_Model):
     folder/glob of Parquet files, ``.duckdb``/``.ddb``, ``.sqlite``/``.db``, ``.xlsx``) or by the
     URL's scheme (``postgres://``, ``duckdb://``, ``pyspark://`` …, anything ``ibis.connect`` takes).
     With no path and no URL the embedded sample data is used (generated on first use).
+    ``kind = "spark"`` (or a ``spark://``/``pyspark://`` URL) runs the same metrics on Spark through
+    Ibis's PySpark backend: ``path`` is read as Parquet, or ``table``/``query`` from the session's
+    catalog; the master comes from ``RETENTION_REPORT_SPARK_MASTER`` (default ``local[*]``).
     """
 
-    kind: Literal["auto", "csv", "parquet", "excel", "duckdb", "sqlite", "postgres", "url", "sample"] = "auto"
+    kind: Literal["auto", "csv", "parquet", "excel", "duckdb", "sqlite", "postgres", "spark", "url", "sample"] = "auto"
     path: str = Field("", description="file, folder, glob or database file")
     url: str = Field("", description="Ibis connection URL; put the password in password_env")
     password_env: str = Field("", description="environment variable holding the database password")

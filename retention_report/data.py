@@ -167,7 +167,7 @@ def _source_kind(settings: Settings) -> str:
     if src.url:
         scheme = src.url.split("://", 1)[0].lower()
         return {"postgresql": "postgres", "postgres": "postgres", "duckdb": "duckdb",
-                "sqlite": "sqlite"}.get(scheme, "url")
+                "sqlite": "sqlite", "spark": "spark", "pyspark": "spark"}.get(scheme, "url")
     if not src.path:
         return "sample"
     p = src.path.lower()
@@ -183,7 +183,7 @@ def _source_kind(settings: Settings) -> str:
         return "excel"
     raise DataError(
         f"cannot tell the format of source.path {src.path!r} from its extension; set source.kind "
-        "to one of csv, parquet, excel, duckdb, sqlite, postgres, url"
+        "to one of csv, parquet, excel, duckdb, sqlite, postgres, spark, url"
     )
 
 
@@ -240,6 +240,8 @@ def _read_raw(settings: Settings) -> tuple[Any, ir.Table, str, bool]:
         except Exception as exc:
             raise DataError(f"cannot open SQLite database {db}: {_first_line(exc)}") from None
         return con, _table_or_query(con, settings), name, False
+    if kind == "spark":
+        return _read_spark(settings, src_path, name)
     # postgres and any other Ibis URL
     url = src.url
     if not url:
@@ -256,6 +258,48 @@ def _read_raw(settings: Settings) -> tuple[Any, ir.Table, str, bool]:
         raise DataError(f"cannot connect to {_redacted(url)}: {_first_line(exc)}") from None
     if kind == "postgres":
         con.raw_sql(f"SET TIME ZONE '{settings.timezone}'")
+    return con, _table_or_query(con, settings), name, False
+
+
+def spark_session(settings: Settings) -> Any:
+    """A Spark session for the report: the report time zone as the session time zone (so day
+    buckets match every other backend), few shuffle partitions, no UI. The master is
+    ``RETENTION_REPORT_SPARK_MASTER`` (default ``local[*]``; ``spark://host:7077`` or ``yarn`` for a
+    cluster)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise DataError("source.kind = 'spark' needs PySpark: pip install -e '.[spark]'") from None
+    master = os.environ.get("RETENTION_REPORT_SPARK_MASTER", "local[*]")
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("retention-report")
+        .config("spark.sql.session.timeZone", settings.timezone)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", os.environ.get("RETENTION_REPORT_SPARK_PARTITIONS", "8"))
+        .config("spark.sql.ansi.enabled", "false")
+        .config("spark.driver.memory", os.environ.get("RETENTION_REPORT_SPARK_DRIVER_MEMORY", "4g"))
+    )
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:
+        raise DataError(f"cannot start Spark (master {master}): {_first_line(exc)}") from None
+    session.conf.set("spark.sql.session.timeZone", settings.timezone)
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _read_spark(settings: Settings, path: str, name: str) -> tuple[Any, ir.Table, str, bool]:
+    session = spark_session(settings)
+    con = ibis.pyspark.connect(session)
+    src = settings.source
+    if path:
+        _check_path(path)
+        try:
+            raw = con.read_parquet(path)  # a file, a folder (hive partitions too) or a glob
+        except Exception as exc:
+            raise DataError(f"Spark cannot read {path}: {_first_line(exc)}") from None
+        return con, raw, name, False
     return con, _table_or_query(con, settings), name, False
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the system programs the tests use are present: Chromium (the HTML report and email are
-# checked in a real browser), poppler's pdftoppm (PDF pages to PNG) and PostgreSQL server binaries.
+# checked in a real browser), poppler's pdftoppm (PDF pages to PNG), PostgreSQL server binaries,
+# Java (Spark local mode) and openssl.
 # Installs them with apt when running as root; otherwise says what is missing (those tests skip).
 set -euo pipefail
 missing=()
@@ -10,6 +11,8 @@ fc-list 2>/dev/null | grep -qi "Liberation Sans" || missing+=(fonts-liberation)
 if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)   # Spark local mode
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)              # throwaway TLS certificate (email tests)
 if ((${#missing[@]} == 0)); then exit 0; fi
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
   echo "installing system packages for the tests: ${missing[*]}"
