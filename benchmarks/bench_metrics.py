@@ -11,6 +11,7 @@ reuse), then times on the same file, in the same run:
 
 Each runs in its own process; wall time and peak RSS (ru_maxrss of the child) are reported.
 Usage:  python benchmarks/bench_metrics.py --rows 1000000 [--rows 10000000] [--skip-pandas]
+        python benchmarks/bench_metrics.py --engines [--rows 1000000]   # DuckDB vs PostgreSQL vs Spark
 """
 
 from __future__ import annotations
@@ -132,9 +133,58 @@ def bench(rows: int, skip_pandas: bool, memory_limit: str) -> dict[str, object]:
     t, m, _ = peak_rss_child([py, "-c", DUCKDB_SQL, glob, PERIOD_START, PERIOD_END])
     result["duckdb"] = (t, m)
     if not skip_pandas:
-        t, m, _ = peak_rss_child([py, "-c", PANDAS_CODE, glob, PERIOD_START, PERIOD_END])
+        # pandas reads a folder of Parquet files (not a glob)
+        t, m, _ = peak_rss_child([py, "-c", PANDAS_CODE, str(path), PERIOD_START, PERIOD_END])
         result["pandas"] = (t, m)
     return result
+
+
+def bench_engines(rows: int) -> dict[str, tuple[float, float]]:
+    """The same `retention-report metrics` run on DuckDB (Parquet), PostgreSQL (a temporary local
+    cluster loaded by COPY; load time not counted) and Spark local mode (PySpark, Parquet)."""
+    sys.path.insert(0, str(REPO))
+    from retention_report.pgtemp import load_parquet, temporary_postgres
+
+    path = ensure_data(rows)
+    cli = str(Path(sys.executable).with_name("retention-report"))
+    out = Path("/tmp") / f"rr-bench-engines-{rows}"
+    out.mkdir(parents=True, exist_ok=True)
+    common = '''
+        [columns]
+        order_id = "order_id"
+        cost = "cost"
+        segments = ["channel", "country", "platform"]
+    '''
+    results: dict[str, tuple[float, float]] = {}
+
+    def run(name: str, source: str) -> None:
+        cfg = out / f"{name}.toml"
+        cfg.write_text(textwrap.dedent(source) + textwrap.dedent(common))
+        t, m, _ = peak_rss_child([cli, "metrics", "--period", "2024-Q1", "--config", str(cfg), "--out", str(out / name)])
+        results[name] = (t, m)
+        print(f"{name}: {t:.1f} s, {m:,.0f} MB", file=sys.stderr)
+
+    run("duckdb", f'''
+        [source]
+        path = "{path}"
+    ''')
+    with temporary_postgres(password="bench-password", settings=("fsync=off", "shared_buffers=1GB", "work_mem=256MB")) as pg:
+        t0 = time.perf_counter()
+        n = load_parquet(pg, path)
+        print(f"loaded {n:,} rows into PostgreSQL in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        os.environ["RR_BENCH_PG_PASSWORD"] = pg.password
+        run("postgres", f'''
+            [source]
+            url = "{pg.url}"
+            table = "payments"
+            password_env = "RR_BENCH_PG_PASSWORD"
+        ''')
+    run("spark", f'''
+        [source]
+        kind = "spark"
+        path = "{path}"
+    ''')
+    return results
 
 
 def main() -> None:
@@ -143,7 +193,18 @@ def main() -> None:
     ap.add_argument("--skip-pandas", action="store_true", help="skip the pandas baseline (huge N)")
     ap.add_argument("--memory-limit", default="", help="DuckDB memory limit for the project run, e.g. 4GB")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    ap.add_argument("--engines", action="store_true",
+                    help="instead: the same metrics on DuckDB vs PostgreSQL vs Spark local at --rows (default 1M)")
     args = ap.parse_args()
+    if args.engines:
+        rows = (args.rows or [1_000_000])[0]
+        res = bench_engines(rows)
+        print(f"{rows:,} payments, period 2024-Q1, `retention-report metrics`; wall time / peak RSS of the CLI process "
+              "(PostgreSQL's server processes not included; Spark's JVM is a child, the largest process counts)")
+        print("| engine | wall time | peak RSS |\n|---|---:|---:|")
+        for name, (t, m) in res.items():
+            print(f"| {name} | {t:.1f} s | {m:,.0f} MB |")
+        return
     results = [bench(n, args.skip_pandas, args.memory_limit) for n in (args.rows or [1_000_000])]
     if args.json:
         print(json.dumps(results, indent=2))

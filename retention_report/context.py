@@ -182,7 +182,7 @@ class ReportContext:
         o = self.options
         return self._memo(
             f"curves{seg}",
-            lambda: cohort_segment_curves(self.ds.daily, self.ds.customers, seg, self.period.end,
+            lambda: cohort_segment_curves(self.ds.daily, self.ds.customers_with_segments(), seg, self.period.end,
                                           self.ds.last_day, o.cohort_grain, o.cohort_count),  # type: ignore[arg-type]
         )
 

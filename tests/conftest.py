@@ -36,6 +36,26 @@ def make_dataset(rows, columns=("customer_id", "paid_at", "amount"), **settings)
     return dataset_from_frame(frame, s, now=NOW)
 
 
+def assert_same(a, b, path="doc"):
+    """Two metrics documents are equal: same keys, same nulls, exact ints and strings, floats within
+    1e-9 (relative or absolute) — backends sum floating point in different orders."""
+    import math
+
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), (path, set(a) ^ set(b) if isinstance(b, dict) else b)
+        for key in a:
+            assert_same(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a is not None and b is not None, (path, a, b)
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

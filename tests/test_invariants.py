@@ -3,13 +3,12 @@ and the same numbers whichever file format the data come from (SPEC §4, issue "
 
 from __future__ import annotations
 
-import math
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import NOW
+from conftest import NOW, assert_same
 
 from retention_report.config import load_settings
 from retention_report.context import with_sample_columns
@@ -193,23 +192,8 @@ def test_same_metrics_from_csv_parquet_and_duckdb(formats, label):
     csv = _doc(formats / "p.csv", label)
     duck = _doc(formats / "p.duckdb", label, **{"source.table": "payments"})
     for other in (csv, duck):
-        _assert_same(parquet, other)
+        assert_same(parquet, other)
     assert parquet["kpis"]["customers"] > 100  # a real comparison, not two empty documents
-
-
-def _assert_same(a, b, path="doc"):
-    if isinstance(a, dict):
-        assert set(a) == set(b), path
-        for key in a:
-            _assert_same(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=False)):
-            _assert_same(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, (int, float)):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (path, a, b)
-    else:
-        assert a == b, (path, a, b)
 
 
 def test_dates_in_documents_are_iso(docs):

@@ -4,38 +4,27 @@ mode (marked spark/slow) and unreachable sources with one-line errors."""
 
 from __future__ import annotations
 
-import glob
-import math
-import os
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import NOW
+from conftest import NOW, assert_same
 
 from retention_report.config import load_settings
 from retention_report.data import DataError, open_dataset
 from retention_report.metrics.summary import MetricOptions, metrics_document
 from retention_report.periods import parse_period
+from retention_report.pgtemp import find_pg_bin, load_parquet, temporary_postgres
 from retention_report.sample import generate_payments
 
 PG_PASSWORD = "pg-Secret-42"
 PERIODS = ["2023-Q4", "2024-Q1", "2024-03", "2024-W05", "2024"]
 COLUMNS = {"columns.order_id": "order_id", "columns.cost": "cost", "columns.segments": ["channel", "country"]}
-
-
-def _pg_bin() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(candidates[-1]).parent if candidates else None
 
 
 def _free_port() -> int:
@@ -50,52 +39,14 @@ def payments_frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory, payments_frame):
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (initdb + pg_ctl), loaded with the sample data.
-
-    initdb refuses to run as root, so as root the cluster belongs to the ``postgres`` system user.
-    Yields ``(url_without_password, port)``.
-    """
-    import psycopg
-
-    bindir = _pg_bin()
-    if bindir is None:
+def postgres(parquet_path):
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl on 127.0.0.1) loaded with the sample data by
+    COPY. Yields ``(url_without_password, port)``."""
+    if find_pg_bin() is None:
         pytest.skip("PostgreSQL server binaries not found (scripts/ensure-system-deps.sh installs them)")
-    # not under pytest's tmp (0700, root only): the postgres user must be able to enter it
-    base = Path(tempfile.mkdtemp(prefix="rr-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    pwfile = base / "pw"
-    pwfile.write_text(PG_PASSWORD + "\n")
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-        shutil.chown(pwfile, "postgres")
-        os.chmod(base, 0o755)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True)  # noqa: E731
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "rr", "--auth-host=scram-sha-256", "--auth-local=trust",
-        f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C")
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
-        "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off", "start")
-    try:
-        with psycopg.connect(host="127.0.0.1", port=port, user="rr", password=PG_PASSWORD, dbname="postgres",
-                             autocommit=True) as con:
-            con.execute("CREATE DATABASE shop")
-        with psycopg.connect(host="127.0.0.1", port=port, user="rr", password=PG_PASSWORD, dbname="shop") as con:
-            con.execute("""CREATE TABLE payments (customer_id text, paid_at timestamp, amount double precision,
-                           order_id text, cost double precision, channel text, country text, platform text)""")
-            with con.cursor().copy("COPY payments FROM STDIN") as cp:
-                for row in payments_frame.itertuples(index=False):
-                    cp.write_row(row)
-            con.execute("ANALYZE payments")
-        yield f"postgres://rr@127.0.0.1:{port}/shop", port
-    finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+    with temporary_postgres(password=PG_PASSWORD) as pg:
+        load_parquet(pg, parquet_path)
+        yield pg.url, pg.port
 
 
 @pytest.fixture(scope="module")
@@ -115,22 +66,6 @@ def _docs(settings, periods=PERIODS) -> dict[str, dict]:
             doc.pop(key, None)
         out[p] = doc
     return out
-
-
-def assert_same(a, b, path="doc"):
-    if isinstance(a, dict):
-        assert set(a) == set(b), (path, set(a) ^ set(b))
-        for k in a:
-            assert_same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) or isinstance(b, float):
-        assert a is not None and b is not None, (path, a, b)
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (path, a, b)
-    else:
-        assert a == b, (path, a, b)
 
 
 @pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin"])
