@@ -23,6 +23,16 @@ def setup() -> None:
     """Apply the project chart theme and crisp (2x) inline PNGs."""
     from . import plots
 
+    # inline figures even when MPLBACKEND is set in the environment (e.g. Agg in a CI shell), which
+    # would otherwise make plt.show() draw nothing into the report
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        if ip is not None and getattr(ip, "kernel", None) is not None:
+            ip.run_line_magic("matplotlib", "inline")
+    except Exception:  # pragma: no cover - outside IPython
+        pass
     plots.set_theme()
     try:
         from matplotlib_inline.backend_inline import set_matplotlib_formats
