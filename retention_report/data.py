@@ -303,7 +303,6 @@ def spark_session(settings: Settings) -> Any:
 def _read_spark(settings: Settings, path: str, name: str) -> tuple[Any, ir.Table, str, bool]:
     session = spark_session(settings)
     con = ibis.pyspark.connect(session)
-    src = settings.source
     if path:
         _check_path(path)
         try:
@@ -545,7 +544,7 @@ def _validate(
         )
     # rows are attributed to the first rule they break, so the counts add up
     remaining = t
-    for rule, pred in preds.items():
+    for rule in preds:
         if counts.get(rule):
             dropped[rule] = counts[rule]
     if bad:

@@ -13,7 +13,17 @@ from typing import Any
 
 import pandas as pd
 
-from .formatting import HEADLINE_KPIS, KPI_SPECS, change, fmt_count, fmt_money, fmt_number, fmt_pct, fmt_value, is_missing
+from .formatting import (
+    HEADLINE_KPIS,
+    KPI_SPECS,
+    change,
+    fmt_count,
+    fmt_money,
+    fmt_number,
+    fmt_pct,
+    fmt_value,
+    is_missing,
+)
 from .periods import parse_period
 
 __all__ = [
