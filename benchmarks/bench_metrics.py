@@ -200,7 +200,7 @@ def main() -> None:
         rows = (args.rows or [1_000_000])[0]
         res = bench_engines(rows)
         print(f"{rows:,} payments, period 2024-Q1, `retention-report metrics`; wall time / peak RSS of the CLI process "
-              "(PostgreSQL's server processes not included; Spark's JVM is a child, the largest process counts)")
+              "(not included: PostgreSQL's server processes and Spark's JVM, which run outside the CLI process)")
         print("| engine | wall time | peak RSS |\n|---|---:|---:|")
         for name, (t, m) in res.items():
             print(f"| {name} | {t:.1f} s | {m:,.0f} MB |")
