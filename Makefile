@@ -63,9 +63,9 @@ metrics: _need_period setup
 	$(CLI) metrics --period "$(PERIOD)" $(cli_args)
 
 .PHONY: email
-## Email the rendered report of $(PERIOD) (DRY_RUN=1 writes email.eml instead; TO=addr overrides)
+## Email the rendered report of $(PERIOD) (DRY_RUN=1 writes email.eml instead; TO="a@x, b@y" overrides)
 email: _need_period setup
-	$(CLI) email --period "$(PERIOD)" $(if $(CONFIG),--config "$(CONFIG)") $(if $(TO),--to "$(TO)") $(if $(DRY_RUN),--dry-run)
+	$(CLI) email --period "$(PERIOD)" $(if $(CONFIG),--config "$(CONFIG)") $(if $(TO),--to "$(TO)") $(if $(filter-out 0 no false,$(DRY_RUN)),--dry-run)
 
 .PHONY: sample
 ## Generate the embedded sample payment log (data/sample/payments.parquet) if missing

@@ -45,6 +45,7 @@ __all__ = [
     "build_message",
     "email_command",
     "read_password",
+    "send_message",
     "send_report",
     "validate_address",
 ]
@@ -153,9 +154,21 @@ def _kpi_rows(doc: dict[str, Any], currency: str) -> list[dict[str, Any]]:
     return rows
 
 
-def chart_png(doc: dict[str, Any], currency: str) -> bytes:
+def chart_png(doc: dict[str, Any], currency: str, labels: list[str] | None = None) -> bytes:
     """The key chart for the mail: gross revenue from new and returning purchases a year ago, in the
-    previous period and now (drawn from metrics.json, so it always matches the table beside it)."""
+    previous period and now, as a PNG.
+
+    Why redraw it rather than reuse a chart of ``report.html``: the report's images are anonymous
+    base64 ``<img>`` tags whose order and content change whenever a notebook does, and its revenue
+    trend is sized for an A4 page (its labels become unreadable at mail width). Drawing this one
+    small chart from ``metrics.json`` with the project's theme (:func:`plots.set_theme`,
+    :func:`plots.revenue_trend`) takes ~0.3 s, needs only the file the mail is built from anyway,
+    always matches the KPI table beside it, and is sized for a 600-pixel mail column at 2x
+    resolution for high-density screens.
+
+    ``labels``: the three bar labels (year ago, previous, current); default the periods' labels.
+    The chart has no title: :func:`chart_caption` is shown as text above it.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -163,28 +176,41 @@ def chart_png(doc: dict[str, Any], currency: str) -> bytes:
     import pandas as pd
 
     from . import plots
-
     plots.set_theme()
-    labels = [doc.get("year_ago_period", {}).get("period", "year ago"),
-              doc.get("previous_period", {}).get("period", "previous"), doc["period"]]
+    blocks = ("year_ago", "previous", "kpis")
+    if labels is None:
+        labels = [doc.get("year_ago_period", {}).get("period", "year ago"),
+                  doc.get("previous_period", {}).get("period", "previous"), doc["period"]]
     frame = pd.DataFrame({
         "period": labels,
-        "revenue_new": [doc[b].get("revenue_new") or 0.0 for b in ("year_ago", "previous", "kpis")],
-        "revenue_returning": [doc[b].get("revenue_returning") or 0.0 for b in ("year_ago", "previous", "kpis")],
+        "revenue_new": [doc[b].get("revenue_new") or 0.0 for b in blocks],
+        "revenue_returning": [doc[b].get("revenue_returning") or 0.0 for b in blocks],
     })
-    fig, ax = plt.subplots(figsize=(6.4, 3.3))
-    plots.revenue_trend(frame, currency=currency, ax=ax)
-    gross = frame.revenue_new + frame.revenue_returning
-    ago = gross.iloc[0]
-    title = ax.get_title(loc="left")
-    if ago:
-        ch = gross.iloc[-1] / ago - 1
-        title += f" and {'up' if ch >= 0 else 'down'} {abs(ch):.0%} on {labels[0]}"
-    ax.set_title(title, fontsize=10.5, loc="left")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=144)
-    plt.close(fig)
+    with plt.rc_context({"xtick.labelsize": 9.5, "ytick.labelsize": 8.5, "axes.labelsize": 9,
+                         "legend.fontsize": 9}):
+        fig, ax = plt.subplots(figsize=(5.4, 2.9))
+        plots.revenue_trend(frame, currency=currency, ax=ax)
+        for t in ax.texts:  # the totals above the bars
+            t.set_fontsize(9.5)
+            t.set_fontweight("bold")
+        ax.set_title("")  # the title is HTML text above the image: readable, and there with images off
+        buf = io.BytesIO()
+        # 1184 px wide (tight bounding box aside): shown at 592 CSS pixels, sharp on 2x screens
+        fig.savefig(buf, format="png", dpi=220, metadata={"Software": None})
+        plt.close(fig)
     return buf.getvalue()
+
+
+def chart_caption(doc: dict[str, Any], currency: str, labels: list[str]) -> str:
+    """``Gross revenue in Q1 2024: €3,130,801, down 16% on Q4 2023 and up 34% on Q1 2023``."""
+    from .formatting import fmt_money
+
+    gross = [(doc[b].get("revenue_new") or 0.0) + (doc[b].get("revenue_returning") or 0.0)
+             for b in ("year_ago", "previous", "kpis")]
+    moves = [f"{'up' if gross[-1] >= ref else 'down'} {abs(gross[-1] / ref - 1):.0%} on {label}"
+             for ref, label in ((gross[1], labels[1]), (gross[0], labels[0])) if ref]
+    return f"Gross revenue in {labels[-1]}: {fmt_money(gross[-1], currency)}" + (
+        ", " + " and ".join(moves) if moves else "")
 
 
 @dataclass(frozen=True)
@@ -201,9 +227,32 @@ class Recipients:
         return list(seen)
 
 
+def split_addresses(entries: Iterable[str]) -> list[str]:
+    """``["a@x.example, Jane <j@y.example>"]`` → ``["a@x.example", "Jane <j@y.example>"]``: a
+    ``--to`` value (or ``make email TO=…``) may list several addresses separated by commas. Entries
+    with line breaks or that do not split cleanly are kept whole, so validation names them as given.
+    """
+    from email.utils import getaddresses
+
+    out: list[str] = []
+    for entry in entries:
+        parts = []
+        if isinstance(entry, str) and "," in entry and not any(c in entry for c in "\r\n\0"):
+            try:
+                parts = getaddresses([entry], strict=True)
+            except TypeError:  # pragma: no cover - older patch releases
+                parts = getaddresses([entry])
+        if len(parts) > 1 and all(addr and "@" in addr for _, addr in parts):
+            out.extend(formataddr(p) if p[0] else p[1] for p in parts)
+        else:
+            out.append(entry)
+    return out
+
+
 def recipients_from(settings: EmailSettings, to: Iterable[str] | None = None) -> Recipients:
-    """Validated recipients: ``to`` (CLI) replaces the configured To list; cc/bcc from the config."""
-    to_list = list(to) if to else list(settings.to)
+    """Validated recipients: ``to`` (command line; comma-separated lists allowed) replaces the
+    configured To list; cc/bcc from the config (one address per list entry)."""
+    to_list = split_addresses(to) if to else list(settings.to)
     if not to_list:
         raise MailError("no recipients: set email.to in the config or pass --to ADDRESS")
     return Recipients(
@@ -211,6 +260,23 @@ def recipients_from(settings: EmailSettings, to: Iterable[str] | None = None) ->
         cc=[validate_address(a, "recipient (cc)") for a in settings.cc],
         bcc=[validate_address(a, "recipient (bcc)") for a in settings.bcc],
     )
+
+
+def _no_password(em: EmailSettings) -> str:
+    return (f"email.user is set but there is no password: set the environment variable {em.password_env} "
+            f"or put {em.password_env}=... in a git-ignored .env file in the current directory")
+
+
+def _check_headers(settings: Settings) -> tuple[str, str]:
+    """The validated From and Reply-To; the title (in the Subject) must be one line."""
+    em = settings.email
+    if not em.sender:
+        raise MailError("email.sender is not set in the config (the From address)")
+    sender = validate_address(em.sender, "sender (email.sender)")
+    reply_to = validate_address(em.reply_to, "reply-to (email.reply_to)") if em.reply_to else ""
+    if any(c in settings.report.title for c in "\r\n\0"):
+        raise MailError(f"report.title {settings.report.title!r} contains a line break; it is the mail's Subject")
+    return sender, reply_to
 
 
 def build_message(report_dir: Path, settings: Settings, period: Period,
@@ -227,10 +293,7 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
     for p in (pdf_path, metrics_path):
         if not p.is_file():
             raise MailError(f"{p} is missing: render the report first (make report PERIOD={period.label})")
-    if not em.sender:
-        raise MailError("email.sender is not set in the config (the From address)")
-    sender = validate_address(em.sender, "sender (email.sender)")
-    reply_to = validate_address(em.reply_to, "reply-to (email.reply_to)") if em.reply_to else ""
+    sender, reply_to = _check_headers(settings)
     recipients = recipients or recipients_from(em)
 
     doc = json.loads(metrics_path.read_text(encoding="utf-8"))
@@ -247,6 +310,7 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
                         f"{em.max_attachment_mb:g} MB ({names}); nothing was sent")
 
     title = settings.report.title
+    chart_labels = [period.year_ago().title, period.previous().title, period.title]
     where = settings.report.report_url or str((report_dir / "report.html").resolve())
     context = {
         "title": title,
@@ -259,6 +323,7 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
         "where": where,
         "where_is_url": bool(settings.report.report_url),
         "chart_cid": CHART_CID,
+        "chart_caption": chart_caption(doc, currency, chart_labels),
         "pdf_name": attachments[0][3],
         "source": doc.get("source") or "",
     }
@@ -280,7 +345,8 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     html_part = msg.get_payload()[1]
-    html_part.add_related(chart_png(doc, currency), maintype="image", subtype="png", cid=f"<{CHART_CID}>",
+    chart = chart_png(doc, currency, chart_labels)
+    html_part.add_related(chart, maintype="image", subtype="png", cid=f"<{CHART_CID}>",
                           filename="revenue.png", disposition="inline")
     for data, maintype, subtype, name in attachments:
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
@@ -305,6 +371,7 @@ class SendResult:
     failed: dict[str, str]      # address → reason
     attempts: int
     log_path: Path
+    message_id: str = ""
 
     @property
     def ok(self) -> bool:
@@ -325,13 +392,19 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def _transient(exc: BaseException) -> bool:
+    """Worth retrying: connection failures, timeouts and 4xx replies. Not: a refused login, 5xx
+    replies, TLS failures (certificate, wrong port) and unknown host names — retrying cannot help."""
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return False
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(400 <= code < 500 for code, _ in exc.recipients.values())
     if isinstance(exc, smtplib.SMTPResponseException):
         return 400 <= exc.smtp_code < 500
-    return isinstance(exc, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError, socket.timeout))
+    if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+        return False
+    if isinstance(exc, socket.gaierror):
+        return exc.errno == socket.EAI_AGAIN  # "temporary failure in name resolution"
+    return isinstance(exc, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError, TimeoutError))
 
 
 def _describe(exc: BaseException, em: EmailSettings, port: int) -> str:
@@ -345,8 +418,15 @@ def _describe(exc: BaseException, em: EmailSettings, port: int) -> str:
         return f"sender {exc.sender} refused by {where} ({exc.smtp_code} {_decode(exc.smtp_error)})"
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{where} answered {exc.smtp_code} {_decode(exc.smtp_error)}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"the TLS certificate of {where} was not accepted: {exc.verify_message or exc.reason} "
+                f"(a private CA belongs in the system trust store; email.verify_tls = false only for test servers)")
     if isinstance(exc, ssl.SSLError):
-        return f"TLS with {where} failed: {exc.reason or exc} (email.security = {em.security!r}, verify_tls = {em.verify_tls})"
+        return (f"TLS with {where} failed: {exc.reason or exc} (email.security = {em.security!r}: 'tls' is "
+                f"usually port 465, 'starttls' port 587)")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        hint = " (email.security = 'starttls'; use 'tls', or 'none' for a local relay)" if "STARTTLS" in str(exc) else ""
+        return f"{where}: {exc}{hint}"
     if isinstance(exc, (ConnectionRefusedError, smtplib.SMTPConnectError)):
         return f"cannot connect to the SMTP server {where}: connection refused"
     if isinstance(exc, (socket.timeout, TimeoutError)):
@@ -355,11 +435,15 @@ def _describe(exc: BaseException, em: EmailSettings, port: int) -> str:
         return f"cannot resolve the SMTP host {em.smtp_host!r}"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return f"the SMTP server {where} closed the connection ({exc})"
+    if isinstance(exc, OSError):
+        return f"cannot talk to the SMTP server {where}: {exc.strerror or exc}"
     return f"{type(exc).__name__}: {exc}"
 
 
 def _decode(v: Any) -> str:
-    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+    """A server reply as one line (multi-line replies are joined)."""
+    text = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+    return " ".join(text.split())
 
 
 def _port(em: EmailSettings) -> int:
@@ -396,6 +480,31 @@ def _deliver(msg: EmailMessage, sender: str, rcpts: list[str], em: EmailSettings
     return refused
 
 
+def _load_log(log_path: Path, key: str, msg: EmailMessage) -> dict[str, Any]:
+    """The log of this message (same ``message_key``), or a fresh one; the log of an earlier,
+    different message (the report was re-rendered) is kept under ``earlier``."""
+    old: dict[str, Any] = {}
+    if log_path.is_file():
+        try:
+            old = json.loads(log_path.read_text(encoding="utf-8"))
+        except ValueError:
+            old = {}
+    if not isinstance(old, dict):
+        old = {}
+    if old.get("message_key") == key:
+        return old
+    earlier = old.pop("earlier", []) if old else []
+    if old.get("recipients"):
+        earlier = [*earlier, old][-20:]
+    log: dict[str, Any] = {
+        "message_key": key, "period": str(msg.get("X-Report-Period", "")), "subject": str(msg["Subject"]),
+        "message_id": "", "recipients": {}, "attempts": [],
+    }
+    if earlier:
+        log["earlier"] = earlier
+    return log
+
+
 def send_report(
     msg: EmailMessage,
     recipients: Recipients,
@@ -406,75 +515,108 @@ def send_report(
     sleep: Callable[[float], None] = time.sleep,
     say: Callable[[str], None] = print,
 ) -> SendResult:
-    """Send ``msg`` to every recipient not yet served with this message, recording the outcome.
+    """Send ``msg`` to every recipient not yet served with this message, recording the outcome in
+    ``report_dir/email-log.json``.
 
-    One SMTP transaction carries all pending recipients, so a message either reaches the server for
-    all of them or — when the server refuses single recipients — for all but those (recorded as
-    failed). Transient failures are retried ``email.retries`` times with exponential backoff.
+    * One SMTP transaction carries all pending recipients: the message reaches the server for all of
+      them or — when the server refuses single recipients at RCPT — for all but those, which are
+      recorded as refused (never silently dropped).
+    * Transient failures (connection refused or reset, timeouts, 4xx replies, also a 4xx for single
+      recipients) are retried ``email.retries`` times, waiting ``retry_backoff_seconds`` × 1, 2, 4 …;
+      permanent ones (refused login, 5xx, TLS errors) are not.
+    * Recipients the log shows as served with the same message (:func:`message_key`) are skipped,
+      and the message keeps the Message-ID it was first sent with, so a re-run after a partial
+      failure completes the same message without duplicates.
+
+    The password is used for ``LOGIN`` only; it is never logged or echoed.
     """
     em = settings.email
     if em.user and not password:
-        raise MailError(f"email.user is set but no password: set the environment variable {em.password_env} "
-                        f"or put {em.password_env}=... in a git-ignored .env file")
+        raise MailError(_no_password(em))
     log_path = Path(report_dir) / LOG_NAME
     key = message_key(msg)
-    log: dict[str, Any] = {}
-    if log_path.is_file():
-        try:
-            log = json.loads(log_path.read_text(encoding="utf-8"))
-        except ValueError:
-            log = {}
-    if log.get("message_key") != key:
-        log = {"message_key": key, "period": str(msg.get("X-Report-Period", "")), "subject": str(msg["Subject"]),
-               "recipients": {}, "attempts": []}
+    log = _load_log(log_path, key, msg)
+    if log.get("message_id"):
+        del msg["Message-ID"]
+        msg["Message-ID"] = log["message_id"]
+    else:
+        log["message_id"] = str(msg["Message-ID"])
+    message_id = log["message_id"]
     status: dict[str, dict[str, Any]] = log["recipients"]
     everyone = recipients.envelope
     skipped = [a for a in everyone if status.get(a, {}).get("status") == "sent"]
     pending = [a for a in everyone if a not in skipped]
-    for a in pending:
-        status[a] = {"status": "pending", "at": _now()}
     if skipped:
-        say(f"already sent to {', '.join(skipped)} (same report, {log_path.name}); not sending again")
+        say(f"already sent to {', '.join(skipped)} (same report, see {log_path}); not sending to them again")
     if not pending:
         _write_json_atomic(log_path, log)
-        return SendResult([], skipped, {}, 0, log_path)
+        say("every recipient has already received this report; nothing to send")
+        return SendResult([], skipped, {}, 0, log_path, message_id)
 
     sender = _bare(str(msg["From"]))
     port = _port(em)
     attempts = 0
     failed: dict[str, str] = {}
     sent: list[str] = []
-    while True:
+    while pending:
         attempts += 1
+        for a in pending:  # on record before connecting: an interrupted run leaves a trace
+            status[a] = {"status": "sending", "at": _now(), "attempt": attempts}
+        _write_json_atomic(log_path, log)
         try:
             refused = _deliver(msg, sender, pending, em, password)
         except Exception as exc:  # noqa: BLE001 - every failure is classified and reported
             reason = _describe(exc, em, port)
-            log["attempts"].append({"at": _now(), "error": reason})
-            if _transient(exc) and attempts <= em.retries:
+            transient = _transient(exc)
+            log["attempts"].append({"at": _now(), "recipients": pending, "error": reason, "transient": transient})
+            if transient and attempts <= em.retries:
                 wait = em.retry_backoff_seconds * (2 ** (attempts - 1))
                 say(f"attempt {attempts} failed: {reason}; retrying in {wait:g} s")
+                for a in pending:
+                    status[a] = {"status": "retrying", "at": _now(), "error": reason}
                 _write_json_atomic(log_path, log)
                 sleep(wait)
                 continue
+            if transient and em.retries:
+                reason += f" (gave up after {attempts} attempts)"
             for a in pending:
                 status[a] = {"status": "not sent", "at": _now(), "error": reason}
                 failed[a] = reason
             break
-        else:
-            log["attempts"].append({"at": _now(), "message_id": str(msg["Message-ID"]),
-                                    "refused": {a: f"{c} {_decode(m)}" for a, (c, m) in refused.items()}})
-            refused_bare = {_bare(a).lower(): f"{c} {_decode(m)}" for a, (c, m) in refused.items()}
+        except BaseException:  # Ctrl-C: nobody knows whether the server got the message
             for a in pending:
-                if a in refused_bare:
-                    status[a] = {"status": "refused", "at": _now(), "error": refused_bare[a]}
-                    failed[a] = refused_bare[a]
-                else:
-                    status[a] = {"status": "sent", "at": _now(), "message_id": str(msg["Message-ID"])}
-                    sent.append(a)
-            break
+                status[a] = {"status": "interrupted", "at": _now(),
+                             "error": "interrupted during the SMTP transaction; delivery unknown"}
+            _write_json_atomic(log_path, log)
+            raise
+        refused_bare = {_bare(a).lower(): (code, f"{code} {_decode(m)}") for a, (code, m) in refused.items()}
+        log["attempts"].append({"at": _now(), "recipients": pending, "message_id": message_id,
+                                "refused": {a: text for a, (_, text) in refused_bare.items()}})
+        deferred: list[str] = []
+        for a in pending:
+            if a not in refused_bare:
+                status[a] = {"status": "sent", "at": _now(), "message_id": message_id}
+                sent.append(a)
+                continue
+            code, text = refused_bare[a]
+            if 400 <= code < 500 and attempts <= em.retries:
+                status[a] = {"status": "retrying", "at": _now(), "error": f"recipient deferred: {text}"}
+                deferred.append(a)
+            else:
+                status[a] = {"status": "refused", "at": _now(), "error": f"recipient refused: {text}"}
+                failed[a] = f"recipient refused by {em.smtp_host}:{port}: {text}"
+        if deferred:
+            wait = em.retry_backoff_seconds * (2 ** (attempts - 1))
+            say(f"the server deferred {', '.join(deferred)} ({refused_bare[deferred[0]][1]}); "
+                f"retrying them in {wait:g} s")
+            _write_json_atomic(log_path, log)
+            sleep(wait)
+        pending = deferred
     _write_json_atomic(log_path, log)
-    return SendResult(sent, skipped, failed, attempts, log_path)
+    return SendResult(sent, skipped, failed, attempts, log_path, message_id)
+
+
+send_message = send_report  # the name the issue uses
 
 
 # ------------------------------------------------------------------------------------------ command
@@ -519,9 +661,12 @@ def email_command(
         return 2
     report_dir = Path(out) if out else Path(settings.report.output_dir) / p.label
     try:
+        # everything that can be checked without the report, before a (slow) rendering
         recipients = recipients_from(settings.email, to)
-        if settings.email.sender:
-            validate_address(settings.email.sender, "sender (email.sender)")
+        _check_headers(settings)
+        password = None if dry_run else read_password(settings.email)
+        if not dry_run and settings.email.user and not password:
+            raise MailError(_no_password(settings.email))
         if not (report_dir / "report.pdf").is_file():
             if not render_missing:
                 raise MailError(f"no rendered report for {p.label} in {report_dir} (run `make report "
@@ -536,7 +681,6 @@ def email_command(
             say(f"dry run: message for {len(recipients.envelope)} recipient(s) written to {path} "
                 f"({path.stat().st_size / 1e6:.1f} MB); nothing was sent")
             return 0
-        password = read_password(settings.email)
         result = send_report(msg, recipients, settings, report_dir, password, sleep=sleep, say=say)
     except MailError as exc:
         err(f"error: {exc}")
@@ -545,7 +689,8 @@ def email_command(
         err(f"error: {type(exc).__name__}: {exc}")
         return 1
     if result.sent:
-        say(f"sent '{msg['Subject']}' to {', '.join(result.sent)}")
+        say(f"sent '{msg['Subject']}' to {', '.join(result.sent)} (Message-ID {result.message_id}; "
+            f"record: {result.log_path})")
     for addr, reason in result.failed.items():
         err(f"error: not sent to {addr}: {reason}")
     if result.failed:

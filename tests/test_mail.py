@@ -1,11 +1,16 @@
 """Emailing the report, against a real SMTP server (aiosmtpd on 127.0.0.1 with STARTTLS and AUTH,
-or implicit TLS) using a throwaway self-signed certificate."""
+or implicit TLS) using a throwaway self-signed certificate.
+
+The report folder is built here (metrics.json from the real metric engine on a small sample, a small
+real PDF), so the tests run on a clean clone; only the slow test renders a whole report.
+"""
 
 from __future__ import annotations
 
 import email
 import json
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -29,9 +34,12 @@ from retention_report.mail import (
 PASSWORD = "s3cret-Pa55-word-xyz"
 USER = "reporter"
 SENDER = "Reports <reports@shop.example>"
+REPLY_TO = "Analytics <analytics@shop.example>"
 TO = ["Board <board@shop.example>", "ceo@shop.example"]
 CC = ["cfo@shop.example"]
 BCC = ["archive@shop.example"]
+EVERYONE = ["board@shop.example", "ceo@shop.example", "cfo@shop.example", "archive@shop.example"]
+CLI = Path(sys.executable).with_name("retention-report")
 
 
 def free_port() -> int:
@@ -42,6 +50,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
+    """A server TLS context with a throwaway self-signed certificate for localhost."""
+    if not shutil.which("openssl"):  # pragma: no cover - the test environment installs it
+        pytest.skip("openssl is not installed")
     d = tmp_path_factory.mktemp("cert")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "key.pem"),
                     "-out", str(d / "cert.pem"), "-days", "2", "-subj", "/CN=localhost"],
@@ -52,25 +63,39 @@ def cert(tmp_path_factory):
 
 
 class Recorder:
-    """aiosmtpd handler: keeps every accepted message, refuses chosen recipients with 550."""
+    """aiosmtpd handler: keeps every accepted message; refuses chosen recipients with 550, defers
+    others once with 450, and answers DATA with queued replies (e.g. a 451) before accepting."""
 
-    def __init__(self, refuse=()):
+    def __init__(self, refuse=(), defer_once=(), data_replies=()):
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.refuse = {a.lower() for a in refuse}
-        self.connections = 0
+        self.defer_once = {a.lower() for a in defer_once}
+        self.data_replies = list(data_replies)
+        self.peers: set = set()
+        self.data_commands = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        self.connections += 1
+        self.peers.add(session.peer)  # smtplib always says EHLO first; (host, port) per connection
         session.host_name = hostname
         return responses
+
+    @property
+    def connections(self) -> int:
+        return len(self.peers)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.refuse:
             return "550 5.1.1 mailbox unavailable"
+        if address.lower() in self.defer_once:
+            self.defer_once.discard(address.lower())
+            return "450 4.2.1 mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.data_commands += 1
+        if self.data_replies:
+            return self.data_replies.pop(0)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
         return "250 Message accepted"
 
@@ -80,13 +105,30 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False)
 
 
-@pytest.fixture
-def smtp_starttls(cert):
-    handler = Recorder(refuse=["nobody@shop.example"])
+def start_starttls_server(cert, handler):
     port = free_port()
     ctl = Controller(handler, hostname="127.0.0.1", port=port, tls_context=cert, require_starttls=True,
                      authenticator=authenticator, auth_required=True, auth_require_tls=True)
     ctl.start()
+    return ctl, port
+
+
+def send_via(cert, handler, tmp_path, report_dir, monkeypatch):
+    """One `email` command against a STARTTLS server with ``handler``; returns (exit code, output)."""
+    ctl, port = start_starttls_server(cert, handler)
+    try:
+        monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+        cap = Captured()
+        rc = cap.run(config=write_config(tmp_path, port), out=str(report_dir))
+    finally:
+        ctl.stop()
+    return rc, cap
+
+
+@pytest.fixture
+def smtp_starttls(cert):
+    handler = Recorder(refuse=["nobody@shop.example"])
+    ctl, port = start_starttls_server(cert, handler)
     yield handler, port
     ctl.stop()
 
@@ -104,12 +146,11 @@ def smtp_implicit_tls(cert):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory, sample_parquet) -> Path:
     """A report folder as `make report` leaves it: metrics.json from the real metric engine, a small
-    real PDF and HTML (the full pipeline is tested elsewhere)."""
+    real PDF and HTML (the full pipeline is tested elsewhere and in the slow test below)."""
     from weasyprint import HTML
 
     d = tmp_path_factory.mktemp("rendered") / "2024-Q1"
-    cli = Path(sys.executable).with_name("retention-report")
-    r = subprocess.run([str(cli), "metrics", "--period", "2024-Q1", "--data", str(sample_parquet), "--out", str(d)],
+    r = subprocess.run([str(CLI), "metrics", "--period", "2024-Q1", "--data", str(sample_parquet), "--out", str(d)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     HTML(string="<h1>Sales &amp; customer retention</h1><p>Q1 2024</p>" * 20).write_pdf(d / "report.pdf")
@@ -119,17 +160,15 @@ def rendered(tmp_path_factory, sample_parquet) -> Path:
 
 @pytest.fixture
 def report_dir(rendered, tmp_path) -> Path:
-    import shutil
-
     d = tmp_path / "2024-Q1"
     shutil.copytree(rendered, d)
     return d
 
 
 def write_config(tmp_path, port, **email_overrides) -> str:
-    em = {"sender": SENDER, "to": TO, "cc": CC, "bcc": BCC, "smtp_host": "127.0.0.1", "smtp_port": port,
-          "security": "starttls", "user": USER, "verify_tls": False, "retries": 2, "retry_backoff_seconds": 0.0,
-          "timeout_seconds": 10.0}
+    em = {"sender": SENDER, "reply_to": REPLY_TO, "to": TO, "cc": CC, "bcc": BCC, "smtp_host": "127.0.0.1",
+          "smtp_port": port, "security": "starttls", "user": USER, "verify_tls": False, "retries": 2,
+          "retry_backoff_seconds": 0.0, "timeout_seconds": 10.0}
     em.update(email_overrides)
     lines = ["[email]"] + [f"{k} = {json.dumps(v)}" for k, v in em.items()]
     lines += ["[report]", 'report_url = "https://reports.shop.example/2024-Q1/"']
@@ -139,12 +178,15 @@ def write_config(tmp_path, port, **email_overrides) -> str:
 
 
 class Captured:
+    """Runs email_command with its output captured and backoff waits recorded instead of slept."""
+
     def __init__(self):
         self.out: list[str] = []
         self.err: list[str] = []
+        self.waits: list[float] = []
 
     def run(self, **kw) -> int:
-        return email_command(period="2024-Q1", say=self.out.append, err=self.err.append, sleep=lambda s: None, **kw)
+        return email_command(period="2024-Q1", say=self.out.append, err=self.err.append, sleep=self.waits.append, **kw)
 
     @property
     def text(self) -> str:
@@ -155,53 +197,78 @@ def parse(raw: bytes):
     return email.message_from_bytes(raw, policy=policy.default)
 
 
-def test_sends_over_starttls_with_auth(smtp_starttls, report_dir, tmp_path, monkeypatch):
-    handler, port = smtp_starttls
-    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
-    cap = Captured()
-    rc = cap.run(config=write_config(tmp_path, port), out=str(report_dir))
-    assert rc == 0, cap.text
-    assert len(handler.messages) == 1 and handler.connections >= 1  # the EHLO hook counts connections
-    mail_from, rcpts, raw = handler.messages[0]
-    assert mail_from == "reports@shop.example"
-    assert sorted(rcpts) == sorted(["board@shop.example", "ceo@shop.example", "cfo@shop.example",
-                                    "archive@shop.example"])
-    msg = parse(raw)
+def read_log(report_dir: Path) -> dict:
+    return json.loads((report_dir / LOG_NAME).read_text())
+
+
+def assert_complete_message(msg, raw: bytes, report_dir: Path) -> None:
+    """Headers, structure, PDF, HTML and text parts of a report mail."""
     assert msg["Subject"] == "Sales & customer retention — Q1 2024"
-    assert msg["From"] == SENDER
+    assert msg["From"] == SENDER and msg["Reply-To"] == REPLY_TO
     assert msg["To"] == "Board <board@shop.example>, ceo@shop.example"
     assert msg["Cc"] == "cfo@shop.example"
     assert msg["Bcc"] is None and b"archive@shop.example" not in raw  # bcc only in the envelope
+    assert msg["Message-ID"] and msg["Date"]
     assert msg.get_content_type() == "multipart/mixed"
+    alternative = next(msg.iter_parts())
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "multipart/related"]
 
     # the PDF, byte for byte
     pdfs = [p for p in msg.iter_attachments() if p.get_content_type() == "application/pdf"]
     assert len(pdfs) == 1 and pdfs[0].get_filename() == "retention-report-2024-Q1.pdf"
     assert pdfs[0].get_content() == (report_dir / "report.pdf").read_bytes()
 
-    # HTML: KPI table, findings, every cid: resolves to an inline part, nothing a mail client blocks
+    # HTML: KPI table with changes, findings, the chart; nothing a mail client blocks or strips
     html = msg.get_body(("html",)).get_content()
     doc = json.loads((report_dir / "metrics.json").read_text())
-    assert "Headline KPIs" in html and "Revenue (net)" in html
+    assert "Headline KPIs" in html and "Revenue (net)" in html and "vs Q4 2023" in html and "vs Q1 2023" in html
+    assert re.search(r"[▲▼▶] [+−]\d", html)
     assert doc["findings"] and all(f.replace("&", "&amp;") in html for f in doc["findings"])
-    cids = {p["Content-ID"].strip("<>") for p in msg.walk() if p["Content-ID"]}
+    cids = {p["Content-ID"].strip("<>"): p for p in msg.walk() if p["Content-ID"]}
     refs = set(re.findall(r'src="cid:([^"]+)"', html))
-    assert refs and refs <= cids
-    chart = next(p for p in msg.walk() if p["Content-ID"])
-    assert chart.get_content_type() == "image/png" and chart.get_content()[:4] == b"\x89PNG"
+    assert refs and refs <= set(cids)
+    for ref in refs:
+        assert cids[ref].get_content_type() == "image/png" and cids[ref].get_content()[:4] == b"\x89PNG"
     assert "data:" not in html and "<script" not in html.lower() and "<style" not in html.lower()
+    assert " class=" not in html and "javascript:" not in html.lower()
     assert "https://reports.shop.example/2024-Q1/" in html
 
     text = msg.get_body(("plain",)).get_content()
     assert "Revenue (net)" in text and "retention-report-2024-Q1.pdf" in text and "&amp;" not in text
+    assert "https://reports.shop.example/2024-Q1/" in text and doc["findings"][0] in text
+
+
+# --------------------------------------------------------------------------------------------- sending
+
+def test_sends_over_starttls_with_auth(smtp_starttls, report_dir, tmp_path, monkeypatch):
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    cap = Captured()
+    rc = cap.run(config=write_config(tmp_path, port), out=str(report_dir))
+    assert rc == 0, cap.text
+    assert len(handler.messages) == 1 and handler.connections == 1
+    mail_from, rcpts, raw = handler.messages[0]
+    assert mail_from == "reports@shop.example"
+    assert sorted(rcpts) == sorted(EVERYONE)
+    msg = parse(raw)
+    assert_complete_message(msg, raw, report_dir)
+
+    # the log: per recipient status, time and Message-ID
+    log = read_log(report_dir)
+    assert {a: v["status"] for a, v in log["recipients"].items()} == dict.fromkeys(EVERYONE, "sent")
+    assert all(v["message_id"] == msg["Message-ID"] and v["at"] for v in log["recipients"].values())
+    assert log["message_id"] == msg["Message-ID"] and log["period"] == "2024-Q1"
 
     # the password is nowhere: message, log, output
-    log = json.loads((report_dir / LOG_NAME).read_text())
     assert PASSWORD.encode() not in raw
-    assert PASSWORD not in json.dumps(log) and PASSWORD not in cap.text
-    assert {a: v["status"] for a, v in log["recipients"].items()} == {
-        "board@shop.example": "sent", "ceo@shop.example": "sent", "cfo@shop.example": "sent",
-        "archive@shop.example": "sent"}
+    assert PASSWORD not in (report_dir / LOG_NAME).read_text() and PASSWORD not in cap.text
+
+    # the same command again: everybody has it already, nothing is sent
+    cap2 = Captured()
+    assert cap2.run(config=write_config(tmp_path, port), out=str(report_dir)) == 0
+    assert len(handler.messages) == 1 and handler.connections == 1
+    assert "already sent to" in cap2.text and "nothing to send" in cap2.text
 
 
 def test_implicit_tls_without_login(smtp_implicit_tls, report_dir, tmp_path):
@@ -212,18 +279,32 @@ def test_implicit_tls_without_login(smtp_implicit_tls, report_dir, tmp_path):
     assert len(handler.messages) == 1 and len(handler.messages[0][1]) == 2
 
 
-def test_server_down_is_retried_then_reported(report_dir, tmp_path, monkeypatch):
+def test_certificate_check_failure_is_clear_and_not_retried(smtp_starttls, report_dir, tmp_path, monkeypatch):
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    cap = Captured()
+    assert cap.run(config=write_config(tmp_path, port, verify_tls=True), out=str(report_dir)) == 1
+    assert "TLS certificate of 127.0.0.1" in cap.text and "self-signed" in cap.text
+    assert "retrying" not in cap.text and handler.connections == 1 and handler.messages == []
+
+
+# -------------------------------------------------------------------------------------------- failures
+
+def test_server_down_is_retried_with_backoff_then_reported(report_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
     port = free_port()  # nothing listens here
     cap = Captured()
-    rc = cap.run(config=write_config(tmp_path, port, retries=2), out=str(report_dir))
+    rc = cap.run(config=write_config(tmp_path, port, retries=2, retry_backoff_seconds=1.5), out=str(report_dir))
     assert rc == 1
     assert f"cannot connect to the SMTP server 127.0.0.1:{port}: connection refused" in cap.text
-    assert cap.text.count("retrying") == 2
-    log = json.loads((report_dir / LOG_NAME).read_text())
-    assert len(log["attempts"]) == 3
-    assert {v["status"] for v in log["recipients"].values()} == {"not sent"}
+    assert "gave up after 3 attempts" in cap.text
+    assert cap.text.count("retrying") == 2 and cap.waits == [1.5, 3.0]  # exponential backoff
     assert "Traceback" not in cap.text
+    errors = [line for line in cap.err if line.startswith("error:")]
+    assert errors and all("\n" not in line for line in errors)
+    log = read_log(report_dir)
+    assert len(log["attempts"]) == 3 and all(a["transient"] for a in log["attempts"])
+    assert {v["status"] for v in log["recipients"].values()} == {"not sent"}
 
 
 def test_bad_password_is_not_retried(smtp_starttls, report_dir, tmp_path, monkeypatch):
@@ -233,26 +314,61 @@ def test_bad_password_is_not_retried(smtp_starttls, report_dir, tmp_path, monkey
     rc = cap.run(config=write_config(tmp_path, port), out=str(report_dir))
     assert rc == 1
     assert "login refused by 127.0.0.1" in cap.text and "535" in cap.text
-    assert "retrying" not in cap.text
+    assert "retrying" not in cap.text and handler.connections == 1
     assert handler.messages == []
     assert "wrong-password" not in cap.text and "wrong-password" not in (report_dir / LOG_NAME).read_text()
+    assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"not sent"}
+
+
+def test_transient_4xx_is_retried_and_delivered_once(cert, report_dir, tmp_path, monkeypatch):
+    handler = Recorder(data_replies=["451 4.3.0 temporary local problem, try later"])
+    rc, cap = send_via(cert, handler, tmp_path, report_dir, monkeypatch)
+    assert rc == 0, cap.text
+    assert "451" in cap.text and cap.text.count("retrying") == 1
+    assert handler.data_commands == 2 and len(handler.messages) == 1
+    assert sorted(handler.messages[0][1]) == sorted(EVERYONE)
+    log = read_log(report_dir)
+    assert len(log["attempts"]) == 2 and set(log["recipients"]) == set(EVERYONE)
+
+
+def test_permanent_5xx_is_not_retried(cert, report_dir, tmp_path, monkeypatch):
+    handler = Recorder(data_replies=["554 5.7.1 message rejected as spam"])
+    rc, cap = send_via(cert, handler, tmp_path, report_dir, monkeypatch)
+    assert rc == 1
+    assert "554 5.7.1 message rejected as spam" in cap.text and "retrying" not in cap.text
+    assert handler.data_commands == 1 and handler.messages == []
+    assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"not sent"}
+
+
+def test_a_deferred_recipient_is_retried_alone_with_the_same_message(cert, report_dir, tmp_path, monkeypatch):
+    handler = Recorder(defer_once=["cfo@shop.example"])
+    rc, cap = send_via(cert, handler, tmp_path, report_dir, monkeypatch)
+    assert rc == 0, cap.text
+    assert "deferred cfo@shop.example" in cap.text
+    assert [sorted(m[1]) for m in handler.messages] == [
+        sorted(a for a in EVERYONE if a != "cfo@shop.example"), ["cfo@shop.example"]]
+    ids = {parse(m[2])["Message-ID"] for m in handler.messages}
+    assert len(ids) == 1  # one message, delivered in two transactions
+    assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"sent"}
 
 
 def test_missing_password_is_a_clear_error(smtp_starttls, report_dir, tmp_path, monkeypatch):
-    _, port = smtp_starttls
+    handler, port = smtp_starttls
     monkeypatch.chdir(tmp_path)  # no .env here
     cap = Captured()
     rc = cap.run(config=write_config(tmp_path, port), out=str(report_dir))
-    assert rc == 1 and "RETENTION_REPORT_SMTP_PASSWORD" in cap.text
+    assert rc == 1 and "RETENTION_REPORT_SMTP_PASSWORD" in cap.text and ".env" in cap.text
+    assert handler.connections == 0
 
 
 def test_password_from_dotenv(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.chdir(tmp_path)
-    (tmp_path / ".env").write_text(f"# local secrets\nexport RETENTION_REPORT_SMTP_PASSWORD='{PASSWORD}'\n")
+    (tmp_path / ".env").write_text(f"# local secrets\nOTHER=1\nexport RETENTION_REPORT_SMTP_PASSWORD='{PASSWORD}'\n")
     cap = Captured()
     assert cap.run(config=write_config(tmp_path, port), out=str(report_dir)) == 0, cap.text
     assert len(handler.messages) == 1
+    assert PASSWORD not in cap.text and PASSWORD not in (report_dir / LOG_NAME).read_text()
 
 
 def test_one_refused_recipient_and_a_retry_sends_no_duplicates(smtp_starttls, report_dir, tmp_path, monkeypatch):
@@ -261,22 +377,47 @@ def test_one_refused_recipient_and_a_retry_sends_no_duplicates(smtp_starttls, re
     cfg = write_config(tmp_path, port, to=TO + ["nobody@shop.example"])
     cap = Captured()
     assert cap.run(config=cfg, out=str(report_dir)) == 1
-    assert "not sent to nobody@shop.example: 550" in cap.text
+    assert "not sent to nobody@shop.example: recipient refused by 127.0.0.1" in cap.text and "550" in cap.text
+    assert "retrying" not in cap.text  # 550 is permanent
     assert len(handler.messages) == 1 and "nobody@shop.example" not in handler.messages[0][1]
-    log = json.loads((report_dir / LOG_NAME).read_text())
+    first_id = parse(handler.messages[0][2])["Message-ID"]
+    log = read_log(report_dir)
     assert log["recipients"]["nobody@shop.example"]["status"] == "refused"
+    assert "550" in log["recipients"]["nobody@shop.example"]["error"]
     assert log["recipients"]["board@shop.example"]["status"] == "sent"
+    assert "email-log.json" in cap.text
 
     # the same command again: only the refused address is tried; nobody gets a second copy
     cap2 = Captured()
     assert cap2.run(config=cfg, out=str(report_dir)) == 1
-    assert "already sent to" in cap2.text
+    assert "already sent to board@shop.example, ceo@shop.example, cfo@shop.example, archive@shop.example" in cap2.text
     assert len(handler.messages) == 1  # the only new RCPT was refused again, no DATA
 
-    # the address fixed in the config: nothing left to send
+    # the mailbox exists now: it gets the same message (same Message-ID), and only it
+    handler.refuse.clear()
     cap3 = Captured()
-    assert cap3.run(config=write_config(tmp_path, port), out=str(report_dir)) == 0
-    assert len(handler.messages) == 1
+    assert cap3.run(config=cfg, out=str(report_dir)) == 0, cap3.text
+    assert len(handler.messages) == 2 and handler.messages[1][1] == ["nobody@shop.example"]
+    assert parse(handler.messages[1][2])["Message-ID"] == first_id
+    assert read_log(report_dir)["recipients"]["nobody@shop.example"]["status"] == "sent"
+
+    # the address removed from the config: nothing left to send
+    cap4 = Captured()
+    assert cap4.run(config=write_config(tmp_path, port), out=str(report_dir)) == 0
+    assert len(handler.messages) == 2
+
+
+def test_a_re_rendered_report_is_a_new_message(smtp_starttls, report_dir, tmp_path, monkeypatch):
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    cfg = write_config(tmp_path, port, cc=[], bcc=[])
+    assert Captured().run(config=cfg, out=str(report_dir)) == 0
+    with (report_dir / "report.pdf").open("ab") as f:  # a new rendering of the report
+        f.write(b"\n% re-rendered\n")
+    assert Captured().run(config=cfg, out=str(report_dir)) == 0
+    assert len(handler.messages) == 2
+    log = read_log(report_dir)
+    assert len(log["earlier"]) == 1 and log["earlier"][0]["message_key"] != log["message_key"]
 
 
 def test_attachment_over_the_limit_sends_nothing(smtp_starttls, report_dir, tmp_path, monkeypatch):
@@ -285,21 +426,44 @@ def test_attachment_over_the_limit_sends_nothing(smtp_starttls, report_dir, tmp_
     cap = Captured()
     assert cap.run(config=write_config(tmp_path, port, max_attachment_mb=0.001), out=str(report_dir)) == 1
     assert "exceed email.max_attachment_mb = 0.001 MB" in cap.text and "retention-report-2024-Q1.pdf" in cap.text
+    assert "nothing was sent" in cap.text
     assert handler.connections == 0 and handler.messages == []
 
 
 @pytest.mark.parametrize("bad", ["not-an-address", "a@b", "two@@shop.example", "a@shop.example\r\nBcc: x@evil.example",
-                                 "a@shop.example, b@shop.example", ""])
+                                 "a@shop.example\nSubject: hi", "a@shop.example, b@", "",
+                                 "Evil <a@shop.example>\r\n", "a@-shop.example", "a b@shop.example"])
 def test_invalid_addresses_are_rejected_before_connecting(smtp_starttls, report_dir, tmp_path, bad):
     handler, port = smtp_starttls
     cap = Captured()
     assert cap.run(config=write_config(tmp_path, port), to=[bad], out=str(report_dir)) == 1
     assert "recipient (to)" in cap.text
+    if bad.strip():
+        assert repr(bad) in cap.text  # the error names the address
+    assert handler.connections == 0
+    assert not (report_dir / LOG_NAME).exists()
+
+
+def test_several_addresses_in_one_to_option(smtp_starttls, report_dir, tmp_path, monkeypatch):
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    cap = Captured()
+    to = ['"Doe, Jane" <jane@shop.example>, max@shop.example', "eva@shop.example"]
+    assert cap.run(config=write_config(tmp_path, port, cc=[], bcc=[]), to=to, out=str(report_dir)) == 0, cap.text
+    assert sorted(handler.messages[0][1]) == ["eva@shop.example", "jane@shop.example", "max@shop.example"]
+    assert parse(handler.messages[0][2])["To"] == '"Doe, Jane" <jane@shop.example>, max@shop.example, eva@shop.example'
+
+
+def test_invalid_cc_in_the_config_is_rejected_before_connecting(smtp_starttls, report_dir, tmp_path):
+    handler, port = smtp_starttls
+    cap = Captured()
+    assert cap.run(config=write_config(tmp_path, port, cc=["cfo at shop"]), out=str(report_dir)) == 1
+    assert "recipient (cc)" in cap.text and "'cfo at shop'" in cap.text
     assert handler.connections == 0
 
 
 @pytest.mark.parametrize("good", ["a@shop.example", "Jane Doe <jane.doe+reports@mail.shop.example>",
-                                  "o'neil@shop.co.uk"])
+                                  "o'neil@shop.co.uk", '"Doe, Jane" <jane@shop.example>'])
 def test_valid_addresses(good):
     assert validate_address(good)
 
@@ -310,34 +474,86 @@ def test_invalid_sender(report_dir, tmp_path):
     assert "sender (email.sender)" in cap.text
 
 
+def test_missing_sender_and_password_fail_before_rendering(tmp_path, monkeypatch):
+    """Checked before a missing report is rendered (which takes a while), not after."""
+    monkeypatch.chdir(tmp_path)
+    cap = Captured()
+    assert cap.run(config=write_config(tmp_path, 1, sender=""), out=str(tmp_path / "r")) == 1
+    assert "email.sender is not set" in cap.text and "rendering" not in cap.text
+    cap = Captured()
+    assert cap.run(config=write_config(tmp_path, 1), out=str(tmp_path / "r")) == 1
+    assert "RETENTION_REPORT_SMTP_PASSWORD" in cap.text and "rendering" not in cap.text
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_title_with_a_line_break_is_refused(report_dir, tmp_path):
+    cfg = Path(write_config(tmp_path, 1))
+    cfg.write_text(cfg.read_text().replace("[report]\n", '[report]\ntitle = "Sales\\r\\nBcc: x@evil.example"\n'))
+    cap = Captured()
+    assert cap.run(config=str(cfg), dry_run=True, out=str(report_dir)) == 1
+    assert "report.title" in cap.text and "line break" in cap.text
+
+
+def test_no_recipients(report_dir, tmp_path):
+    cap = Captured()
+    assert cap.run(config=write_config(tmp_path, 1, to=[], cc=[], bcc=[]), out=str(report_dir)) == 1
+    assert "no recipients" in cap.text and "--to" in cap.text
+
+
+# --------------------------------------------------------------------------------------------- dry run
+
 def test_dry_run_writes_the_complete_message_and_sends_nothing(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
-    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"RETENTION_REPORT_SMTP_PASSWORD={PASSWORD}\n")
     cap = Captured()
     assert cap.run(config=write_config(tmp_path, port, attach_html=True), dry_run=True, out=str(report_dir)) == 0
-    assert handler.connections == 0
+    assert handler.connections == 0 and "nothing was sent" in cap.text
     raw = (report_dir / EML_NAME).read_bytes()
+    assert b"\r\n" in raw and all(len(line) <= 998 for line in raw.split(b"\r\n"))  # RFC 5322 line limit
     msg = parse(raw)
+    assert_complete_message(msg, raw, report_dir)
     names = sorted(p.get_filename() for p in msg.iter_attachments())
     assert names == ["retention-report-2024-Q1.html", "retention-report-2024-Q1.pdf"]
-    assert msg["Subject"] == "Sales & customer retention — Q1 2024" and msg["Message-ID"]
-    assert PASSWORD.encode() not in raw
+    html_att = next(p for p in msg.iter_attachments() if p.get_filename().endswith(".html"))
+    assert html_att.get_content() == (report_dir / "report.html").read_text()
+    assert PASSWORD.encode() not in raw and PASSWORD not in cap.text
     assert not (report_dir / LOG_NAME).exists()
 
 
-def test_missing_report_fails_clearly_when_told_not_to_render(tmp_path):
+def test_missing_report_fails_clearly_when_told_not_to_render(tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
     cap = Captured()
     rc = cap.run(config=write_config(tmp_path, 1), out=str(tmp_path / "none"), render_missing=False)
     assert rc == 1 and "no rendered report for 2024-Q1" in cap.text
+    assert not (tmp_path / "none").exists()
 
 
-def test_cli_has_no_password_option_and_reads_no_secret_from_flags():
-    from typer.testing import CliRunner
+def test_bad_period_and_config_exit_2(tmp_path):
+    cap = Captured()
+    assert email_command(period="2024-Q5", say=cap.out.append, err=cap.err.append) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[email]\nsecurity = 'ssl'\n")
+    assert cap.run(config=str(bad)) == 2 and "email.security" in cap.text
 
-    from retention_report.cli import app
 
-    r = CliRunner().invoke(app, ["email", "--help"])
-    assert r.exit_code == 0 and "password" not in r.output.lower()
+# ------------------------------------------------------------------------------------ command line
+
+def test_command_line_dry_run_and_errors(report_dir, tmp_path):
+    cfg = write_config(tmp_path, 1)
+    r = subprocess.run([str(CLI), "email", "--period", "2024-Q1", "--config", cfg, "--out", str(report_dir),
+                        "--dry-run", "--to", "Manager <manager@shop.example>"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    msg = parse((report_dir / EML_NAME).read_bytes())
+    assert msg["To"] == "Manager <manager@shop.example>" and msg["Cc"] == "cfo@shop.example"
+
+    r = subprocess.run([str(CLI), "email", "--period", "2024-Q1", "--config", cfg, "--out", str(report_dir),
+                        "--to", "manager@shop.example\nBcc: x@evil.example"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: invalid recipient (to)") and "Traceback" not in r.stderr
+
+    r = subprocess.run([str(CLI), "email", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "password" not in r.stdout.lower()  # no way to pass a secret as a flag
 
 
 def test_read_password_prefers_the_environment(tmp_path, monkeypatch):
@@ -348,5 +564,35 @@ def test_read_password_prefers_the_environment(tmp_path, monkeypatch):
     assert read_password(s, tmp_path / ".env") == "from-file"
     monkeypatch.setenv("SMTP_PW", "from-env")
     assert read_password(s, tmp_path / ".env") == "from-env"
+    assert read_password(EmailSettings(password_env="NOT_THERE"), tmp_path / ".env") is None
     with pytest.raises(MailError):
         validate_address("x\ny@shop.example")
+
+
+def test_the_password_cannot_come_from_the_config(tmp_path):
+    from retention_report.config import ConfigError, load_settings
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[email]\npassword = "hunter2"\n')
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_settings(cfg)
+
+
+# ------------------------------------------------------------------------------------------- slow
+
+@pytest.mark.slow
+def test_a_missing_report_is_rendered_first(smtp_starttls, sample_parquet, tmp_path, monkeypatch):
+    """End to end: no report yet → the whole pipeline renders it, then the real PDF is sent."""
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    cfg = Path(write_config(tmp_path, port))
+    cfg.write_text(cfg.read_text() + f'\n[source]\npath = "{sample_parquet}"\n')
+    out = tmp_path / "reports" / "2024-Q1"
+    cap = Captured()
+    assert cap.run(config=str(cfg), out=str(out)) == 0, cap.text
+    assert "rendering it first" in cap.text
+    assert (out / "report.pdf").is_file() and (out / "report.html").is_file()
+    assert len(handler.messages) == 1
+    raw = handler.messages[0][2]
+    assert_complete_message(parse(raw), raw, out)
+    assert PASSWORD not in json.dumps([p.read_text() for p in (out / "notebooks").glob("*.ipynb")])
