@@ -303,6 +303,9 @@ def spark_session(settings: Settings) -> Any:
 def _read_spark(settings: Settings, path: str, name: str) -> tuple[Any, ir.Table, str, bool]:
     session = spark_session(settings)
     con = ibis.pyspark.connect(session)
+    # Ibis's connect() resets the session time zone to UTC; set the report zone again, or
+    # offset-aware timestamps (Spark's TIMESTAMP) would be bucketed into UTC days
+    session.conf.set("spark.sql.session.timeZone", settings.timezone)
     if path:
         _check_path(path)
         try:
@@ -330,11 +333,19 @@ def _check_path(path: str) -> None:
 
 
 def _table_or_query(con: Any, settings: Settings) -> ir.Table:
+    """``source.query``, else ``source.table`` — ``name``, ``schema.name`` or ``catalog.schema.name``."""
+    from ibis.common.exceptions import TableNotFound
+
     src = settings.source
     try:
         if src.query:
             return con.sql(src.query)
-        return con.table(src.table)
+        *database, name = src.table.split(".") if src.table.count(".") <= 2 else [src.table]
+        if database:
+            return con.table(name, database=tuple(database) if len(database) > 1 else database[0])
+        return con.table(name)
+    except TableNotFound:
+        raise DataError(f"table {src.table!r} not found in the source (source.table)") from None
     except Exception as exc:
         what = "query" if src.query else f"table {src.table!r}"
         raise DataError(f"cannot read {what} from the source: {_first_line(exc)}") from None

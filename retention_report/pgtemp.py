@@ -1,8 +1,8 @@
 """A throwaway PostgreSQL cluster on 127.0.0.1 for tests and benchmarks (initdb + pg_ctl).
 
 Not used by reports. ``initdb`` refuses to run as root, so as root the cluster is owned by the
-``postgres`` system user (created by Debian's ``postgresql`` package) and lives in a world-readable
-temporary folder.
+``postgres`` system user (created by Debian's ``postgresql`` package; a system user ``rr-postgres`` is
+created when there is none) and lives in a world-readable temporary folder, run via ``runuser``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,14 @@ class TempPostgres:
     user: str
     password: str
     dbname: str
+    datadir: str = ""
+
+    def server_pid(self) -> int | None:
+        """The postmaster's process id (its backends are its children), for memory measurements."""
+        try:
+            return int((Path(self.datadir) / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     @property
     def url(self) -> str:
@@ -46,7 +54,11 @@ def find_pg_bin() -> Path | None:
     found = shutil.which("pg_ctl")
     if found:
         return Path(found).resolve().parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    def version(path: str) -> tuple[int, ...]:  # numeric: 15 is newer than 9.6
+        name = Path(path).parent.parent.name
+        return tuple(int(x) for x in name.split(".") if x.isdigit())
+
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=version)
     return Path(candidates[-1]).parent if candidates else None
 
 
@@ -54,6 +66,24 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _unprivileged_user() -> str:
+    """As root: the ``postgres`` system user, else a system user ``rr-postgres`` created for it."""
+    import pwd
+
+    for name in ("postgres", "rr-postgres"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            pass
+    r = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "rr-postgres"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("initdb refuses to run as root and there is no 'postgres' user; "
+                           f"useradd rr-postgres failed: {r.stderr.strip()}")
+    return "rr-postgres"
 
 
 @contextmanager
@@ -69,10 +99,11 @@ def temporary_postgres(password: str = "rr-temp-password", dbname: str = "shop",
     pwfile.write_text(password + "\n")
     prefix: list[str] = []
     if os.geteuid() == 0:
+        owner = _unprivileged_user()
         for p in (base, sock, pwfile):
-            shutil.chown(p, "postgres")
+            shutil.chown(p, owner)
         os.chmod(base, 0o755)
-        prefix = ["runuser", "-u", "postgres", "--"]
+        prefix = ["runuser", "-u", owner, "--"]
     port = _free_port()
     opts = " ".join([f"-p {port}", f"-k {sock}", "-c listen_addresses=127.0.0.1", *(f"-c {s}" for s in settings)])
 
@@ -85,7 +116,7 @@ def temporary_postgres(password: str = "rr-temp-password", dbname: str = "shop",
         run(str(bindir / "initdb"), "-D", str(data), "-U", "rr", "--auth-host=scram-sha-256", "--auth-local=trust",
             f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C")
         run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60", "-o", opts, "start")
-        pg = TempPostgres("127.0.0.1", port, "rr", password, dbname)
+        pg = TempPostgres("127.0.0.1", port, "rr", password, dbname, str(data))
         with pg.connect("postgres", autocommit=True) as con:
             con.execute(f'CREATE DATABASE "{dbname}"')
         yield pg

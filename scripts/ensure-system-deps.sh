@@ -11,7 +11,13 @@ fc-list 2>/dev/null | grep -qi "Liberation Sans" || missing+=(fonts-liberation)
 if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
-command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)   # Spark local mode
+# Spark local mode (PySpark 4 needs Java 17 or newer)
+java_major() { java -version 2>&1 | sed -nE '1s/.*version "(1\.)?([0-9]+).*/\2/p'; }
+if ! command -v java >/dev/null 2>&1; then
+  missing+=(default-jre-headless)
+elif v=$(java_major); (( ${v:-0} < 17 )); then
+  missing+=(openjdk-17-jre-headless)
+fi
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)              # throwaway TLS certificate (email tests)
 if ((${#missing[@]} == 0)); then exit 0; fi
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
