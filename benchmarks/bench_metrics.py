@@ -12,6 +12,11 @@ reuse), then times on the same file, in the same run:
 Each runs in its own process; wall time and peak RSS (ru_maxrss of the child) are reported.
 Usage:  python benchmarks/bench_metrics.py --rows 1000000 [--rows 10000000] [--skip-pandas]
         python benchmarks/bench_metrics.py --engines [--rows 1000000]   # DuckDB vs PostgreSQL vs Spark
+
+--engines runs the same `retention-report metrics --period 2024-Q1` on DuckDB, on PostgreSQL (a
+temporary local cluster, loaded by COPY) and on Spark local mode, and reports the wall time, the CLI
+process's peak RSS and — sampled with psutil — the peak memory (PSS) of the CLI's whole process tree
+(Spark's JVM is a child of the CLI) and of the PostgreSQL server's processes.
 """
 
 from __future__ import annotations
@@ -139,12 +144,77 @@ def bench(rows: int, skip_pandas: bool, memory_limit: str) -> dict[str, object]:
     return result
 
 
-def bench_engines(rows: int) -> dict[str, tuple[float, float]]:
+class TreeSampler:
+    """Peak memory of process trees, sampled every ``interval`` seconds with psutil: the sum over the
+    root and all its descendants (Spark's JVM is a child of the CLI process) of each process's PSS
+    (proportional set size: shared pages such as PostgreSQL's shared buffers are split between the
+    processes sharing them, so the sum is not inflated), RSS where PSS cannot be read."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+
+    @staticmethod
+    def tree_mb(pid: int | None) -> float:
+        import psutil
+
+        if pid is None:
+            return 0.0
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        total = 0
+        for proc in procs:
+            try:
+                try:
+                    total += proc.memory_full_info().pss
+                except (psutil.AccessDenied, AttributeError):
+                    total += proc.memory_info().rss
+            except psutil.Error:  # exited meanwhile
+                pass
+        return total / 2**20
+
+    def run(self, cmd: list[str], other_pid: int | None = None) -> dict[str, float]:
+        """Run ``cmd`` under GNU time; returns wall seconds, the CLI process's own peak RSS (GNU
+        time), the peak of the CLI's process tree and of ``other_pid``'s tree (a database server)
+        and the peak of their sum, all in MB."""
+        import psutil
+
+        t0 = time.perf_counter()
+        proc = psutil.Popen(["/usr/bin/time", "-v", *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+        peaks = {"tree": 0.0, "server": 0.0, "total": 0.0}
+        import threading
+
+        out: dict[str, str] = {}
+        reader = threading.Thread(target=lambda: out.update(zip(("stdout", "stderr"), proc.communicate(), strict=True)))
+        reader.start()
+        while reader.is_alive():
+            tree, server = self.tree_mb(proc.pid), self.tree_mb(other_pid)
+            peaks["tree"] = max(peaks["tree"], tree)
+            peaks["server"] = max(peaks["server"], server)
+            peaks["total"] = max(peaks["total"], tree + server)
+            reader.join(self.interval)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"command failed: {' '.join(cmd)}\n{out.get('stderr', '')[-3000:]}")
+        cli_kb = next(int(line.split(":")[1]) for line in out["stderr"].splitlines()
+                      if "Maximum resident set size" in line)
+        return {"seconds": seconds, "cli_rss": cli_kb / 1024, **peaks}
+
+
+def bench_engines(rows: int) -> dict[str, dict[str, float]]:
     """The same `retention-report metrics` run on DuckDB (Parquet), PostgreSQL (a temporary local
-    cluster loaded by COPY; load time not counted) and Spark local mode (PySpark, Parquet)."""
+    cluster loaded by COPY; load time reported, not counted) and Spark local mode (PySpark, Parquet;
+    master ``RETENTION_REPORT_SPARK_MASTER``, default local[*])."""
     sys.path.insert(0, str(REPO))
     from retention_report.pgtemp import load_parquet, temporary_postgres
 
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        raise SystemExit("--engines measures process trees with psutil: pip install psutil") from None
     path = ensure_data(rows)
     cli = str(Path(sys.executable).with_name("retention-report"))
     out = Path("/tmp") / f"rr-bench-engines-{rows}"
@@ -155,14 +225,17 @@ def bench_engines(rows: int) -> dict[str, tuple[float, float]]:
         cost = "cost"
         segments = ["channel", "country", "platform"]
     '''
-    results: dict[str, tuple[float, float]] = {}
+    results: dict[str, dict[str, float]] = {}
+    sampler = TreeSampler()
 
-    def run(name: str, source: str) -> None:
+    def run(name: str, source: str, server_pid: int | None = None) -> None:
         cfg = out / f"{name}.toml"
         cfg.write_text(textwrap.dedent(source) + textwrap.dedent(common))
-        t, m, _ = peak_rss_child([cli, "metrics", "--period", "2024-Q1", "--config", str(cfg), "--out", str(out / name)])
-        results[name] = (t, m)
-        print(f"{name}: {t:.1f} s, {m:,.0f} MB", file=sys.stderr)
+        r = sampler.run([cli, "metrics", "--period", "2024-Q1", "--config", str(cfg), "--out", str(out / name)],
+                        server_pid)
+        results[name] = r
+        print(f"{name}: {r['seconds']:.1f} s, CLI {r['cli_rss']:,.0f} MB, tree {r['tree']:,.0f} MB, "
+              f"server {r['server']:,.0f} MB", file=sys.stderr)
 
     run("duckdb", f'''
         [source]
@@ -171,14 +244,16 @@ def bench_engines(rows: int) -> dict[str, tuple[float, float]]:
     with temporary_postgres(password="bench-password", settings=("fsync=off", "shared_buffers=1GB", "work_mem=256MB")) as pg:
         t0 = time.perf_counter()
         n = load_parquet(pg, path)
-        print(f"loaded {n:,} rows into PostgreSQL in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        load_s = time.perf_counter() - t0
+        print(f"loaded {n:,} rows into PostgreSQL in {load_s:.1f}s", file=sys.stderr)
         os.environ["RR_BENCH_PG_PASSWORD"] = pg.password
         run("postgres", f'''
             [source]
             url = "{pg.url}"
             table = "payments"
             password_env = "RR_BENCH_PG_PASSWORD"
-        ''')
+        ''', pg.server_pid())
+        results["postgres"]["load_seconds"] = load_s
     run("spark", f'''
         [source]
         kind = "spark"
@@ -199,11 +274,20 @@ def main() -> None:
     if args.engines:
         rows = (args.rows or [1_000_000])[0]
         res = bench_engines(rows)
-        print(f"{rows:,} payments, period 2024-Q1, `retention-report metrics`; wall time / peak RSS of the CLI process "
-              "(not included: PostgreSQL's server processes and Spark's JVM, which run outside the CLI process)")
-        print("| engine | wall time | peak RSS |\n|---|---:|---:|")
-        for name, (t, m) in res.items():
-            print(f"| {name} | {t:.1f} s | {m:,.0f} MB |")
+        if args.json:
+            print(json.dumps({"rows": rows, **res}, indent=2))
+            return
+        print(f"machine: {os.cpu_count()} cores; {rows:,} payments, period 2024-Q1, `retention-report metrics`")
+        print("| engine | wall time | peak RSS, CLI process | peak PSS, CLI process tree (Spark: + JVM) "
+              "| peak PSS, database server | peak PSS, all |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, r in res.items():
+            server = f"{r['server']:,.0f} MB" if name == "postgres" else "–"
+            print(f"| {name} | {r['seconds']:.1f} s | {r['cli_rss']:,.0f} MB | {r['tree']:,.0f} MB | {server} "
+                  f"| {r['total']:,.0f} MB |")
+        if "load_seconds" in res.get("postgres", {}):
+            print(f"\n(PostgreSQL: a local throwaway cluster, loaded by COPY in {res['postgres']['load_seconds']:.1f} s, "
+                  "not counted. PSS sampled every 0.2 s with psutil.)")
         return
     results = [bench(n, args.skip_pandas, args.memory_limit) for n in (args.rows or [1_000_000])]
     if args.json:
