@@ -139,7 +139,8 @@ class ReportContext:
     def new_vs_returning(self) -> pd.DataFrame:
         return self._memo(
             "nvr",
-            lambda: new_vs_returning(self.ds.daily, self.ds.customers, self.period, self.options.split_basis),  # type: ignore[arg-type]
+            lambda: new_vs_returning(self.ds.daily, self.ds.customers, self.period, self.options.split_basis,
+                                     days=self.ds.days),  # type: ignore[arg-type]
         )
 
     def trend(self, n: int | None = None) -> pd.DataFrame:

@@ -14,14 +14,18 @@ Canonical payment table (one row per payment)::
     order_id     string     optional
     <segments>   string     optional segment columns; missing values become "(none)"
 
-Daily table (one row per customer and day with any payment) — the base of all metrics::
+Daily table (one row per customer and day with any payment, ordered by day) — the base of all
+customer metrics::
 
     customer_id, day,
     gross      sum of positive amounts (0 when the day only has refunds/zeros)
-    refunds    sum of negative amounts, as a positive number
-    cost_pos   cost of the positive payments; cost_all: cost of all payments
+    cost_pos   cost of the positive payments (with a cost column)
     payments   number of positive payments; rows: number of rows
     is_purchase  gross > 0: the day is a *purchase* (SPEC §2)
+
+Day summary (``Dataset.days``, a small pandas frame, one row per calendar day): rows, payments,
+gross, refunds (negative amounts as a positive number), first/last paid_at and, with a cost column,
+cost_all (cost of all rows) and cost_pos — the period sums that need no customer.
 
 Customers table: customer_id, acquired (day of first purchase in the whole history), second
 (day of the second purchase, null if none), and the segment values of the first purchase.
@@ -52,6 +56,7 @@ __all__ = [
     "connect_duckdb",
     "build_daily",
     "build_customers",
+    "day_summary",
     "NONE_SEGMENT",
 ]
 
@@ -105,7 +110,8 @@ class Dataset:
     """A validated payment log, ready for the metric functions.
 
     ``payments``, ``daily`` and ``customers`` are Ibis tables living in ``con``; ``daily`` and
-    ``customers`` are cached (temporary tables) so every period reuses them. Segment values per
+    ``customers`` are cached (temporary tables) so every period reuses them; ``days`` is the small
+    per-day summary as a pandas frame. Segment values per
     customer come from :meth:`customers_with_segments`.
     """
 
@@ -113,12 +119,14 @@ class Dataset:
     payments: ir.Table
     daily: ir.Table
     customers: ir.Table
+    days: Any  # pandas DataFrame: the day summary (module docstring)
     quality: DataQuality
     source_name: str
     segments: tuple[str, ...] = ()
     has_cost: bool = False
     has_order_id: bool = False
     settings: Settings | None = field(default=None, repr=False)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)  # results the metrics reuse
 
     @property
     def last_day(self) -> date | None:
@@ -431,29 +439,38 @@ def _try_strptime(s: ir.StringValue, fmt: str) -> ir.TimestampValue:
     return _try_strptime_udf(s, fmt).cast(dt.Timestamp())
 
 
-def _as_text(col: ir.Value) -> ir.StringValue:
+def _as_text(col: ir.Value, trim: bool = False) -> ir.StringValue:
+    """An id or segment value as text. ``trim``: strip surrounding whitespace, for sources read as
+    text (CSV, Excel), where it is an artefact of the format; typed string columns (Parquet,
+    databases) are opaque and kept as they are (SPEC §2) — and not trimming them saves the costliest
+    string operation of the load."""
     if col.type().is_string():
-        return col.strip()
+        return col.strip() if trim else col
     if col.type().is_floating():
         # ids stored as floats (123.0) become "123", never "123.0"
         return col.cast("int64").cast("string")
     return col.cast("string")
 
 
-def _convert(raw: ir.Table, mapping: dict[str, str], settings: Settings, backend: str = "duckdb") -> ir.Table:
-    """Raw source → typed canonical columns plus the raw text of the checked columns."""
+def _convert(
+    raw: ir.Table, mapping: dict[str, str], settings: Settings, backend: str = "duckdb", text_source: bool = False
+) -> ir.Table:
+    """Raw source → typed canonical columns plus the raw text of the checked columns.
+
+    ``text_source``: the source was read as text (CSV, Excel): ids and segment values are trimmed.
+    """
     lenient = backend != "sqlite"
     cols: dict[str, ir.Value] = {}
     cid = raw[mapping["customer_id"]]
-    cols["customer_id"] = _as_text(cid).nullif("")
+    cols["customer_id"] = _as_text(cid, text_source).nullif("")
     cols["paid_at"] = _parse_timestamp(raw[mapping["paid_at"]], settings, lenient)
     cols["amount"] = _parse_amount(raw[mapping["amount"]], settings, lenient)
     if "cost" in mapping:
         cols["cost"] = _parse_amount(raw[mapping["cost"]], settings, lenient)
     if "order_id" in mapping:
-        cols["order_id"] = _as_text(raw[mapping["order_id"]]).nullif("")
+        cols["order_id"] = _as_text(raw[mapping["order_id"]], text_source).nullif("")
     for s in settings.columns.segments:
-        cols[s] = _as_text(raw[s]).nullif("").fill_null(NONE_SEGMENT)
+        cols[s] = _as_text(raw[s], text_source).nullif("").fill_null(NONE_SEGMENT)
     for role in ("paid_at", "amount", "cost"):
         # the raw text is only needed to tell "empty" from "unparsable" in text columns and to
         # quote bad values; typed columns (Parquet, databases) cannot hold unparsable values
@@ -512,29 +529,68 @@ def _rule_message(rule: str, mapping: dict[str, str], count: int, examples: list
     return f"{col}: {count:,} row(s) {what} ({accepted}). Examples: {shown}"
 
 
+def _day_aggregates(t: ir.Table) -> dict[str, ir.Value]:
+    """The per-day summary (see :func:`day_summary`) as aggregates over payment rows."""
+    pos = t.amount > 0
+    aggs: dict[str, ir.Value] = {
+        "rows": t.count(),
+        "payments": t.count(where=pos),
+        "gross": t.amount.sum(where=pos),
+        "refunds": (-t.amount).sum(where=t.amount < 0),
+        "first": t.paid_at.min(),
+        "last": t.paid_at.max(),
+    }
+    if "cost" in t.columns:
+        aggs["cost_all"] = t.cost.sum()
+        aggs["cost_pos"] = t.cost.sum(where=pos)
+    return aggs
+
+
+def _days_frame(frame: Any) -> Any:
+    """The executed per-day summary as a small pandas frame: ``day`` as datetime64, sorted, sums
+    of no rows as 0."""
+    import pandas as pd
+
+    frame = frame[frame["day"].notna()].copy()
+    frame["day"] = pd.to_datetime(frame["day"])
+    for col in ("rows", "payments"):
+        frame[col] = frame[col].fillna(0).astype("int64")
+    for col in ("gross", "refunds", "cost_all", "cost_pos"):
+        if col in frame.columns:
+            frame[col] = frame[col].astype("float64").fillna(0.0)
+    keep = ["day", "rows", "payments", "gross", "refunds", "first", "last",
+            *[c for c in ("cost_all", "cost_pos") if c in frame.columns]]
+    return frame[keep].sort_values("day").reset_index(drop=True)
+
+
+def day_summary(payments: ir.Table) -> Any:
+    """One row per calendar day with payments (a pandas frame, at most a few thousand rows):
+    ``day, rows, payments`` (positive ones), ``gross, refunds, first, last`` (paid_at)
+    ``[, cost_all, cost_pos]`` — the period sums that need no customer (refunds, cost of all rows)
+    and the data-quality dates."""
+    p = payments if "day" in payments.columns else payments.mutate(day=payments.paid_at.date())
+    return _days_frame(p.group_by("day").aggregate(**_day_aggregates(p)).execute())
+
+
 def _validate(
     t: ir.Table, mapping: dict[str, str], settings: Settings, now: datetime
-) -> tuple[ir.Table, dict[str, int], int, dict[str, Any]]:
-    """Apply the validation rules; return (clean table, dropped counts by reason, rows read, hints
-    for the next steps: ``_rows``, ``_first``/``_last`` paid_at and, on DuckDB, ``_distinct_hash``)."""
+) -> tuple[ir.Table, dict[str, int], int, Any]:
+    """Apply the validation rules; return (clean table, dropped counts by reason, rows read, the
+    per-day summary of :func:`day_summary` when no row was dropped, else None).
+
+    One grouped pass over the source counts every rule *and* yields the per-day summary, so the
+    usual case (nothing to drop) needs no pass of its own for either.
+    """
     preds = _rule_predicates(t, settings, now)
-    agg = {name: p.cast("int32").sum() for name, p in preds.items()}
-    agg["_rows"] = t.count()
-    # in the same pass: what the clean table's statistics and duplicate check need when no row
-    # is bad (the usual case), so those need no pass of their own
-    agg["_first"] = t.paid_at.min()
-    agg["_last"] = t.paid_at.max()
-    if backend_supports_hash(t):
-        canon = [c for c in t.columns if not c.startswith("_")]
-        agg["_distinct_hash"] = ibis.struct({c: t[c] for c in canon}).hash().nunique()
-    counts = t.aggregate(**agg).execute().iloc[0].to_dict()
-    rows_read = int(counts.pop("_rows"))
-    hints = {k: counts.pop(k) for k in ("_first", "_last", "_distinct_hash") if k in counts}
-    hints["_rows"] = rows_read
-    counts = {k: int(v or 0) for k, v in counts.items()}
+    agg = {f"_bad_{name}": p.cast("int32").sum() for name, p in preds.items()}
+    agg.update(_day_aggregates(t))
+    by_day = t.group_by(day=t.paid_at.date()).aggregate(**agg).execute()
+    rows_read = int(by_day["rows"].fillna(0).sum())
+    counts = {name: int(by_day[f"_bad_{name}"].fillna(0).sum()) for name in preds}
     bad = {k: v for k, v in counts.items() if v}
-    dropped: dict[str, int] = {}
-    if bad and settings.validation.on_invalid == "error":
+    if not bad:
+        return t, {}, rows_read, _days_frame(by_day)
+    if settings.validation.on_invalid == "error":
         messages = []
         numbered = t.mutate(_row=ibis.row_number() + 1)  # source order; only on the error path
         npreds = _rule_predicates(numbered, settings, now)
@@ -554,64 +610,52 @@ def _validate(
             "columns, or set validation.on_invalid = 'drop' to drop and count such rows."
         )
     # rows are attributed to the first rule they break, so the counts add up
-    remaining = t
-    for rule in preds:
-        if counts.get(rule):
-            dropped[rule] = counts[rule]
-    if bad:
-        any_bad = ibis.literal(False)
-        for p in preds.values():
-            any_bad = any_bad | p.fill_null(False)
-        remaining = t.filter(~any_bad)
-        if len(bad) > 1:  # overlapping rules: recount exclusively in rule order
-            seen = ibis.literal(False)
-            agg2 = {}
-            for rule, p in preds.items():
-                agg2[rule] = (p.fill_null(False) & ~seen).cast("int32").sum()
-                seen = seen | p.fill_null(False)
-            exclusive = t.aggregate(**agg2).execute().iloc[0].to_dict()
-            dropped = {k: int(v) for k, v in exclusive.items() if v}
-    return remaining, dropped, rows_read, hints
+    dropped = dict(bad)
+    any_bad = ibis.literal(False)
+    for p in preds.values():
+        any_bad = any_bad | p.fill_null(False)
+    remaining = t.filter(~any_bad)
+    if len(bad) > 1:  # overlapping rules: recount exclusively in rule order
+        seen = ibis.literal(False)
+        agg2 = {}
+        for rule, p in preds.items():
+            agg2[rule] = (p.fill_null(False) & ~seen).cast("int32").sum()
+            seen = seen | p.fill_null(False)
+        exclusive = t.aggregate(**agg2).execute().iloc[0].to_dict()
+        dropped = {k: int(v) for k, v in exclusive.items() if v}
+    return remaining, dropped, rows_read, None
 
 
-def backend_supports_hash(t: ir.Table) -> bool:
-    """DuckDB hashes a whole row cheaply; elsewhere the exact DISTINCT count is used."""
-    try:
-        return t._find_backend().name == "duckdb"  # noqa: SLF001
-    except Exception:  # noqa: BLE001
-        return False
+def _count_duplicates(payments: ir.Table, daily: ir.Table) -> int:
+    """Exact duplicate payments (identical in every canonical column), found cheaply.
 
-
-def _dedupe(t: ir.Table, settings: Settings, hints: dict[str, Any] | None = None) -> tuple[ir.Table, int]:
-    """Exact duplicate payments (all canonical columns equal).
-
-    ``hints`` (from the validation pass over the same rows) may carry ``_rows`` and
-    ``_distinct_hash``, the number of distinct row hashes: equal counts prove there is no duplicate
-    (equal rows hash equally), so the exact DISTINCT — the costliest query of the load — is only
-    run when a duplicate (or a hash collision) is possible.
+    Duplicates share a customer and a day. The daily table marks (``_suspect``) the customer-days
+    that could hold one: more than two rows, or two rows with the same ``paid_at`` — two rows at
+    different times differ. Only the rows of those customer-days are compared column by column,
+    so the usual log (one or two payments a day at different times) needs no pass of its own.
     """
-    canon = [c for c in t.columns if not c.startswith("_")]
-    if hints and hints.get("_distinct_hash") is not None and int(hints["_distinct_hash"]) == int(hints["_rows"]):
-        return t.select(canon), 0
-    n_all = t.count().execute()
-    distinct = t.select(canon).distinct()
-    n_distinct = distinct.count().execute()
-    dups = int(n_all - n_distinct)
-    if dups and settings.validation.on_invalid == "error":
-        numbered = t.mutate(_row=ibis.row_number() + 1)
-        g = numbered.group_by(canon).agg(n=numbered.count(), row=numbered._row.min()).filter(lambda x: x.n > 1)
-        ex = g.order_by("row").limit(5).execute()
-        shown = "; ".join(
-            f"row {int(r['row'])}: customer {r['customer_id']!r} at {r['paid_at']} amount {r['amount']}"
-            f" ({int(r['n'])} copies)"
-            for r in ex.to_dict("records")
-        )
-        raise DataError(
-            f"invalid payment data (validation.on_invalid = 'error'): {dups:,} duplicate row(s) — "
-            f"payments identical in every mapped column. Examples: {shown}. Deduplicate the source, "
-            "map order_id so distinct payments differ, or set validation.on_invalid = 'drop'."
-        )
-    return (distinct if dups else t.select(canon)), dups
+    suspects = daily.filter(daily._suspect).select("customer_id", "day")
+    if int(suspects.count().execute()) == 0:
+        return 0
+    rows = payments.semi_join(suspects, ["customer_id", "day"]).cache()  # one pass over the source
+    return int(rows.count().execute()) - int(rows.distinct().count().execute())
+
+
+def _duplicate_error(payments: ir.Table, dups: int) -> DataError:
+    canon = [c for c in payments.columns if c != "day"]
+    numbered = payments.mutate(_row=ibis.row_number() + 1)
+    g = numbered.group_by(canon).agg(n=numbered.count(), row=numbered._row.min()).filter(lambda x: x.n > 1)
+    ex = g.order_by("row").limit(5).execute()
+    shown = "; ".join(
+        f"row {int(r['row'])}: customer {r['customer_id']!r} at {r['paid_at']} amount {r['amount']}"
+        f" ({int(r['n'])} copies)"
+        for r in ex.to_dict("records")
+    )
+    return DataError(
+        f"invalid payment data (validation.on_invalid = 'error'): {dups:,} duplicate row(s) — "
+        f"payments identical in every mapped column. Examples: {shown}. Deduplicate the source, "
+        "map order_id so distinct payments differ, or set validation.on_invalid = 'drop'."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -619,39 +663,55 @@ def _dedupe(t: ir.Table, settings: Settings, hints: dict[str, Any] | None = None
 
 
 def build_daily(payments: ir.Table, segments: tuple[str, ...] = ()) -> ir.Table:
-    """Canonical payments → one row per customer and day (see module docstring).
+    """Canonical payments (with ``day``) → one row per customer and day (see module docstring),
+    ordered by day so that the period filters of the metrics skip most of it (DuckDB keeps
+    min/max statistics per row group).
 
     ``segments`` is accepted for compatibility and ignored: segment values belong to customers
     (their first purchase, see :func:`build_customers`), and leaving them out of this, the largest
-    derived table, halves the time to build it.
+    derived table, halves the time to build it. Refunds and the cost of all rows are summed per
+    period from the per-day summary (:func:`day_summary`), not per customer.
     """
     p = payments
     pos = p.amount > 0
     aggs: dict[str, ir.Value] = {
-        "gross": ibis.cases((pos, p.amount), else_=0.0).sum(),
-        "refunds": ibis.cases((p.amount < 0, -p.amount), else_=0.0).sum(),
-        "payments": pos.cast("int32").sum(),
+        "gross": p.amount.sum(where=pos),
+        "payments": p.count(where=pos),
         "rows": p.count(),
+        "_t_min": p.paid_at.min(),
+        "_t_max": p.paid_at.max(),
     }
     if "cost" in p.columns:
-        aggs["cost_pos"] = ibis.cases((pos, p.cost.fill_null(0.0)), else_=0.0).sum()
-        aggs["cost_all"] = p.cost.fill_null(0.0).sum()
-    daily = p.group_by(["customer_id", "day"]).aggregate(**aggs)
-    return daily.mutate(is_purchase=daily.gross > 0)
+        aggs["cost_pos"] = p.cost.sum(where=pos)
+    g = p.group_by(["customer_id", "day"]).aggregate(**aggs)
+    cols: dict[str, ir.Value] = {
+        "customer_id": g.customer_id,
+        "day": g.day,
+        "gross": g.gross.fill_null(0.0),
+        "payments": g.payments,
+        "rows": g.rows,
+    }
+    if "cost_pos" in g.columns:
+        cols["cost_pos"] = g.cost_pos.fill_null(0.0)
+    cols["is_purchase"] = g.gross.fill_null(0.0) > 0
+    # could hold an exact duplicate (see _count_duplicates)
+    cols["_suspect"] = (g.rows > 2) | ((g.rows == 2) & (g._t_min == g._t_max))
+    return g.select(**cols).order_by("day")
 
 
 def build_customers(daily: ir.Table, segments: tuple[str, ...] = (), payments: ir.Table | None = None) -> ir.Table:
     """Daily table → one row per customer with a purchase: acquired, second, and the segment values
     of the customer's first positive payment (from ``payments``; ``(none)`` when missing)."""
-    pur = daily.filter(daily.is_purchase)
-    ranked = pur.mutate(
-        _n=ibis.row_number().over(group_by=pur.customer_id, order_by=pur.day)
+    pur = daily.filter(daily.is_purchase).select("customer_id", "day")
+    ranked = pur.mutate(_n=ibis.row_number().over(group_by=pur.customer_id, order_by=pur.day))
+    first_two = ranked.filter(ranked._n <= 1)
+    customers = first_two.group_by("customer_id").aggregate(
+        acquired=first_two.day.min(), second=first_two.day.min(where=first_two._n == 1)
     )
-    first = ranked.filter(ranked._n == 0).select("customer_id", acquired=ranked.day)
-    second = ranked.filter(ranked._n == 1).select("customer_id", second=ranked.day)
-    customers = first.left_join(second, "customer_id").select(first, second.second)
     if not segments or payments is None:
-        return customers
+        # ordered by acquisition, so filters on it (the customers acquired in a period or a
+        # cohort) skip most of the table
+        return customers.order_by("acquired")
     pos = payments.filter(payments.amount > 0)
     segs = pos.group_by("customer_id").aggregate(**{s: pos[s].argmin(pos.paid_at) for s in segments})
     j = customers.left_join(segs, "customer_id")
@@ -672,20 +732,20 @@ def _finish(
 ) -> Dataset:
     if now is None:
         now = datetime.now(ZoneInfo(settings.timezone)).replace(tzinfo=None)
-    clean, dropped, rows_read, hints = _validate(converted, mapping, settings, now)
-    hints = None if dropped else hints
-    clean, dups = _dedupe(clean, settings, hints)
-    if dups:
-        dropped["duplicate_row"] = dups
-    segments = tuple(settings.columns.segments)
-    payments = clean.mutate(day=clean.paid_at.date())
-    if hints and not dups:  # nothing dropped: the validation pass saw exactly these rows
-        stats = {"n": hints["_rows"], "first": hints["_first"], "last": hints["_last"]}
-    else:
-        stats = payments.aggregate(
-            n=payments.count(), first=payments.paid_at.min(), last=payments.paid_at.max()
-        ).execute().iloc[0]
+    clean, dropped, rows_read, days = _validate(converted, mapping, settings, now)
+    canon = [c for c in clean.columns if not c.startswith("_")]
+    payments = clean.select(canon).mutate(day=clean.paid_at.date())
     daily = build_daily(payments).cache()
+    dups = _count_duplicates(payments, daily)
+    if dups:
+        if settings.validation.on_invalid == "error":
+            raise _duplicate_error(payments, dups)
+        dropped["duplicate_row"] = dups
+        payments = payments.distinct()
+        daily = build_daily(payments).cache()
+        days = None
+    if days is None:  # rows were dropped: summarise what is left
+        days = day_summary(payments)
     # segment values of each customer's first purchase are only needed for the per-segment cohort
     # curves: built on first use (Dataset.customers_with_segments), not on every load
     customers = build_customers(daily).cache()
@@ -697,19 +757,20 @@ def _finish(
 
     quality = DataQuality(
         rows_read=rows_read,
-        rows_used=int(stats["n"]),
+        rows_used=int(days["rows"].sum()),
         rows_dropped=dropped,
-        first_payment=_iso(stats["first"]),
-        last_payment=_iso(stats["last"]),
+        first_payment=_iso(days["first"].min()) if len(days) else None,
+        last_payment=_iso(days["last"].max()) if len(days) else None,
     )
     return Dataset(
         con=con,
         payments=payments,
         daily=daily,
         customers=customers,
+        days=days,
         quality=quality,
         source_name=source_name,
-        segments=segments,
+        segments=tuple(settings.columns.segments),
         has_cost="cost" in mapping,
         has_order_id="order_id" in mapping,
         settings=settings,
@@ -726,10 +787,10 @@ def open_dataset(settings: Settings, now: datetime | None = None) -> Dataset:
         ``validation.on_invalid = "error"``) a validation rule is broken. The message names the
         column, the number of rows and up to five example rows.
     """
-    con, raw, name, _ = _read_raw(settings)
+    con, raw, name, text_source = _read_raw(settings)
     mapping = _mapping(settings)
     _check_columns(raw, mapping)
-    converted = _convert(raw, mapping, settings, getattr(con, "name", "duckdb"))
+    converted = _convert(raw, mapping, settings, getattr(con, "name", "duckdb"), text_source)
     try:
         return _finish(con, converted, mapping, settings, name, now)
     except DataError:

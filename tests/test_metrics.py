@@ -339,6 +339,44 @@ def test_duplicate_rows():
     assert period_kpis(ds, Q1)["gross_revenue"] == approx(15)
 
 
+@pytest.mark.parametrize(
+    ("rows", "dups", "gross", "refunds"),
+    [
+        # same customer and day, three payments at different times: no duplicate (no false alarm)
+        ([("a", "2024-01-10 09:00", 10.0), ("a", "2024-01-10 10:00", 10.0), ("a", "2024-01-10 11:00", 10.0)],
+         0, 30, 0),
+        # two payments at the same second with different amounts: not duplicates
+        ([("a", "2024-01-10 09:00", 10.0), ("a", "2024-01-10 09:00", 12.0)], 0, 22, 0),
+        # dates without time (every payment of a day at 00:00): 20 + 20 is one duplicate, 20 + 30 not
+        ([("a", "2024-01-10", 20.0), ("a", "2024-01-10", 20.0), ("a", "2024-01-10", 30.0), ("b", "2024-01-10", 20.0)],
+         1, 70, 0),
+        # a duplicate among four payments of one day: 4 rows, 3 distinct
+        ([("a", "2024-01-10 09:00", 5.0), ("a", "2024-01-10 12:00", 7.0), ("a", "2024-01-10 12:00", 7.0),
+          ("a", "2024-01-10 18:00", 9.0)], 1, 21, 0),
+        # a refund booked twice: one duplicate; the refunds count once (8), the purchase is untouched
+        ([("a", "2024-01-10 09:00", 50.0), ("a", "2024-01-12 10:00", -8.0), ("a", "2024-01-12 10:00", -8.0)],
+         1, 50, 8),
+        # three copies of one payment: two duplicates
+        ([("a", "2024-01-10 09:00", 10.0)] * 3 + [("b", "2024-01-11 09:00", 1.0)], 2, 11, 0),
+    ],
+    ids=["three-times", "same-second-other-amount", "date-only", "one-of-four", "refund-twice", "three-copies"],
+)
+def test_duplicates_are_exact(rows, dups, gross, refunds):
+    """Only rows equal in every column are duplicates; the cheap pre-check (customer-days with more
+    than two rows or two rows at the same second) must neither miss one nor invent one."""
+    from retention_report.data import DataError
+
+    if dups:
+        with pytest.raises(DataError, match=f"{dups} duplicate row"):
+            make_dataset(rows)
+    ds = make_dataset(rows, validation__on_invalid="drop")
+    assert ds.quality.rows_dropped == ({"duplicate_row": dups} if dups else {})
+    assert ds.quality.rows_used == len(rows) - dups
+    k = period_kpis(ds, Q1)
+    assert k["gross_revenue"] == approx(gross)
+    assert k["refunds"] == approx(refunds)
+
+
 def test_metrics_document_shape(sales_ds):
     doc = metrics_document(sales_ds, Q1)
     assert doc["period"] == "2024-Q1" and doc["start"] == "2024-01-01" and doc["end"] == "2024-03-31"
@@ -357,3 +395,28 @@ def test_metrics_document_shape(sales_ds):
     assert 3 <= len(doc["findings"]) <= 6
     for key in ("new_revenue_share", "repeat_purchase_rate", "churn_rate", "crr", "refund_rate"):
         assert doc["kpis"][key] is None or 0 <= doc["kpis"][key] <= 1
+
+
+def test_orders_count_once_per_range_and_aov_is_per_order():
+    """AOV per order when order_id is mapped (SPEC §4.5): an order paid in two instalments on two
+    days is one order of the range holding both, one of each month; refunds are no orders; a
+    payment at 23:59:59 on the last day is inside, one at 00:00:00 the next day outside."""
+    from retention_report.metrics.sales import order_counts
+    from retention_report.metrics.summary import prefetch_orders
+
+    rows = [
+        ("a", "2024-01-31 18:00", 60.0, "o1"),  # o1, first instalment (January)
+        ("a", "2024-02-01 09:00", 40.0, "o1"),  # o1, second instalment (February)
+        ("b", "2024-02-10 12:00", 30.0, "o2"),
+        ("b", "2024-02-11 12:00", -30.0, "o2"),  # refund of o2: not an order
+        ("c", "2024-03-31 23:59:59", 20.0, "o3"),  # last second of Q1
+        ("c", "2024-04-01 00:00:00", 10.0, "o4"),  # first second of Q2
+    ]
+    ds = make_dataset(rows, columns=("customer_id", "paid_at", "amount", "order_id"), columns__order_id="order_id")
+    jan, feb, q1, q2 = (date(2024, 1, 1), date(2024, 1, 31)), (date(2024, 2, 1), date(2024, 2, 29)), \
+        (date(2024, 1, 1), date(2024, 3, 31)), (date(2024, 4, 1), date(2024, 6, 30))
+    assert order_counts(ds.payments, [jan, feb, q1, q2]) == [1, 2, 3, 1]  # o1 | o1, o2 | o1-o3 | o4
+    k = period_kpis(ds, Q1)
+    # gross 60 + 40 + 30 + 20 = 150 over 3 orders (not 4 purchases: a's two days are 2 purchases)
+    assert k["purchases"] == 4 and k["aov"] == approx(150 / 3)
+    assert prefetch_orders(ds, [Q1, parse_period("2024-Q2")]) == [3, 1]  # the memo agrees

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Literal
 
+import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
 from ..periods import Period
 from ._common import in_range, ratio, scalar_row, to_float, to_int
 
-__all__ = ["PeriodSales", "period_sales", "new_vs_returning", "order_count"]
+__all__ = ["PeriodSales", "period_sales", "new_vs_returning", "order_count", "order_counts", "day_sums"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,11 @@ def _per_customer(
     daily: ir.Table, customers: ir.Table, start: date, end: date, split_basis: str
 ) -> ir.Table:
     d = daily.filter(in_range(daily.day, start, end))
-    j = d.left_join(customers.select("customer_id", "acquired"), "customer_id")
-    acquired_in_p = in_range(j.acquired, start, end).fill_null(False)
+    # only customers acquired in P can be new or make a new purchase (day == acquired is in P):
+    # joining just them keeps the join's hash table small
+    acq = customers.filter(in_range(customers.acquired, start, end)).select("customer_id", "acquired")
+    j = d.left_join(acq, "customer_id")
+    acquired_in_p = j.acquired.notnull()
     if split_basis == "customer":
         is_new = acquired_in_p
     else:
@@ -60,7 +64,6 @@ def _per_customer(
     has_cost = "cost_pos" in daily.columns
     aggs = {
         "gross": j.gross.sum(),
-        "refunds": j.refunds.sum(),
         "purchases": j.is_purchase.cast("int32").sum(),
         "payments": j.payments.sum(),
         "new_gross": j.gross.sum(where=is_new & j.is_purchase),
@@ -69,10 +72,17 @@ def _per_customer(
         "is_new_customer": acquired_in_p.max(),
     }
     if has_cost:
-        aggs["cost_all"] = j.cost_all.sum()
         aggs["cost_pos"] = j.cost_pos.sum()
         aggs["new_cost"] = j.cost_pos.sum(where=is_new & j.is_purchase)
     return j.group_by(j.customer_id).aggregate(**aggs)
+
+
+def day_sums(days: pd.DataFrame, start: date, end: date) -> dict[str, float]:
+    """Sums over the days ``[start, end]`` of the day summary (``Dataset.days``): ``refunds``,
+    ``gross`` and, when present, ``cost_all`` — 0 for a period without payments."""
+    m = (days["day"] >= pd.Timestamp(start)) & (days["day"] <= pd.Timestamp(end))
+    cols = [c for c in ("gross", "refunds", "cost_all") if c in days.columns]
+    return {c: float(days.loc[m, c].sum()) for c in cols}
 
 
 def period_sales(
@@ -81,11 +91,15 @@ def period_sales(
     start: date,
     end: date,
     split_basis: Literal["purchase", "customer"] = "purchase",
+    *,
+    days: pd.DataFrame | None = None,
 ) -> PeriodSales:
     """Money, purchase and customer counts of ``[start, end]``.
 
-    Input: the daily table (``customer_id, day, gross, refunds, payments, is_purchase[, cost_pos,
-    cost_all]``) and the customers table (``customer_id, acquired``) of :mod:`retention_report.data`.
+    Input: the daily table (``customer_id, day, gross, payments, is_purchase[, cost_pos]``), the
+    customers table (``customer_id, acquired``) and the day summary (``Dataset.days``: refunds and
+    the cost of all rows are period sums that need no customer) of :mod:`retention_report.data`;
+    without ``days``, ``refunds`` and ``cost`` are NaN (the new-vs-returning split needs neither).
 
     Notes
     -----
@@ -99,7 +113,6 @@ def period_sales(
     buyer = pc.purchases > 0
     aggs = {
         "gross": pc.gross.sum(),
-        "refunds": pc.refunds.sum(),
         "purchases": pc.purchases.sum(),
         "payments": pc.payments.sum(),
         "customers": buyer.cast("int32").sum(),
@@ -112,12 +125,14 @@ def period_sales(
     }
     has_cost = "cost_pos" in daily.columns
     if has_cost:
-        aggs.update(cost_all=pc.cost_all.sum(), cost_pos=pc.cost_pos.sum(), new_cost=pc.new_cost.sum())
+        aggs.update(cost_pos=pc.cost_pos.sum(), new_cost=pc.new_cost.sum())
     r = scalar_row(pc.aggregate(**aggs))
+    nan = float("nan")
+    per_day = day_sums(days, start, end) if days is not None else {"refunds": nan, "cost_all": nan}
     return PeriodSales(
         gross_revenue=to_float(r.get("gross")),
-        refunds=to_float(r.get("refunds")),
-        cost=to_float(r.get("cost_all")) if has_cost else None,
+        refunds=per_day["refunds"],
+        cost=per_day["cost_all"] if has_cost else None,
         cost_positive=to_float(r.get("cost_pos")) if has_cost else None,
         purchases=to_int(r.get("purchases")),
         payments=to_int(r.get("payments")),
@@ -132,10 +147,30 @@ def period_sales(
     )
 
 
+def _midnight(d: date) -> ir.TimestampScalar:
+    return ibis.literal(datetime(d.year, d.month, d.day), type="timestamp")
+
+
 def order_count(payments: ir.Table, start: date, end: date) -> int:
     """Distinct ``order_id`` of positive payments in ``[start, end]`` (AOV per order)."""
-    p = payments.filter(in_range(payments.day, start, end) & (payments.amount > 0))
-    return to_int(scalar_row(p.aggregate(n=p.order_id.nunique())).get("n"))
+    return order_counts(payments, [(start, end)])[0]
+
+
+def order_counts(payments: ir.Table, ranges: list[tuple[date, date]]) -> list[int]:
+    """:func:`order_count` of several date ranges in one pass over the payments (an order counts
+    once per range, however many payments or days it has)."""
+    if not ranges:
+        return []
+    inside = None
+    for start, end in ranges:
+        # on paid_at itself (not its day): a range on a source column lets the engine skip the
+        # row groups of a time-ordered file (as payment logs usually are) from their statistics
+        r = (payments.paid_at >= _midnight(start)) & (payments.paid_at < _midnight(end + timedelta(days=1)))
+        inside = r if inside is None else inside | r
+    p = payments.filter((payments.amount > 0) & inside)
+    aggs = {f"n{i}": p.order_id.nunique(where=in_range(p.day, s, e)) for i, (s, e) in enumerate(ranges)}
+    row = scalar_row(p.aggregate(**aggs))
+    return [to_int(row.get(f"n{i}")) for i in range(len(ranges))]
 
 
 def new_vs_returning(
@@ -144,6 +179,8 @@ def new_vs_returning(
     period: Period,
     split_basis: Literal["purchase", "customer"] = "purchase",
     sales: PeriodSales | None = None,
+    *,
+    days: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The new-vs-returning table of SPEC §4.1.
 
@@ -160,7 +197,7 @@ def new_vs_returning(
     purchases in P are returning revenue, so new + returning customers equal the total while new
     and returning purchases also add up to the total. Refunds are not split (see ``period_sales``).
     """
-    s = sales or period_sales(daily, customers, period.start, period.end, split_basis)
+    s = sales or period_sales(daily, customers, period.start, period.end, split_basis, days=days)
     rows = {
         "new": (s.revenue_new, s.purchases_new, s.payments_new, s.customers_new, s.cost_new),
         "returning": (

@@ -18,7 +18,7 @@ from .behaviour import (
 )
 from .cohorts import cohort_matrices
 from .flow import customer_bridge
-from .sales import order_count, period_sales
+from .sales import order_counts, period_sales
 from .segments import frequency_segments
 
 __all__ = ["KPI_KEYS", "period_kpis", "kpi_trend", "metrics_document", "MetricOptions"]
@@ -111,10 +111,10 @@ def period_kpis(ds: Any, period: Period, opts: MetricOptions | None = None) -> d
     """
     opts = opts or MetricOptions()
     daily, customers = ds.daily, ds.customers
-    s = period_sales(daily, customers, period.start, period.end, opts.split_basis)  # type: ignore[arg-type]
+    s = period_sales(daily, customers, period.start, period.end, opts.split_basis, days=ds.days)  # type: ignore[arg-type]
     b = customer_bridge(daily, customers, period.start, period.end, opts.activity_window_days)
     if ds.has_order_id:
-        orders = order_count(ds.payments, period.start, period.end)
+        orders = prefetch_orders(ds, [period])[0]
         aov = ratio(s.gross_revenue, orders)
     else:
         aov = ratio(s.gross_revenue, s.purchases)
@@ -153,11 +153,24 @@ def period_kpis(ds: Any, period: Period, opts: MetricOptions | None = None) -> d
     }
 
 
+def prefetch_orders(ds: Any, periods: list[Period]) -> list[int]:
+    """Distinct orders of each period, counted for all periods not yet known in one pass over the
+    payments and kept in ``ds.memo`` (the only KPI that needs the payment rows)."""
+    memo = ds.memo.setdefault("orders", {})
+    keys = [(p.start, p.end) for p in periods]
+    missing = list(dict.fromkeys(k for k in keys if k not in memo))
+    if missing:
+        memo.update(zip(missing, order_counts(ds.payments, missing), strict=True))
+    return [memo[k] for k in keys]
+
+
 def kpi_trend(ds: Any, period: Period, n: int = 8, opts: MetricOptions | None = None) -> pd.DataFrame:
     """KPIs of the ``n`` periods ending with ``period`` (oldest first), one row per period."""
     rows = []
-    for k in range(n - 1, -1, -1):
-        p = period.shift(-k)
+    periods = [period.shift(-k) for k in range(n - 1, -1, -1)]
+    if ds.has_order_id:
+        prefetch_orders(ds, periods)
+    for p in periods:
         row = {"period": p.label, "start": p.start, "end": p.end}
         row.update(period_kpis(ds, p, opts))
         rows.append(row)
@@ -208,6 +221,8 @@ def metrics_document(
     prev, ago = period.previous(), period.year_ago()
     last_day = ds.last_day
     complete = last_day is not None and last_day >= period.end
+    if ds.has_order_id:
+        prefetch_orders(ds, [period, prev, ago])
     kpis = period_kpis(ds, period, opts)
     kpis_prev = period_kpis(ds, prev, opts)
     kpis_ago = period_kpis(ds, ago, opts)
