@@ -127,7 +127,10 @@ def empirical_ltv(daily: ir.Table, customers: ir.Table, horizon: date | None, mo
     oldest_cohort = newest_cohort - 11
     c = customers.mutate(cidx=customers.acquired.year() * 12 + customers.acquired.month() - 1)
     c = c.filter((c.cidx >= oldest_cohort) & (c.cidx <= newest_cohort))
-    d = daily.filter(daily.is_purchase)
+    oldest = date(oldest_cohort // 12, oldest_cohort % 12 + 1, 1)
+    # purchases from the oldest cohort's first day to the end of the newest cohort's month
+    # ``months - 1`` (= last_complete): bounds that let the engine skip the rest of the daily table
+    d = daily.filter(daily.is_purchase & (daily.day >= lit(oldest)) & (daily.day <= lit(last_complete)))
     j = d.inner_join(c.select("customer_id", "cidx"), "customer_id")
     j = j.filter(j.day.year() * 12 + j.day.month() - 1 - j.cidx < months)
     r_rev = scalar_row(j.aggregate(rev=j.gross.sum()))

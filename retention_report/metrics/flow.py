@@ -83,9 +83,12 @@ def customer_bridge(
         act_s=in_range(d.day, s_first, s_last).max(),
         act_e=in_range(d.day, e_first, e_last).max(),
     )
-    j = per.left_join(customers.select("customer_id", "acquired"), "customer_id")
-    new = in_range(j.acquired, start, end).fill_null(False)
-    before = (j.acquired < start).fill_null(False)
+    # everyone in ``per`` bought by ``end``, so was acquired before ``start`` or in the period:
+    # joining only the customers acquired in the period (a small hash table) tells them apart
+    acq = customers.filter(in_range(customers.acquired, start, end)).select("customer_id", "acquired")
+    j = per.left_join(acq, "customer_id")
+    new = j.acquired.notnull()
+    before = ~new
     r = scalar_row(
         j.aggregate(
             cs=j.act_s.cast("int32").sum(),

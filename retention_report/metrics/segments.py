@@ -110,38 +110,38 @@ def frequency_segments(
             else_="regular",
         )
     )
-    j = j.mutate(kind=kind, freq=j.n_look.fill_null(0) / lookback_months)
-    # distribution of frequencies of regular customers (small: one row per distinct count)
-    reg = j.filter(j.kind == "regular")
-    dist = reg.group_by("freq").aggregate(n=reg.count()).execute()
-    if thresholds:
-        low, high = float(thresholds[0]), float(thresholds[1])
-        data_driven = False
-    else:
-        low, high = _terciles(dist["freq"], dist["n"]) if len(dist) else (None, None)
-        data_driven = True
-    if low is None:
-        seg = j.kind
-    else:
-        seg = ibis.cases(
-            (j.kind != "regular", j.kind),
-            (j.freq <= low, "rare"),
-            (j.freq <= high, "medium"),
-            else_="frequent",
-        )
-    j = j.mutate(segment=seg)
-    agg = (
-        j.group_by("segment")
+    j = j.mutate(kind=kind, n_look=j.n_look.fill_null(0))
+    # one small result: customers and their business by kind and purchase count in the lookback
+    # (one row per distinct count); the thresholds and the segments follow from it in pandas
+    grid = (
+        j.group_by(["kind", "n_look"])
         .aggregate(
             customers=j.count(),
             buyers=(j.pur.fill_null(0) > 0).cast("int32").sum(),
             revenue=j.rev.fill_null(0.0).sum(),
             purchases=j.pur.fill_null(0).sum(),
-            frequency=j.freq.mean(),
         )
         .execute()
-        .set_index("segment")
     )
+    grid["freq"] = grid["n_look"].astype("float64") / lookback_months
+    grid["revenue"] = grid["revenue"].astype("float64")
+    reg = grid["kind"] == "regular"
+    if thresholds:
+        low, high = float(thresholds[0]), float(thresholds[1])
+        data_driven = False
+    else:
+        low, high = _terciles(grid.loc[reg, "freq"], grid.loc[reg, "customers"]) if reg.any() else (None, None)
+        data_driven = True
+    grid["segment"] = grid["kind"]
+    if low is not None:
+        f = grid["freq"]
+        grid.loc[reg, "segment"] = "frequent"
+        grid.loc[reg & (f <= high), "segment"] = "medium"
+        grid.loc[reg & (f <= low), "segment"] = "rare"
+    grid["freq_sum"] = grid["freq"] * grid["customers"]
+    agg = grid.groupby("segment")[["customers", "buyers", "revenue", "purchases", "freq_sum"]].sum()
+    agg["frequency"] = agg["freq_sum"] / agg["customers"]
+    agg = agg.drop(columns="freq_sum")
     table = agg.reindex(SEGMENT_ORDER)
     table[["customers", "buyers", "purchases"]] = (
         table[["customers", "buyers", "purchases"]].fillna(0).astype("int64")
