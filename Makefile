@@ -90,9 +90,9 @@ lint: setup
 	$(VENV)/bin/ruff check retention_report tests benchmarks
 
 .PHONY: bench
-## Run the metric benchmark (N=1000000 by default; see benchmarks/README.md)
+## Run the metric benchmark (N=1000000 by default; BENCH_ARGS="--skip-pandas --memory-limit 8GB"; README "Performance")
 bench: setup
-	$(PY) benchmarks/bench_metrics.py --rows $(or $(N),1000000)
+	$(PY) benchmarks/bench_metrics.py --rows $(or $(N),1000000) $(BENCH_ARGS)
 
 .PHONY: clean
 ## Remove rendered reports, caches and the virtual environment (keeps data/)

@@ -131,6 +131,7 @@ def bench(rows: int, skip_pandas: bool, memory_limit: str) -> dict[str, object]:
         on_invalid = "error"
         [engine]
         memory_limit = "{memory_limit}"
+        temp_directory = "{out / 'spill'}"
     """))
     result: dict[str, object] = {"rows": rows}
     t, m, _ = peak_rss_child([cli, "metrics", "--period", "2024-Q1", "--config", str(cfg), "--out", str(out)])

@@ -299,6 +299,11 @@ def spark_session(settings: Settings) -> Any:
         .config("spark.sql.ansi.enabled", "false")
         .config("spark.driver.memory", os.environ.get("RETENTION_REPORT_SPARK_DRIVER_MEMORY", "4g"))
     )
+    if master.startswith("local"):
+        # local mode: Spark's default warehouse folder would appear in the working directory
+        import tempfile
+
+        builder = builder.config("spark.sql.warehouse.dir", str(Path(tempfile.gettempdir()) / "rr-spark-warehouse"))
     try:
         session = builder.getOrCreate()
     except Exception as exc:
