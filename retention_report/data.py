@@ -667,15 +667,14 @@ def _duplicate_error(payments: ir.Table, dups: int) -> DataError:
 # derived tables
 
 
-def build_daily(payments: ir.Table, segments: tuple[str, ...] = ()) -> ir.Table:
+def build_daily(payments: ir.Table) -> ir.Table:
     """Canonical payments (with ``day``) → one row per customer and day (see module docstring),
     ordered by day so that the period filters of the metrics skip most of it (DuckDB keeps
     min/max statistics per row group).
 
-    ``segments`` is accepted for compatibility and ignored: segment values belong to customers
-    (their first purchase, see :func:`build_customers`), and leaving them out of this, the largest
-    derived table, halves the time to build it. Refunds and the cost of all rows are summed per
-    period from the per-day summary (:func:`day_summary`), not per customer.
+    Segment values belong to customers (their first purchase, see :func:`build_customers`), not to
+    this, the largest derived table. Refunds and the cost of all rows are summed per period from the
+    per-day summary (:func:`day_summary`), not per customer.
     """
     p = payments
     pos = p.amount > 0
