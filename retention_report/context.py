@@ -6,12 +6,19 @@ A notebook's first code cell after ``parameters`` is::
 
 The context opens the data set lazily and caches every result, so notebooks stay short and hold no
 business logic. Run interactively with the defaults it computes everything itself; run by the
-pipeline it reuses the run's metrics.json.
+pipeline it reuses the run's metrics.json and the section results the pipeline computed once
+(:meth:`ReportContext.precompute`, saved next to metrics.json): the section notebooks then neither
+reopen nor re-validate the data. A section whose inputs differ (another period, other settings, an
+edited notebook asking for something else) is computed as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import pickle
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -39,7 +46,15 @@ from .metrics import (
 )
 from .periods import Period, parse_period
 
-__all__ = ["ReportContext", "open_report", "resolve_settings", "with_sample_columns"]
+__all__ = ["ReportContext", "open_report", "resolve_settings", "with_sample_columns", "sections_path"]
+
+SECTIONS_FILE = ".sections.pickle"
+
+
+def sections_path(metrics_path: str | Path) -> Path:
+    """Where the pipeline keeps the precomputed section results of a run: next to its metrics.json
+    (in the run's private temporary folder; removed before the report is put in place)."""
+    return Path(metrics_path).with_name(SECTIONS_FILE)
 
 
 def resolve_settings(config_path: str | None = "", data: str | None = "", **overrides: Any) -> Settings:
@@ -91,6 +106,11 @@ class ReportContext:
     @property
     def currency(self) -> str:
         return self.settings.report.currency
+
+    @property
+    def has_cost(self) -> bool:
+        """A cost column is mapped (margins can be shown) — known without opening the data."""
+        return bool(self.settings.columns.cost)
 
     @cached_property
     def ds(self) -> Dataset:
@@ -174,7 +194,8 @@ class ReportContext:
 
     def cohort_segment(self) -> str:
         """The segment column cohorts are broken down by ('' when none)."""
-        return self.settings.metrics.cohort_segment or (self.ds.segments[0] if self.ds.segments else "")
+        segments = self.settings.columns.segments
+        return self.settings.metrics.cohort_segment or (segments[0] if segments else "")
 
     def cohort_curves(self, segment: str | None = None) -> pd.DataFrame:
         seg = segment or self.cohort_segment()
@@ -190,6 +211,55 @@ class ReportContext:
     def second_purchase(self) -> SecondPurchase:
         return self._memo("second", lambda: time_to_second_purchase(self.ds.customers, self.period.end))
 
+    # ---- sharing the section results with the notebooks of a run ------------------------------
+    def fingerprint(self) -> str:
+        """What the cached results depend on: period, every setting and the package version."""
+        from . import __version__
+
+        key = json.dumps(
+            {"period": self.period.label, "settings": self.settings.model_dump(mode="json"), "version": __version__},
+            sort_keys=True, default=str,
+        )
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def precompute(self) -> None:
+        """Compute every section the shipped notebooks show, on the data set already open."""
+        self.new_vs_returning()
+        self.trend()
+        self.segments()
+        self.bridge()
+        self.cohorts()
+        self.cohort_curves()
+        self.second_purchase()
+
+    def save_sections(self, path: str | Path) -> Path:
+        """Write the cached section results (small frames and dataclasses) for the run's notebooks;
+        atomically, so a notebook never reads half a file."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=".sections.", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump({"fingerprint": self.fingerprint(), "entries": dict(self._cache)}, fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+        return path
+
+    def load_sections(self, path: str | Path) -> bool:
+        """Take the section results a pipeline run saved (:meth:`save_sections`) when they were
+        computed for this very period and these settings; False (nothing taken) otherwise."""
+        path = Path(path)
+        if not path.is_file():
+            return False
+        try:
+            with path.open("rb") as fh:
+                saved = pickle.load(fh)  # written by this run's pipeline, in its private folder
+        except Exception:  # unreadable: compute instead
+            return False
+        if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint():
+            return False
+        for key, value in saved.get("entries", {}).items():
+            self._cache.setdefault(key, value)
+        return True
+
 
 def open_report(
     period: str | Period,
@@ -199,4 +269,7 @@ def open_report(
 ) -> ReportContext:
     """The context a section notebook needs (see the module docstring)."""
     p = period if isinstance(period, Period) else parse_period(period)
-    return ReportContext(p, resolve_settings(config_path, data), metrics_path or "")
+    ctx = ReportContext(p, resolve_settings(config_path, data), metrics_path or "")
+    if metrics_path:
+        ctx.load_sections(sections_path(metrics_path))
+    return ctx

@@ -161,8 +161,9 @@ def test_failing_cell_keeps_previous_report(csv_file, tmp_path, tiny_notebooks, 
     assert kept.is_file()
     nb = nbformat.read(str(kept), as_version=4)
     assert any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
-    # no temporary folders are left behind
+    # no temporary folders are left behind, nor the run's internal section results
     assert not [p for p in (tmp_path / "reports").iterdir() if p.name.startswith(".")]
+    assert not list((tmp_path / "reports").rglob(".sections*"))
 
 
 @pytest.mark.slow

@@ -1,0 +1,91 @@
+"""The report context shares the section results of a run with its notebooks: computed once by the
+pipeline, taken by every notebook only when they were computed for the same period and settings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retention_report.context import ReportContext, open_report, resolve_settings, sections_path
+from retention_report.periods import parse_period
+from retention_report.pipeline import notebook_parameters, write_metrics
+
+
+@pytest.fixture()
+def config(tmp_path, sample_parquet) -> Path:
+    cfg = tmp_path / "report.toml"
+    cfg.write_text(
+        f'[source]\npath = "{sample_parquet}"\n'
+        '[columns]\norder_id = "order_id"\ncost = "cost"\nsegments = ["channel", "country"]\n'
+    )
+    return cfg
+
+
+def _run_side(config: Path, tmp_path: Path, period: str = "2024-Q1") -> tuple[ReportContext, Path]:
+    """What the pipeline does before the notebooks: metrics, every section, both saved."""
+    settings = resolve_settings(str(config), "")
+    ctx = ReportContext(parse_period(period), settings)
+    metrics = write_metrics(ctx.doc, tmp_path / "run" / "metrics.json")
+    ctx.precompute()
+    ctx.save_sections(sections_path(metrics))
+    return ctx, metrics
+
+
+def _all_sections(ctx: ReportContext) -> dict:
+    return {
+        "nvr": ctx.new_vs_returning(),
+        "trend": ctx.trend(),
+        "segments": ctx.segments().table,
+        "bridge": ctx.bridge().to_dict(),
+        "cohorts": ctx.cohorts().to_json(),
+        "curves": ctx.cohort_curves(),
+        "second": {k: v for k, v in asdict(ctx.second_purchase()).items() if not isinstance(v, pd.DataFrame)},
+        "second_days": next(v for v in asdict(ctx.second_purchase()).values() if isinstance(v, pd.DataFrame)),
+    }
+
+
+def test_notebooks_take_the_runs_sections_without_opening_the_data(config, tmp_path):
+    run_ctx, metrics = _run_side(config, tmp_path)
+    # the notebook's own call, with the parameters the pipeline passes
+    params = notebook_parameters(run_ctx.period, str(config), "", metrics)
+    nb_ctx = open_report(params["period"], params["config_path"], params["data"], params["metrics_path"])
+    got = _all_sections(nb_ctx)
+    assert "ds" not in nb_ctx.__dict__  # nothing was read or validated again
+    assert nb_ctx.cohort_segment() == "channel" and nb_ctx.has_cost
+    # and the numbers are those a context computing everything itself gets
+    fresh = _all_sections(ReportContext(run_ctx.period, run_ctx.settings))
+    for key in ("nvr", "trend", "segments", "curves", "second_days"):
+        pd.testing.assert_frame_equal(got[key], fresh[key], check_exact=False, rtol=1e-12)
+    for key in ("bridge", "second"):
+        assert got[key] == fresh[key], key
+    for key, value in got["cohorts"].items():  # sums may differ in the last bit (parallel order)
+        if isinstance(value, list) and value and isinstance(value[0], list):
+            np.testing.assert_allclose(np.array(value, dtype=float), np.array(fresh["cohorts"][key], dtype=float),
+                                       rtol=1e-12, err_msg=key)
+        else:
+            assert value == fresh["cohorts"][key], key
+    assert got["bridge"]["end"] > 0 and len(got["trend"]) == run_ctx.options.trend_periods
+
+
+def test_sections_of_another_period_or_other_settings_are_not_taken(config, tmp_path):
+    _, metrics = _run_side(config, tmp_path)
+    other_period = open_report("2023-Q4", str(config), "", str(metrics))
+    assert other_period._cache == {}
+    changed = config.with_name("changed.toml")
+    changed.write_text(config.read_text() + "[metrics]\nactivity_window_days = 180\n")
+    other_settings = open_report("2024-Q1", str(changed), "", str(metrics))
+    assert other_settings._cache == {}
+    # computed afresh instead: a 180-day window gives another bridge than the run's 365 days
+    assert other_settings.bridge() != ReportContext(parse_period("2024-Q1"), resolve_settings(str(config), "")).bridge()
+
+
+def test_unreadable_sections_file_is_ignored(config, tmp_path):
+    _, metrics = _run_side(config, tmp_path)
+    sections_path(metrics).write_bytes(b"not a pickle")
+    ctx = open_report("2024-Q1", str(config), "", str(metrics))
+    assert ctx._cache == {}
+    assert ctx.bridge().end > 0  # computed from the data
