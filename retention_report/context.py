@@ -19,6 +19,7 @@ import json
 import os
 import pickle
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -49,6 +50,14 @@ from .periods import Period, parse_period
 __all__ = ["ReportContext", "open_report", "resolve_settings", "with_sample_columns", "sections_path"]
 
 SECTIONS_FILE = ".sections.pickle"
+# report section → the ReportContext methods its shipped notebook reads the data through
+SECTION_DATA: dict[str, tuple[str, ...]] = {
+    "new_vs_returning": ("new_vs_returning", "trend"),
+    "segments": ("segments",),
+    "customer_base": ("bridge",),
+    "cohorts": ("cohorts", "cohort_curves"),
+    "behaviour": ("second_purchase",),
+}
 
 
 def sections_path(metrics_path: str | Path) -> Path:
@@ -222,15 +231,17 @@ class ReportContext:
         )
         return hashlib.sha256(key.encode()).hexdigest()
 
-    def precompute(self) -> None:
-        """Compute every section the shipped notebooks show, on the data set already open."""
-        self.new_vs_returning()
-        self.trend()
-        self.segments()
-        self.bridge()
-        self.cohorts()
-        self.cohort_curves()
-        self.second_purchase()
+    def precompute(self, sections: Iterable[str] | None = None) -> list[str]:
+        """Compute, on the data set already open, what the shipped notebooks of ``sections`` (names
+        of ``report.sections``; all when None) show; returns the methods run."""
+        wanted = SECTION_DATA if sections is None else [s for s in SECTION_DATA if s in set(sections)]
+        done: list[str] = []
+        for section in wanted:
+            for method in SECTION_DATA[section]:
+                if method not in done:
+                    getattr(self, method)()
+                    done.append(method)
+        return done
 
     def save_sections(self, path: str | Path) -> Path:
         """Write the cached section results (small frames and dataclasses) for the run's notebooks;

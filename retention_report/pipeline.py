@@ -203,10 +203,12 @@ def run_report(
         # the sections of every notebook, on the data set already open: the notebooks take them
         # from the run's folder instead of each reopening and re-validating the data
         t = time.perf_counter()
-        ctx.precompute()
+        computed = ctx.precompute(settings.report.sections)
         sections = ctx.save_sections(sections_path(metrics_path))
         timings["sections"] = time.perf_counter() - t
-        progress(f"[sections] trend, segments, bridge, cohorts computed in {timings['sections']:.1f}s")
+        if computed:
+            progress(f"[sections] {', '.join(m.replace('_', ' ') for m in computed)} computed in "
+                     f"{timings['sections']:.1f}s")
 
         # 2. section notebooks
         params = notebook_parameters(period, config_path, data, metrics_path)

@@ -3,6 +3,8 @@ pipeline, taken by every notebook only when they were computed for the same peri
 
 from __future__ import annotations
 
+import inspect
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -10,9 +12,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retention_report.context import ReportContext, open_report, resolve_settings, sections_path
+from retention_report.context import (
+    SECTION_DATA,
+    ReportContext,
+    open_report,
+    resolve_settings,
+    sections_path,
+)
 from retention_report.periods import parse_period
-from retention_report.pipeline import notebook_parameters, write_metrics
+from retention_report.pipeline import (
+    NOTEBOOKS_DIR,
+    SECTION_NOTEBOOKS,
+    notebook_parameters,
+    write_metrics,
+)
 
 
 @pytest.fixture()
@@ -89,3 +102,25 @@ def test_unreadable_sections_file_is_ignored(config, tmp_path):
     ctx = open_report("2024-Q1", str(config), "", str(metrics))
     assert ctx._cache == {}
     assert ctx.bridge().end > 0  # computed from the data
+
+
+def test_precompute_covers_what_each_shipped_notebook_reads():
+    """A notebook calling a data-reading context method that precompute() does not run for its
+    section would silently reopen the data in every report run."""
+    import nbformat
+
+    data_methods = {name for name, fn in inspect.getmembers(ReportContext, inspect.isfunction)
+                    if not name.startswith("_") and "self._memo(" in inspect.getsource(fn)}
+    assert {"trend", "bridge", "cohorts", "second_purchase"} <= data_methods
+    for section, name in SECTION_NOTEBOOKS.items():
+        nb = nbformat.read(str(NOTEBOOKS_DIR / name), as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        called = set(re.findall(r"\bctx\.([a-z_]+)\(", code)) & data_methods
+        assert called <= set(SECTION_DATA.get(section, ())), (name, called)
+
+
+def test_precompute_only_for_the_sections_in_the_report(config, tmp_path):
+    settings = resolve_settings(str(config), "")
+    ctx = ReportContext(parse_period("2024-Q1"), settings)
+    assert ctx.precompute(["summary", "customer_base"]) == ["bridge"]
+    assert set(ctx._cache) == {"bridge2024-Q1"}
