@@ -38,6 +38,7 @@ from .metrics import (
     SecondPurchase,
     cohort_matrices,
     cohort_segment_curves,
+    cohort_window,
     customer_bridge,
     frequency_segments,
     kpi_trend,
@@ -211,11 +212,16 @@ class ReportContext:
         if not seg:
             return pd.DataFrame(columns=["segment", "age", "customers", "active", "retention"])
         o = self.options
-        return self._memo(
-            f"curves{seg}",
-            lambda: cohort_segment_curves(self.ds.daily, self.ds.customers_with_segments(), seg, self.period.end,
-                                          self.ds.last_day, o.cohort_grain, o.cohort_count),  # type: ignore[arg-type]
-        )
+
+        def curves() -> pd.DataFrame:
+            ds = self.ds
+            # segment values only of the customers the cohorts hold, from the payments of their days
+            window = cohort_window(self.period.end, ds.last_day, o.cohort_grain, o.cohort_count)  # type: ignore[arg-type]
+            customers = ds.customers_with_segments(*window) if window else ds.customers_with_segments()
+            return cohort_segment_curves(ds.daily, customers, seg, self.period.end, ds.last_day,
+                                         o.cohort_grain, o.cohort_count)  # type: ignore[arg-type]
+
+        return self._memo(f"curves{seg}", curves)
 
     def second_purchase(self) -> SecondPurchase:
         return self._memo("second", lambda: time_to_second_purchase(self.ds.customers, self.period.end))

@@ -36,7 +36,7 @@ from __future__ import annotations
 import glob as _glob
 import os
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -136,16 +136,21 @@ class Dataset:
     def first_day(self) -> date | None:
         return self.quality.first_day
 
-    def customers_with_segments(self) -> ir.Table:
+    def customers_with_segments(self, acquired_from: date | None = None, acquired_to: date | None = None) -> ir.Table:
         """``customers`` plus the segment columns of each customer's first positive payment
-        (``(none)`` when missing), built and cached on first use."""
+        (``(none)`` when missing), cached per bounds on first use.
+
+        With ``acquired_from`` / ``acquired_to`` (inclusive) only the customers acquired then, and
+        only the payments of those days are read (a year of cohorts reads a fraction of the log).
+        """
         if not self.segments:
-            return self.customers
-        cached = self.__dict__.get("_customers_seg")
-        if cached is None:
-            cached = build_customers(self.daily, self.segments, self.payments).cache()
-            self.__dict__["_customers_seg"] = cached
-        return cached
+            return _acquired_between(self.customers, acquired_from, acquired_to)
+        key = ("customers_with_segments", acquired_from, acquired_to)
+        if key not in self.memo:
+            self.memo[key] = first_purchase_segments(
+                self.customers, self.payments, self.segments, acquired_from, acquired_to
+            ).cache()
+        return self.memo[key]
 
 
 # --------------------------------------------------------------------------------------------
@@ -732,14 +737,50 @@ def build_customers(daily: ir.Table, segments: tuple[str, ...] = (), payments: i
         customers = first_two.group_by("customer_id").aggregate(
             acquired=first_two.day.min(), second=first_two.day.min(where=first_two._n == 1)
         )
+    # ordered by acquisition, so filters on it (the customers acquired in a period or a cohort)
+    # skip most of the table
+    customers = customers.order_by("acquired")
     if not segments or payments is None:
-        # ordered by acquisition, so filters on it (the customers acquired in a period or a
-        # cohort) skip most of the table
-        return customers.order_by("acquired")
+        return customers
+    return first_purchase_segments(customers, payments, segments)
+
+
+def _acquired_between(customers: ir.Table, first: date | None, last: date | None) -> ir.Table:
+    if first is not None:
+        customers = customers.filter(customers.acquired >= ibis.literal(first, type="date"))
+    if last is not None:
+        customers = customers.filter(customers.acquired <= ibis.literal(last, type="date"))
+    return customers
+
+
+def first_purchase_segments(
+    customers: ir.Table,
+    payments: ir.Table,
+    segments: tuple[str, ...] | list[str],
+    acquired_from: date | None = None,
+    acquired_to: date | None = None,
+) -> ir.Table:
+    """The customers (acquired in ``[acquired_from, acquired_to]`` when given) with the segment
+    values of their first positive payment; ``(none)`` when missing.
+
+    The first positive payment is on the acquisition day (the first day with one), so only the
+    payments of the window's days are read — filtered on ``paid_at`` itself, so a time-ordered
+    file skips the other row groups — and only those of each customer's acquisition day compared.
+    """
+    c = _acquired_between(customers, acquired_from, acquired_to)
     pos = payments.filter(payments.amount > 0)
-    segs = pos.group_by("customer_id").aggregate(**{s: pos[s].argmin(pos.paid_at) for s in segments})
-    j = customers.left_join(segs, "customer_id")
-    return j.select(customers, **{s: j[s].fill_null(NONE_SEGMENT) for s in segments})
+    if acquired_from is not None:
+        pos = pos.filter(pos.paid_at >= ibis.literal(datetime.combine(acquired_from, time()), type="timestamp"))
+    if acquired_to is not None:
+        nxt = datetime.combine(acquired_to, time()) + timedelta(days=1)
+        pos = pos.filter(pos.paid_at < ibis.literal(nxt, type="timestamp"))
+    key = c.select(_cid=c.customer_id, _acq=c.acquired)
+    first = pos.inner_join(key, [pos.customer_id == key._cid, pos.day == key._acq])
+    segs = first.group_by(_cid=first.customer_id).aggregate(
+        **{s: first[s].argmin(first.paid_at) for s in segments}
+    )
+    j = c.left_join(segs, c.customer_id == segs._cid)
+    return j.select(*customers.columns, **{s: j[s].fill_null(NONE_SEGMENT) for s in segments})
 
 
 # --------------------------------------------------------------------------------------------

@@ -420,3 +420,70 @@ def test_orders_count_once_per_range_and_aov_is_per_order():
     # gross 60 + 40 + 30 + 20 = 150 over 3 orders (not 4 purchases: a's two days are 2 purchases)
     assert k["purchases"] == 4 and k["aov"] == approx(150 / 3)
     assert prefetch_orders(ds, [Q1, parse_period("2024-Q2")]) == [3, 1]  # the memo agrees
+
+
+def test_period_kpis_computed_once_per_data_set_and_options(monkeypatch):
+    """metrics.json's three periods are also trend periods: the trend reuses them, and other
+    options are computed anew."""
+    from retention_report.metrics import MetricOptions, kpi_trend, summary
+
+    ds = make_dataset(SALES)
+    calls = []
+    real = summary._period_kpis
+    monkeypatch.setattr(summary, "_period_kpis", lambda d, p, o: calls.append(p.label) or real(d, p, o))
+    doc = metrics_document(ds, Q1)
+    assert sorted(calls) == ["2023-Q1", "2023-Q4", "2024-Q1"]
+    trend = kpi_trend(ds, Q1, 8)
+    assert len(calls) == 3 + 5  # 2022-Q2 … 2023-Q3 except 2023-Q1
+    row = trend.set_index("period").loc["2024-Q1"]
+    assert row["revenue"] == approx(doc["kpis"]["revenue"]) and row["customers"] == doc["kpis"]["customers"]
+    period_kpis(ds, Q1, MetricOptions(split_basis="customer"))
+    assert len(calls) == 9
+    first = period_kpis(ds, Q1)
+    first["revenue"] = -1  # a caller changing its copy does not change the next caller's
+    assert period_kpis(ds, Q1)["revenue"] == approx(doc["kpis"]["revenue"])
+
+
+# segment of the first positive payment; a: refund first, two payments on its first day
+SEGMENTED = [
+    ("a", "2024-01-02 08:00", -5, "ads"),  # a refund: not a purchase, not the first payment
+    ("a", "2024-01-05 15:00", 20, "ads"),
+    ("a", "2024-01-05 09:00", 10, "email"),  # a's first positive payment → email
+    ("a", "2024-02-10 10:00", 30, "ads"),
+    ("b", "2024-01-20 12:00", 0, "social"),  # zero: not positive
+    ("b", "2024-01-20 13:00", 15, "ads"),  # → ads
+    ("c", "2023-06-01 10:00", 50, "email"),  # acquired before the cohorts → email, not in them
+    ("c", "2024-01-10 10:00", 10, "ads"),
+    ("d", "2024-02-03 08:00", 12, None),  # no channel → (none)
+    ("d", "2024-03-04 08:00", 12, "ads"),
+    ("e", "2024-03-30 23:59:59", 7, "social"),
+]
+
+
+def test_first_purchase_segments_and_curves_read_only_the_cohort_window():
+    from retention_report.context import ReportContext
+    from retention_report.metrics import cohort_segment_curves, cohort_window
+
+    ds = make_dataset(SEGMENTED, ("customer_id", "paid_at", "amount", "channel"),
+                      columns__segments=["channel"], metrics__cohort_count=3)
+    full = ds.customers_with_segments().execute().set_index("customer_id")
+    assert full["channel"].to_dict() == {"a": "email", "b": "ads", "c": "email", "d": "(none)", "e": "social"}
+    assert str(full.loc["a", "acquired"])[:10] == "2024-01-05" and str(full.loc["a", "second"])[:10] == "2024-02-10"
+    window = cohort_window(Q1.end, ds.last_day, "month", 3)
+    assert window == (date(2024, 1, 1), date(2024, 3, 30))
+    part = ds.customers_with_segments(*window).execute().set_index("customer_id")
+    assert part["channel"].to_dict() == {"a": "email", "b": "ads", "d": "(none)", "e": "social"}
+    pd.testing.assert_frame_equal(part.sort_index(), full.drop(index="c").sort_index(), check_dtype=False)
+
+    ctx = ReportContext(Q1, ds.settings)
+    ctx.__dict__["ds"] = ds
+    curves = ctx.cohort_curves("channel")
+    got = {(r.segment, r.age): (r.customers, r.active) for r in curves.itertuples()}
+    assert got == {
+        ("(none)", 0): (1, 1), ("(none)", 1): (1, 1),  # d: Feb cohort, bought in March; age 2 unobservable
+        ("ads", 0): (1, 1), ("ads", 1): (1, 0), ("ads", 2): (1, 0),  # b: Jan, never again
+        ("email", 0): (1, 1), ("email", 1): (1, 1), ("email", 2): (1, 0),  # a: Jan, Feb
+        ("social", 0): (1, 1),  # e: March only
+    }
+    direct = cohort_segment_curves(ds.daily, ds.customers_with_segments(), "channel", Q1.end, ds.last_day, "month", 3)
+    pd.testing.assert_frame_equal(curves, direct)

@@ -13,7 +13,7 @@ from .behaviour import (
     observed_lifetime_years,
     time_to_second_purchase,
 )
-from .cohorts import CohortMatrices, cohort_matrices, cohort_segment_curves
+from .cohorts import CohortMatrices, cohort_matrices, cohort_segment_curves, cohort_window
 from .flow import CustomerBridge, customer_bridge
 from .sales import PeriodSales, new_vs_returning, period_sales
 from .segments import SEGMENT_LABELS, SEGMENT_ORDER, FrequencySegments, frequency_segments
@@ -32,6 +32,7 @@ __all__ = [
     "annual_churn",
     "cohort_matrices",
     "cohort_segment_curves",
+    "cohort_window",
     "customer_bridge",
     "empirical_ltv",
     "frequency_segments",

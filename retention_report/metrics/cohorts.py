@@ -15,7 +15,7 @@ import pandas as pd
 
 from ._common import lit
 
-__all__ = ["CohortMatrices", "cohort_matrices", "cohort_segment_curves", "bucket_start", "bucket_end"]
+__all__ = ["CohortMatrices", "cohort_matrices", "cohort_segment_curves", "cohort_window", "bucket_start", "bucket_end"]
 
 Grain = Literal["month", "week"]
 _EPOCH_MONDAY = date(1970, 1, 5)
@@ -201,6 +201,15 @@ def cohort_matrices(
     )
 
 
+def cohort_window(end: date, last_day: date | None, grain: Grain = "month", count: int = 12) -> tuple[date, date] | None:
+    """(first day of the oldest of the ``count`` cohorts up to ``end``, the last observable day),
+    or None when nothing is observable: the customers a cohort analysis needs were acquired then."""
+    horizon = _horizon(end, last_day)
+    if horizon is None:
+        return None
+    return _index_to_start(_bucket_index_py(end, grain) - count + 1, grain), horizon
+
+
 def cohort_segment_curves(
     daily: ir.Table,
     customers: ir.Table,
@@ -216,14 +225,12 @@ def cohort_segment_curves(
     only cohorts (of the ``count`` up to ``end``) for which that age is observable count:
     retention(s, k) = Σ active(c, s, k) / Σ size(c, s) over those cohorts.
     """
-    horizon = _horizon(end, last_day)
     cols = ["segment", "age", "customers", "active", "retention"]
-    if horizon is None:
+    window = cohort_window(end, last_day, grain, count)
+    if window is None:
         return pd.DataFrame(columns=cols)
-    end_idx = _bucket_index_py(end, grain)
-    first_idx = end_idx - count + 1
+    first_day, horizon = window
     h_idx = _bucket_index_py(horizon, grain)
-    first_day = _index_to_start(first_idx, grain)
     c = customers.filter((customers.acquired >= lit(first_day)) & (customers.acquired <= lit(horizon)))
     c = c.mutate(cidx=_bucket_index(c.acquired, grain), segment=c[segment])
     sizes = c.group_by(["segment", "cidx"]).aggregate(size=c.count()).execute()

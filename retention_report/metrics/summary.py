@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -110,6 +111,18 @@ def period_kpis(ds: Any, period: Period, opts: MetricOptions | None = None) -> d
     customers); LTV = AOV × AF × (365.25 / days) × AL; margin = net revenue − cost of all rows.
     """
     opts = opts or MetricOptions()
+    # metrics.json's three periods are also periods of the report's trend: computed once per data set
+    key = ("kpis", period.start, period.end, json.dumps(opts.to_dict(), sort_keys=True, default=str))
+    memo = getattr(ds, "memo", None)
+    if memo is not None and key in memo:
+        return dict(memo[key])
+    kpis = _period_kpis(ds, period, opts)
+    if memo is not None:
+        memo[key] = dict(kpis)
+    return kpis
+
+
+def _period_kpis(ds: Any, period: Period, opts: MetricOptions) -> dict[str, Any]:
     daily, customers = ds.daily, ds.customers
     s = period_sales(daily, customers, period.start, period.end, opts.split_basis, days=ds.days)  # type: ignore[arg-type]
     b = customer_bridge(daily, customers, period.start, period.end, opts.activity_window_days)
