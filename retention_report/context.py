@@ -217,7 +217,9 @@ class ReportContext:
             ds = self.ds
             # segment values only of the customers the cohorts hold, from the payments of their days
             window = cohort_window(self.period.end, ds.last_day, o.cohort_grain, o.cohort_count)  # type: ignore[arg-type]
-            customers = ds.customers_with_segments(*window) if window else ds.customers_with_segments()
+            if window is None:  # nothing observable: no curves, no segment values needed
+                return pd.DataFrame(columns=["segment", "age", "customers", "active", "retention"])
+            customers = ds.customers_with_segments(*window)
             return cohort_segment_curves(ds.daily, customers, seg, self.period.end, ds.last_day,
                                          o.cohort_grain, o.cohort_count)  # type: ignore[arg-type]
 

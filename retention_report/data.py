@@ -56,6 +56,7 @@ __all__ = [
     "connect_duckdb",
     "build_daily",
     "build_customers",
+    "first_purchase_segments",
     "day_summary",
     "NONE_SEGMENT",
 ]
@@ -679,7 +680,7 @@ def build_daily(payments: ir.Table) -> ir.Table:
     but the sort cost more (time and peak memory) than the skipping saved in the metric queries,
     whose cost is mostly their joins and aggregations (interleaved runs at 10M, 2026-11-23).
 
-    Segment values belong to customers (their first purchase, see :func:`build_customers`), not to
+    Segment values belong to customers (their first purchase, see :func:`first_purchase_segments`), not to
     this, the largest derived table. Refunds and the cost of all rows are summed per period from the
     per-day summary (:func:`day_summary`), not per customer.
     """
@@ -722,9 +723,9 @@ def _backend_name(t: ir.Table) -> str:
         return ""
 
 
-def build_customers(daily: ir.Table, segments: tuple[str, ...] = (), payments: ir.Table | None = None) -> ir.Table:
-    """Daily table → one row per customer with a purchase: acquired, second, and the segment values
-    of the customer's first positive payment (from ``payments``; ``(none)`` when missing)."""
+def build_customers(daily: ir.Table) -> ir.Table:
+    """Daily table → one row per customer with a purchase: ``acquired`` and ``second`` (first and
+    second purchase day). Segment values: :func:`first_purchase_segments`."""
     pur = daily.filter(daily.is_purchase).select("customer_id", "day")
     if _backend_name(daily) == "duckdb":
         # DuckDB's min(day, 2) takes the two earliest days in one grouped pass (1.7x faster than
@@ -739,10 +740,7 @@ def build_customers(daily: ir.Table, segments: tuple[str, ...] = (), payments: i
         )
     # ordered by acquisition, so filters on it (the customers acquired in a period or a cohort)
     # skip most of the table
-    customers = customers.order_by("acquired")
-    if not segments or payments is None:
-        return customers
-    return first_purchase_segments(customers, payments, segments)
+    return customers.order_by("acquired")
 
 
 def _acquired_between(customers: ir.Table, first: date | None, last: date | None) -> ir.Table:

@@ -167,17 +167,15 @@ def order_counts(payments: ir.Table, ranges: list[tuple[date, date]]) -> list[in
     """
     if not ranges:
         return []
+    unique = list(dict.fromkeys(ranges))
     parts = []
-    for i, (start, end) in enumerate(dict.fromkeys(ranges)):
+    for i, (start, end) in enumerate(unique):
         r = (payments.paid_at >= _midnight(start)) & (payments.paid_at < _midnight(end + timedelta(days=1)))
         p = payments.filter(r & (payments.amount > 0))
         parts.append(p.aggregate(i=ibis.literal(i, type="int32"), n=p.order_id.nunique()))
     frame = ibis.union(*parts).execute() if len(parts) > 1 else parts[0].execute()
-    by_range = dict(zip(dict.fromkeys(ranges), [0] * len(parts), strict=True))
-    keys = list(by_range)
-    for i, n in zip(frame["i"], frame["n"], strict=True):
-        by_range[keys[int(i)]] = to_int(n)
-    return [by_range[r] for r in ranges]
+    counts = {unique[int(i)]: to_int(n) for i, n in zip(frame["i"], frame["n"], strict=True)}
+    return [counts.get(r, 0) for r in ranges]
 
 
 def new_vs_returning(
