@@ -101,6 +101,11 @@ class ColumnSettings(_Model):
     paid_at: str = "paid_at"
     amount: str = "amount"
     order_id: str = Field("", description="optional: order identifier (AOV per order)")
+    payment_id: str = Field(
+        "",
+        description="optional: unique id of each payment row; rows repeating one are double exports "
+        "(identical: dropped and counted; different: invalid). Without it every row counts",
+    )
     cost: str = Field("", description="optional: cost of the payment (margin)")
     segments: list[str] = Field(default_factory=list, description="segment columns, e.g. channel")
 

@@ -132,6 +132,7 @@ class ReportContext:
         """The metrics.json document of the period (read from the run, or computed)."""
         if self.metrics_path and Path(self.metrics_path).is_file():
             return json.loads(Path(self.metrics_path).read_text(encoding="utf-8"))
+        self.ds.quality.require_overlap(self.period, self.ds.source_name)  # no report of zeros
         return metrics_document(self.ds, self.period, self.options, extra=self.header_info())
 
     def header_info(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Canonical payment table (one row per payment)::
     amount       float64    money received; negative = refund
     cost         float64    optional
     order_id     string     optional
+    payment_id   string     optional: unique id of a payment row (defines double exports)
     <segments>   string     optional segment columns; missing values become "(none)"
 
 Daily table (one row per customer and day with any payment) — the base of all
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 NONE_SEGMENT = "(none)"
-ROLE_COLUMNS = ("customer_id", "paid_at", "amount", "order_id", "cost")
+ROLE_COLUMNS = ("customer_id", "paid_at", "amount", "order_id", "cost", "payment_id")
 
 DATE_FORMS = (
     "ISO 8601 dates or timestamps such as 2024-01-31, 2024-01-31 13:45:00 or "
@@ -95,6 +96,20 @@ class DataQuality:
     @property
     def first_day(self) -> date | None:
         return date.fromisoformat(self.first_payment[:10]) if self.first_payment else None
+
+    def require_overlap(self, period: Any, source_name: str = "the data") -> None:
+        """A period with no day in common with the data is an error (SPEC §2/§3), raised before
+        any notebook runs; a period that only partly overlaps is reported as incomplete."""
+        first, last = self.first_day, self.last_day
+        if first is None or last is None:
+            raise DataError(f"no payments in {source_name}")
+        if period.end < first or period.start > last:
+            where = "before the first" if period.end < first else "after the last"
+            raise DataError(
+                f"no payments in {period.label} ({period.start.isoformat()} to {period.end.isoformat()}): "
+                f"the period lies entirely {where} payment in {source_name}, whose payments run from "
+                f"{first.isoformat()} to {last.isoformat()}. Choose a period that overlaps these days."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -206,6 +221,8 @@ def _source_kind(settings: Settings) -> str:
         return "sqlite"
     if p.endswith((".xlsx", ".xls")):
         return "excel"
+    if not Path(src.path).exists():  # a mistyped name is "not found", whatever its extension
+        raise DataError(f"source file not found: {src.path}")
     raise DataError(
         f"cannot tell the format of source.path {src.path!r} from its extension; set source.kind "
         "to one of csv, parquet, excel, duckdb, sqlite, postgres, spark, url"
@@ -237,12 +254,7 @@ def _read_raw(settings: Settings) -> tuple[Any, ir.Table, str, bool]:
                 raw = con.read_parquet(target, hive_partitioning=True)
                 return con, raw, name, False
             if kind == "csv":
-                c = src.csv
-                opts: dict[str, Any] = {"all_varchar": True, "header": c.header, "delim": c.delimiter}
-                if c.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
-                    opts["encoding"] = c.encoding
-                raw = con.read_csv(src_path, **opts)
-                return con, raw, name, True
+                return con, _read_csv(con, src_path, settings), name, True
             import pandas as pd  # Excel exports are small by nature
 
             frame = pd.read_excel(src_path, dtype=str)
@@ -250,6 +262,8 @@ def _read_raw(settings: Settings) -> tuple[Any, ir.Table, str, bool]:
         except DataError:
             raise
         except Exception as exc:
+            if kind == "csv":
+                raise DataError(_csv_problem(src_path, settings, exc)) from None
             raise DataError(f"cannot read {kind} source {src_path}: {_first_line(exc)}") from None
 
     if kind == "duckdb":
@@ -284,6 +298,174 @@ def _read_raw(settings: Settings) -> tuple[Any, ir.Table, str, bool]:
     if kind == "postgres":
         con.raw_sql(f"SET TIME ZONE '{settings.timezone}'")
     return con, _table_or_query(con, settings), name, False
+
+
+# DuckDB's CSV reader decodes these itself (codec name as Python's codecs.lookup spells it →
+# DuckDB's name); any other encoding is transcoded to UTF-8 in a temporary file first
+_DUCKDB_ENCODINGS = {"utf-8": None, "utf-8-sig": None, "iso8859-1": "latin-1", "utf-16": "utf-16"}
+_DELIMITERS = {",": "','", ";": "';'", "\t": "'\\t' (tab)", "|": "'|'"}
+
+
+def _read_csv(con: Any, path: str, settings: Settings) -> ir.Table:
+    """A CSV file read as text (every column varchar) with the configured dialect.
+
+    An encoding DuckDB cannot decode itself (cp1252, cp1251, …: its ``encodings`` extension needs a
+    download) is transcoded with Python's codec into a temporary UTF-8 copy that lives as long as
+    the connection; the source file is only read.
+    """
+    import codecs
+
+    c = settings.source.csv
+    try:
+        codec = codecs.lookup(c.encoding).name
+    except LookupError:
+        raise DataError(
+            f"unknown encoding {c.encoding!r} (source.csv.encoding); use e.g. 'utf-8', 'cp1252', "
+            "'cp1251', 'latin-1' or 'utf-16'"
+        ) from None
+    if not any(ch in path for ch in "*?[") and Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise DataError(f"no payments in {settings.source.name or path}: the file is empty")
+    opts: dict[str, Any] = {"all_varchar": True, "header": c.header, "delim": c.delimiter}
+    if codec in _DUCKDB_ENCODINGS:
+        if _DUCKDB_ENCODINGS[codec]:
+            opts["encoding"] = _DUCKDB_ENCODINGS[codec]
+        return con.read_csv(path, **opts)
+    return con.read_csv(_transcoded(con, path, codec, settings), **opts)
+
+
+def _transcoded(con: Any, path: str, codec: str, settings: Settings) -> str:
+    import gzip
+    import shutil
+    import tempfile
+    import weakref
+
+    if any(ch in path for ch in "*?["):
+        raise DataError(
+            f"encoding {settings.source.csv.encoding!r} is read for single files only; source.path "
+            f"{path!r} is a pattern (convert the files to UTF-8, or read them one at a time)"
+        )
+    folder = tempfile.mkdtemp(prefix="rr-csv-", dir=settings.engine.temp_directory or None)
+    weakref.finalize(con, shutil.rmtree, folder, True)  # also at interpreter exit
+    target = Path(folder) / "source.utf8.csv"
+    opener: Any = gzip.open if path.lower().endswith(".gz") else open
+    offset = 0
+    try:
+        with opener(path, "rb") as raw, target.open("w", encoding="utf-8", newline="") as out:
+            decoder = _decoder(codec)
+            while chunk := raw.read(1 << 20):
+                out.write(decoder.decode(chunk))
+                offset += len(chunk)
+            out.write(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path} is not valid {settings.source.csv.encoding}: byte 0x{exc.object[exc.start]:02x} at "
+            f"byte offset {offset + exc.start:,} cannot be decoded; set source.csv.encoding to the "
+            "file's encoding (e.g. 'utf-8', 'cp1252', 'cp1251', 'latin-1')"
+        ) from None
+    return str(target)
+
+
+def _decoder(codec: str) -> Any:
+    import codecs
+
+    return codecs.getincrementaldecoder(codec)(errors="strict")
+
+
+def _first_invalid_utf8(path: str) -> tuple[int, int, int] | None:
+    """(byte offset, line number, byte) of the first byte that is not valid UTF-8, or None."""
+    base, lines, carry = 0, 0, b""
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(1 << 20)
+            data = carry + chunk
+            if not data:
+                return None
+            try:
+                data.decode("utf-8")
+                good = len(data)
+            except UnicodeDecodeError as exc:
+                if chunk and exc.reason == "unexpected end of data" and exc.start >= len(data) - 3:
+                    good = exc.start  # a character split by the chunk boundary
+                else:
+                    return base + exc.start, lines + data[: exc.start].count(b"\n") + 1, data[exc.start]
+            lines += data[:good].count(b"\n")
+            base += good
+            carry = data[good:]
+            if not chunk:
+                return None
+
+
+def _line_endings(path: str, limit: int = 16 << 20) -> tuple[int, int] | None:
+    """When the file mixes Windows (CRLF) and Unix (LF) line endings: the first line ending in
+    CRLF and the first ending in a bare LF (line numbers from 1); else None."""
+    head = Path(path).open("rb").read(limit)
+    crlf, lf = head.find(b"\r\n"), -1
+    pos = head.find(b"\n")
+    while pos != -1:
+        if pos == 0 or head[pos - 1 : pos] != b"\r":
+            lf = pos
+            break
+        pos = head.find(b"\n", pos + 1)
+    if crlf == -1 or lf == -1:
+        return None
+    return head[:crlf].count(b"\n") + 1, head[:lf].count(b"\n") + 1
+
+
+def _csv_problem(path: str, settings: Settings, exc: BaseException) -> str:
+    """What went wrong reading a CSV file, in terms of the fix (DuckDB's own message blames the
+    dialect sniffer or quotes the wrong line)."""
+    c = settings.source.csv
+    single = Path(path).is_file() and not path.lower().endswith(".gz")
+    import codecs
+
+    try:
+        codec = codecs.lookup(c.encoding).name
+    except LookupError:
+        codec = ""
+    if single and codec in ("utf-8", "utf-8-sig"):
+        bad = _first_invalid_utf8(path)
+        if bad:
+            offset, line, byte = bad
+            return (
+                f"{path} is not valid UTF-8: byte 0x{byte:02x} at byte offset {offset:,} (line {line}). "
+                "The file was probably exported with a Windows code page: set source.csv.encoding = "
+                "\"cp1252\" (Western European), \"cp1251\" (Cyrillic) or \"latin-1\""
+            )
+    if single:
+        mixed = _line_endings(path)
+        if mixed:
+            return (
+                f"{path} mixes Windows (CRLF) and Unix (LF) line endings (line {mixed[0]} ends in CRLF, "
+                f"line {mixed[1]} in LF), which the CSV reader cannot parse: convert the file to one "
+                "style (e.g. dos2unix, or save it again from the spreadsheet)"
+            )
+    hint = _delimiter_hint(path, settings)
+    return f"cannot read csv source {path}: {_first_line(exc)}" + (f". {hint}" if hint else "")
+
+
+def _delimiter_hint(path: str, settings: Settings) -> str:
+    """"looks like ';'-separated: set source.csv.delimiter" when the header line has no configured
+    delimiter but another common one ('' when it cannot tell)."""
+    c = settings.source.csv
+    try:
+        if not Path(path).is_file():
+            return ""
+        import gzip
+
+        opener: Any = gzip.open if path.lower().endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            header = fh.readline(1 << 16).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    if c.delimiter in header:
+        return ""
+    found = [(header.count(d), d) for d in _DELIMITERS if d != c.delimiter and d in header]
+    if not found:
+        return ""
+    best = max(found)[1]
+    key = "\\t" if best == "\t" else best
+    return (f"The header line looks {_DELIMITERS[best]}-separated: set source.csv.delimiter = "
+            f"\"{key}\" (it is {c.delimiter!r})")
 
 
 def spark_session(settings: Settings) -> Any:
@@ -382,6 +564,8 @@ def _mapping(settings: Settings) -> dict[str, str]:
         m["order_id"] = cols.order_id
     if cols.cost:
         m["cost"] = cols.cost
+    if cols.payment_id:
+        m["payment_id"] = cols.payment_id
     for s in cols.segments:
         if s in ROLE_COLUMNS:
             raise DataError(f"segment column {s!r} clashes with a canonical column name")
@@ -389,15 +573,21 @@ def _mapping(settings: Settings) -> dict[str, str]:
     return m
 
 
-def _check_columns(raw: ir.Table, mapping: dict[str, str]) -> None:
+def _check_columns(raw: ir.Table, mapping: dict[str, str], settings: Settings | None = None) -> None:
     available = list(raw.columns)
     missing = [(canon, src) for canon, src in mapping.items() if src not in available]
     if missing:
         parts = [
             f"{src!r}" + (f" (mapped to {canon})" if canon != src else "") for canon, src in missing
         ]
+        hint = ""
+        if settings is not None and settings.source.path and _source_kind(settings) == "csv":
+            hint = _delimiter_hint(settings.source.path, settings)
+        shown = [a if len(a) <= 60 else a[:57] + "…" for a in available[:50]]
+        more = f" and {len(available) - 50} more" if len(available) > 50 else ""
         raise DataError(
-            f"missing column(s) {', '.join(parts)} in the source; available columns: {available}. "
+            (f"{hint}. " if hint else "")
+            + f"missing column(s) {', '.join(parts)} in the source; available columns: {shown}{more}. "
             "Map your column names in the [columns] section of the config."
         )
 
@@ -408,7 +598,34 @@ def _try_cast(col: ir.Value, to: Any, lenient: bool) -> ir.Value:
     return col.try_cast(to) if lenient else col.cast(to)
 
 
+@ibis.udf.scalar.builtin(name="isfinite")
+def _isfinite(x: float) -> bool:  # type: ignore[empty-body]
+    """DuckDB's ISFINITE."""
+
+
+def _not_finite(x: ir.FloatingValue, backend: str) -> ir.BooleanValue:
+    """NaN, +inf or -inf: values a float column or a text "NaN"/"inf" can hold that are no amount
+    of money (one NaN would turn every sum into NaN, one inf every total into inf).
+
+    DuckDB: ``NOT isfinite(x)``. DuckDB 2.0 folds ``isnan(x)`` and ``isinf(x)`` to false from a
+    Parquet file's min/max statistics, which leave NaN out, so a real NaN passed; ``isfinite`` is not
+    folded (tests/test_data.py checks a Parquet NaN).
+    """
+    if backend == "duckdb":
+        return ~_isfinite(x)
+    inf = ibis.literal(float("inf"))
+    if backend == "sqlite":  # SQLite has no NaN (stored as NULL) and no isnan()
+        return (x == inf) | (x == -inf)
+    return x.isnan() | (x == inf) | (x == -inf)
+
+
+def _finite_or_null(x: ir.FloatingValue, backend: str) -> ir.FloatingValue:
+    return ibis.ifelse(_not_finite(x, backend).fill_null(False), ibis.null("float64"), x)
+
+
 def _parse_amount(col: ir.Value, settings: Settings, lenient: bool = True) -> ir.FloatingValue:
+    """Text or a number → float64; empty, unparsable text → NULL. NaN and ±inf are left as they
+    are here (see :func:`_finite_or_null`)."""
     if col.type().is_numeric():
         return col.cast("float64")
     if not col.type().is_string():
@@ -475,18 +692,30 @@ def _convert(
     cid = raw[mapping["customer_id"]]
     cols["customer_id"] = _as_text(cid, text_source).nullif("")
     cols["paid_at"] = _parse_timestamp(raw[mapping["paid_at"]], settings, lenient)
-    cols["amount"] = _parse_amount(raw[mapping["amount"]], settings, lenient)
+    # NaN / inf amounts (a float column, or the text "NaN" / "inf") are not numbers: NULL, so the
+    # non-numeric rule catches them like "ten"
+    cols["amount"] = _finite_or_null(_parse_amount(raw[mapping["amount"]], settings, lenient), backend)
     if "cost" in mapping:
-        cols["cost"] = _parse_amount(raw[mapping["cost"]], settings, lenient)
+        raw_cost = raw[mapping["cost"]]
+        parsed = _parse_amount(raw_cost, settings, lenient)
+        cols["cost"] = _finite_or_null(parsed, backend)
+        # an empty cost is allowed (unknown); text that is no number, NaN or inf is not
+        bad = _not_finite(parsed, backend).fill_null(False)
+        if raw_cost.type().is_string():
+            bad = bad | (parsed.isnull() & raw_cost.strip().nullif("").notnull())
+        cols["_bad_cost"] = bad
     if "order_id" in mapping:
         cols["order_id"] = _as_text(raw[mapping["order_id"]], text_source).nullif("")
+    if "payment_id" in mapping:
+        cols["payment_id"] = _as_text(raw[mapping["payment_id"]], text_source).nullif("")
     for s in settings.columns.segments:
         cols[s] = _as_text(raw[s], text_source).nullif("").fill_null(NONE_SEGMENT)
     for role in ("paid_at", "amount", "cost"):
-        # the raw text is only needed to tell "empty" from "unparsable" in text columns and to
-        # quote bad values; typed columns (Parquet, databases) cannot hold unparsable values
-        if role in mapping and raw[mapping[role]].type().is_string():
-            cols[f"_raw_{role}"] = raw[mapping[role]]
+        # the raw value, to tell "empty" from "unparsable" in text columns and to quote bad values
+        # (a typed NaN is quoted as 'nan', not as an empty value); only read on the error path
+        if role in mapping:
+            col = raw[mapping[role]]
+            cols[f"_raw_{role}"] = col if col.type().is_string() else col.cast("string")
     return raw.select(**cols)
 
 
@@ -508,8 +737,8 @@ def _rule_predicates(t: ir.Table, settings: Settings, now: datetime) -> dict[str
         "unparsable_paid_at": t.paid_at.isnull(),
         "non_numeric_amount": t.amount.isnull(),
     }
-    if "cost" in t.columns and "_raw_cost" in t.columns:
-        preds["non_numeric_cost"] = t.cost.isnull() & t._raw_cost.notnull() & (t._raw_cost.strip() != "")
+    if "_bad_cost" in t.columns:
+        preds["non_numeric_cost"] = t._bad_cost
     if not settings.validation.allow_future_dates:
         preds["future_paid_at"] = t.paid_at > ibis.literal(now, type=dt.Timestamp())
     return preds
@@ -529,15 +758,23 @@ def _rule_message(rule: str, mapping: dict[str, str], count: int, examples: list
         accepted = f"accepted: {DATE_FORMS}"
     elif rule == "non_numeric_amount":
         what = "have an empty or non-numeric amount"
-        accepted = f"accepted: {AMOUNT_FORMS}"
+        accepted = f"accepted: {AMOUNT_FORMS}; NaN and infinity are not amounts"
     elif rule == "non_numeric_cost":
         what = "have a non-numeric cost"
-        accepted = f"accepted: {AMOUNT_FORMS}"
+        accepted = f"accepted: {AMOUNT_FORMS}, or empty; NaN and infinity are not amounts"
     else:
         what = "are dated in the future"
         accepted = "set validation.allow_future_dates = true if that is expected"
-    shown = "; ".join(f"row {e['row']}: {e['value']!r}" for e in examples)
+    shown = "; ".join(f"row {e['row']}: {_quoted(e['value'])}" for e in examples)
     return f"{col}: {count:,} row(s) {what} ({accepted}). Examples: {shown}"
+
+
+def _quoted(value: Any) -> str:
+    """A bad value as the user would recognise it: ``'ten'``; an empty or missing one as ``(empty)``
+    (never ``None`` or ``nan``)."""
+    if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
+        return "(empty)"
+    return repr(value)
 
 
 def _day_aggregates(t: ir.Table) -> dict[str, ir.Value]:
@@ -609,8 +846,6 @@ def _validate(
             raw_col = {"null_customer_id": "customer_id", "unparsable_paid_at": "_raw_paid_at",
                        "non_numeric_amount": "_raw_amount", "non_numeric_cost": "_raw_cost",
                        "future_paid_at": "_raw_paid_at"}[rule]
-            if raw_col not in numbered.columns:  # typed source column: quote the typed value
-                raw_col = {"_raw_paid_at": "paid_at", "_raw_amount": "amount"}.get(raw_col, raw_col)
             ex = numbered.filter(npreds[rule]).order_by("_row").select("_row", value=numbered[raw_col].cast("string")).limit(5)
             examples = [{"row": int(r["_row"]), "value": r["value"]} for r in ex.execute().to_dict("records")]
             messages.append(_rule_message(rule, mapping, n, examples))
@@ -637,35 +872,62 @@ def _validate(
     return remaining, dropped, rows_read, None
 
 
-def _count_duplicates(payments: ir.Table, daily: ir.Table) -> int:
-    """Exact duplicate payments (identical in every canonical column), found cheaply.
+def _payment_id_duplicates(
+    payments: ir.Table, settings: Settings, mapping: dict[str, str]
+) -> tuple[ir.Table, dict[str, int]]:
+    """Double exports, defined by ``payment_id`` only (SPEC §2); returns (payments, dropped counts).
 
-    Duplicates share a customer and a day. The daily table marks (``_suspect``) the customer-days
-    that could hold one: more than two rows, or two rows with the same ``paid_at`` — two rows at
-    different times differ. Only the rows of those customer-days are compared column by column,
-    so the usual log (one or two payments a day at different times) needs no pass of its own.
+    Rows repeating a ``payment_id`` with identical values in every column are one payment exported
+    twice: all copies but one are dropped and counted (``duplicate_payment_id``), whatever
+    ``on_invalid`` says. Rows repeating a ``payment_id`` with different values cannot be told
+    apart: an error, or under ``on_invalid = "drop"`` all of them are dropped and counted
+    (``conflicting_payment_id``). Rows without a payment id are kept as they are.
+
+    Without a ``payment_id`` column nothing runs: identical rows are legitimate (two equal items
+    bought on one day in a date-only log) and every row counts.
+
+    Cost: one grouped pass over the ids; the comparison reads only the rows of repeated ids.
     """
-    suspects = daily.filter(daily._suspect).select("customer_id", "day")
-    if int(suspects.count().execute()) == 0:
-        return 0
-    rows = payments.semi_join(suspects, ["customer_id", "day"]).cache()  # one pass over the source
-    return int(rows.count().execute()) - int(rows.distinct().count().execute())
+    if "payment_id" not in payments.columns:
+        return payments, {}
+    ids = payments.filter(payments.payment_id.notnull())
+    repeated = ids.group_by("payment_id").aggregate(_n=ids.count()).filter(lambda t: t._n > 1).cache()
+    if int(repeated.count().execute()) == 0:
+        return payments, {}
+    rows = payments.semi_join(repeated, "payment_id")
+    variants = rows.distinct().group_by("payment_id").aggregate(_v=lambda t: t.count())
+    stats = repeated.inner_join(variants, "payment_id")
+    summary = stats.aggregate(
+        identical=(stats._n - 1).sum(where=stats._v == 1),
+        conflicting_ids=stats.count(where=stats._v > 1),
+        conflicting_rows=stats._n.sum(where=stats._v > 1),
+    ).execute().iloc[0]
+    identical = int(summary["identical"] or 0)
+    conflicting = int(summary["conflicting_rows"] or 0)
+    if conflicting and settings.validation.on_invalid == "error":
+        raise _conflict_error(payments, stats.filter(stats._v > 1), mapping, int(summary["conflicting_ids"]), conflicting)
+    same = stats.filter(stats._v == 1).select("payment_id")
+    kept = payments.anti_join(repeated, "payment_id").union(rows.semi_join(same, "payment_id").distinct())
+    dropped = {"duplicate_payment_id": identical, "conflicting_payment_id": conflicting}
+    return kept, {k: v for k, v in dropped.items() if v}
 
 
-def _duplicate_error(payments: ir.Table, dups: int) -> DataError:
-    canon = [c for c in payments.columns if c != "day"]
-    numbered = payments.mutate(_row=ibis.row_number() + 1)
-    g = numbered.group_by(canon).agg(n=numbered.count(), row=numbered._row.min()).filter(lambda x: x.n > 1)
-    ex = g.order_by("row").limit(5).execute()
+def _conflict_error(payments: ir.Table, conflicts: ir.Table, mapping: dict[str, str], n_ids: int, n_rows: int) -> DataError:
+    numbered = payments.mutate(_row=ibis.row_number() + 1)  # source order (error mode drops nothing)
+    rows = numbered.semi_join(conflicts, "payment_id")
+    ex = rows.group_by("payment_id").aggregate(_first=rows._row.min(), _rows=rows._row.collect(order_by=rows._row))
     shown = "; ".join(
-        f"row {int(r['row'])}: customer {r['customer_id']!r} at {r['paid_at']} amount {r['amount']}"
-        f" ({int(r['n'])} copies)"
-        for r in ex.to_dict("records")
+        f"{r['payment_id']!r} in rows {', '.join(str(int(x)) for x in list(r['_rows'])[:5])}"
+        for r in ex.order_by("_first").limit(5).execute().to_dict("records")
     )
+    src = mapping["payment_id"]
+    col = f"column {src!r}" + (" (mapped to payment_id)" if src != "payment_id" else "")
     return DataError(
-        f"invalid payment data (validation.on_invalid = 'error'): {dups:,} duplicate row(s) — "
-        f"payments identical in every mapped column. Examples: {shown}. Deduplicate the source, "
-        "map order_id so distinct payments differ, or set validation.on_invalid = 'drop'."
+        f"invalid payment data (validation.on_invalid = 'error'): {col}: {n_ids:,} payment id(s) "
+        f"repeat with different values ({n_rows:,} rows); a payment id must identify one payment. "
+        f"Examples: {shown}. Rows repeating a payment id with identical values are double exports "
+        "and are dropped anyway; fix the source, map the right column as payment_id, or set "
+        "validation.on_invalid = 'drop' to drop and count the conflicting rows."
     )
 
 
@@ -690,8 +952,6 @@ def build_daily(payments: ir.Table) -> ir.Table:
         "gross": p.amount.sum(where=pos),
         "payments": p.count(where=pos),
         "rows": p.count(),
-        "_t_min": p.paid_at.min(),
-        "_t_max": p.paid_at.max(),
     }
     if "cost" in p.columns:
         aggs["cost_pos"] = p.cost.sum(where=pos)
@@ -706,8 +966,6 @@ def build_daily(payments: ir.Table) -> ir.Table:
     if "cost_pos" in g.columns:
         cols["cost_pos"] = g.cost_pos.fill_null(0.0)
     cols["is_purchase"] = g.gross.fill_null(0.0) > 0
-    # could hold an exact duplicate (see _count_duplicates)
-    cols["_suspect"] = (g.rows > 2) | ((g.rows == 2) & (g._t_min == g._t_max))
     return g.select(**cols)
 
 
@@ -785,6 +1043,20 @@ def first_purchase_segments(
 # entry points
 
 
+def _require_payments(days: Any, rows_read: int, dropped: dict[str, int], source_name: str) -> None:
+    """No data is an error, not a report of zeros (SPEC §2): a source without a single usable
+    payment (no rows, only invalid rows dropped, or only refunds and zero amounts) fails here."""
+    if len(days) and float(days["payments"].sum()) > 0:
+        return
+    if rows_read == 0:
+        why = "the source has no data rows"
+    elif not len(days):
+        why = f"all {rows_read:,} rows were dropped as invalid ({', '.join(f'{k}: {v:,}' for k, v in dropped.items())})"
+    else:
+        why = f"its {int(days['rows'].sum()):,} rows are refunds or zero amounts; none is a payment received"
+    raise DataError(f"no payments in {source_name}: {why}")
+
+
 def _finish(
     con: Any,
     converted: ir.Table,
@@ -798,17 +1070,16 @@ def _finish(
     clean, dropped, rows_read, days = _validate(converted, mapping, settings, now)
     canon = [c for c in clean.columns if not c.startswith("_")]
     payments = clean.select(canon).mutate(day=clean.paid_at.date())
-    daily = build_daily(payments).cache()
-    dups = _count_duplicates(payments, daily)
-    if dups:
-        if settings.validation.on_invalid == "error":
-            raise _duplicate_error(payments, dups)
-        dropped["duplicate_row"] = dups
-        payments = payments.distinct()
-        daily = build_daily(payments).cache()
+    # identical rows are legitimate and all count (SPEC §2); only a payment_id defines duplicates
+    payments, doubles = _payment_id_duplicates(payments, settings, mapping)
+    if doubles:
+        dropped.update(doubles)
+        payments = payments.cache()
         days = None
     if days is None:  # rows were dropped: summarise what is left
         days = day_summary(payments)
+    _require_payments(days, rows_read, dropped, source_name)
+    daily = build_daily(payments).cache()
     # segment values of each customer's first purchase are only needed for the per-segment cohort
     # curves: built on first use (Dataset.customers_with_segments), not on every load
     customers = build_customers(daily).cache()
@@ -852,13 +1123,16 @@ def open_dataset(settings: Settings, now: datetime | None = None) -> Dataset:
     """
     con, raw, name, text_source = _read_raw(settings)
     mapping = _mapping(settings)
-    _check_columns(raw, mapping)
+    _check_columns(raw, mapping, settings)
     converted = _convert(raw, mapping, settings, getattr(con, "name", "duckdb"), text_source)
     try:
         return _finish(con, converted, mapping, settings, name, now)
     except DataError:
         raise
     except Exception as exc:
+        src = settings.source
+        if src.path and _source_kind(settings) == "csv":  # DuckDB reads lazily: errors surface here
+            raise DataError(_csv_problem(src.path, settings, exc)) from None
         raise DataError(f"cannot read the payment data from {name}: {_first_line(exc)}") from None
 
 

@@ -95,7 +95,10 @@ BAD_CASES = [
     ("a,2024-01-05,10\nb,yesterday,20\nc,2024-13-01,5\n", ["'paid_at'", "2 row(s)", "row 2: 'yesterday'", "row 3: '2024-13-01'", "ISO 8601"], "unparsable_paid_at"),
     ("a,2024-01-05,10\nb,2024-01-06,ten\n", ["'amount'", "row 2: 'ten'", "decimal"], "non_numeric_amount"),
     ("a,2024-01-05,10\nb,2031-01-06,20\n", ["in the future", "row 2"], "future_paid_at"),
-    ("a,2024-01-05,10\na,2024-01-05,10\n", ["duplicate", "row 1"], "duplicate_row"),
+    # NaN / inf are no amounts (one NaN made revenue 0.0, one inf "€inf, up inf%")
+    ("a,2024-01-05,10\nb,2024-01-06,NaN\nc,2024-01-06,inf\nd,2024-01-07,-Infinity\ne,2024-01-07,nan\n",
+     ["'amount'", "4 row(s)", "row 2: 'NaN'", "row 3: 'inf'", "row 4: '-Infinity'", "row 5: 'nan'"],
+     "non_numeric_amount"),
 ]
 
 
@@ -146,8 +149,268 @@ def test_unreachable_sources_give_clear_errors(tmp_path):
         open_(tmp_path / "nope.parquet")
     with pytest.raises(DataError, match="no file matches"):
         open_(str(tmp_path / "*.parquet"))
+    (tmp_path / "payments.xyz").write_text("x")  # an existing file of an unknown format
     with pytest.raises(DataError, match="cannot tell the format"):
         open_(tmp_path / "payments.xyz")
     s = load_settings(None, **{"source.url": "postgres://nobody@127.0.0.1:1/none"})
     with pytest.raises(DataError, match="cannot connect to postgres://nobody@127.0.0.1:1/none"):
         open_dataset(s)
+
+
+def test_blank_customer_id_is_quoted_as_empty(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("customer_id,paid_at,amount\na,2024-01-05,10\n   ,2024-01-06,20\n")
+    with pytest.raises(DataError) as err:
+        open_(p)
+    assert "row 2: (empty)" in str(err.value)
+    assert "nan" not in str(err.value) and "None" not in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------
+# NaN and infinity in every kind of source: the non-numeric rule (amount and cost)
+
+
+def _typed_sources(tmp_path, frame):
+    """The same frame as Parquet, a DuckDB table and a SQLite table (paths and extra overrides)."""
+    import pyarrow as pa
+    import pyarrow.parquet as papq
+
+    # from_pandas=False keeps NaN a NaN (pandas conversions would turn it into NULL)
+    table = pa.table({c: pa.array(list(frame[c]), from_pandas=c != "amount") for c in frame.columns})
+    assert table.column("amount").null_count == 0
+    pq = tmp_path / "p.parquet"
+    papq.write_table(table, pq)
+    db = tmp_path / "shop.duckdb"
+    con = duckdb.connect(str(db))
+    con.register("arrow_frame", table)
+    con.execute("CREATE TABLE payments AS SELECT * FROM arrow_frame")
+    assert con.execute("SELECT count(*) FROM payments WHERE amount IS NULL").fetchone()[0] == 0
+    con.close()
+    return [(pq, {}), (db, {})]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+def test_nan_and_inf_amounts_in_typed_sources_are_invalid(tmp_path, bad):
+    frame = GOOD.assign(amount=[10.0, bad, 30.0, -5.0])
+    for path, extra in _typed_sources(tmp_path, frame):
+        with pytest.raises(DataError) as err:
+            open_(path, **extra)
+        assert "'amount'" in str(err.value) and "1 row(s)" in str(err.value) and "row 2" in str(err.value)
+        ds = open_(path, validation__on_invalid="drop", **extra)
+        assert ds.quality.rows_dropped == {"non_numeric_amount": 1}
+        # the revenue of the three good rows, not NaN, 0.0 or inf
+        assert period_kpis(ds, Q1)["gross_revenue"] == pytest.approx(10 + 30)
+
+
+def test_sqlite_infinity_and_null_amounts(tmp_path):
+    # SQLite stores NaN as NULL (an empty amount) and keeps infinity: both are invalid
+    sq = tmp_path / "shop.sqlite"
+    frame = GOOD.assign(paid_at=GOOD["paid_at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+                        amount=[10.0, float("inf"), float("nan"), -5.0])
+    with sqlite3.connect(sq) as c:
+        frame.to_sql("payments", c, index=False)
+    with pytest.raises(DataError, match=r"2 row\(s\) have an empty or non-numeric amount"):
+        open_(sq)
+    ds = open_(sq, validation__on_invalid="drop")
+    assert ds.quality.rows_dropped == {"non_numeric_amount": 2}
+    assert period_kpis(ds, Q1)["gross_revenue"] == pytest.approx(10)
+
+
+def test_nan_cost_is_invalid_and_an_empty_cost_is_not(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text("customer_id,paid_at,amount,cost\na,2024-01-05,10,4\nb,2024-01-06,20,\nc,2024-01-07,30,NaN\n"
+                 "d,2024-01-08,40,inf\n")
+    with pytest.raises(DataError) as err:
+        open_(p, columns__cost="cost")
+    msg = str(err.value)
+    assert "'cost'" in msg and "2 row(s)" in msg and "row 3: 'NaN'" in msg and "row 4: 'inf'" in msg
+    ds = open_(p, columns__cost="cost", validation__on_invalid="drop")
+    assert ds.quality.rows_dropped == {"non_numeric_cost": 2}
+    k = period_kpis(ds, Q1)
+    assert k["gross_revenue"] == pytest.approx(30)  # a and b; b's empty cost counts as 0
+    assert k["margin"] == pytest.approx(30 - 4)
+    # the same in a typed source: NULL cost is allowed, NaN is not
+    import pyarrow as pa
+    import pyarrow.parquet as papq
+
+    pq = tmp_path / "c.parquet"  # pyarrow keeps a real NaN next to a null (pandas would null both)
+    table = pa.Table.from_pandas(GOOD, preserve_index=False).append_column(
+        "cost", pa.array([4.0, None, float("nan"), 1.0], from_pandas=False))
+    papq.write_table(table, pq)
+    with pytest.raises(DataError, match=r"'cost'.*1 row\(s\).*row 3: 'nan'"):
+        open_(pq, columns__cost="cost")
+
+
+# --------------------------------------------------------------------------------------------
+# identical rows and payment_id (SPEC §2)
+
+
+def test_identical_rows_all_count(tmp_path):
+    # a date-only log: the customer bought the same item twice on one day; both rows are real
+    p = tmp_path / "p.csv"
+    p.write_text("customer_id,paid_at,amount\na,2024-01-05,10\na,2024-01-05,10\nb,2024-01-06,7\nb,2024-01-06,7\n"
+                 "b,2024-01-06,7\n")
+    ds = open_(p)  # default rules: no error
+    assert ds.quality.rows_dropped == {}
+    assert ds.quality.rows_used == ds.quality.rows_read == 5
+    k = period_kpis(ds, Q1)
+    assert k["gross_revenue"] == pytest.approx(10 + 10 + 7 + 7 + 7)
+    assert k["purchases"] == 2  # one purchase per customer-day (SPEC §2)
+
+
+PID_HEADER = "pid,customer_id,paid_at,amount\n"
+
+
+def test_repeated_payment_id_with_identical_values_is_a_double_export(tmp_path):
+    p = tmp_path / "p.csv"
+    # p1 exported three times, p2 twice; p3 and p4 are identical rows with different ids: both count;
+    # rows without an id are kept as they are
+    p.write_text(PID_HEADER + "p1,a,2024-01-05,10\np1,a,2024-01-05,10\np2,b,2024-01-06,20\np1,a,2024-01-05,10\n"
+                 "p3,c,2024-01-07,5\np4,c,2024-01-07,5\np2,b,2024-01-06,20\n,d,2024-01-08,1\n,d,2024-01-08,1\n")
+    for mode in ("error", "drop"):  # double exports are dropped in both modes, never an error
+        ds = open_(p, columns__payment_id="pid", validation__on_invalid=mode)
+        assert ds.quality.rows_dropped == {"duplicate_payment_id": 3}
+        assert (ds.quality.rows_read, ds.quality.rows_used) == (9, 6)
+        assert period_kpis(ds, Q1)["gross_revenue"] == pytest.approx(10 + 20 + 5 + 5 + 1 + 1)
+
+
+def test_repeated_payment_id_with_different_values_is_invalid(tmp_path):
+    p = tmp_path / "p.csv"
+    p.write_text(PID_HEADER + "p1,a,2024-01-05,10\np2,b,2024-01-06,20\np1,a,2024-01-05,12\np2,b,2024-01-06,20\n"
+                 "p3,c,2024-01-07,5\n")
+    with pytest.raises(DataError) as err:
+        open_(p, columns__payment_id="pid")
+    msg = str(err.value)
+    assert "'pid' (mapped to payment_id)" in msg and "1 payment id(s)" in msg and "'p1' in rows 1, 3" in msg
+    ds = open_(p, columns__payment_id="pid", validation__on_invalid="drop")
+    # p1's two versions cannot be told apart: both dropped; p2's copy is a double export
+    assert ds.quality.rows_dropped == {"duplicate_payment_id": 1, "conflicting_payment_id": 2}
+    assert ds.quality.rows_used == 2
+    assert period_kpis(ds, Q1)["gross_revenue"] == pytest.approx(20 + 5)
+
+
+def test_without_payment_id_no_duplicate_check_runs(tmp_path, monkeypatch):
+    import retention_report.data as data
+
+    calls = []
+    real = data._payment_id_duplicates
+    monkeypatch.setattr(data, "_payment_id_duplicates", lambda t, *a: (calls.append(t.columns), real(t, *a))[1])
+    p = tmp_path / "p.parquet"
+    GOOD.to_parquet(p)
+    open_(p)
+    assert calls and "payment_id" not in calls[0]  # returns at once: no query over the data
+
+
+# --------------------------------------------------------------------------------------------
+# no data is an error, not a report of zeros (SPEC §2)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("", "the file is empty"),
+        ("customer_id,paid_at,amount\n", "no data rows"),
+        ("customer_id,paid_at,amount\na,2024-01-05,-10\nb,2024-01-06,0\n", "refunds or zero amounts"),
+    ],
+    ids=["empty-file", "header-only", "refunds-only"],
+)
+def test_no_payments_is_an_error(tmp_path, body, why):
+    p = tmp_path / "p.csv"
+    p.write_text(body)
+    with pytest.raises(DataError, match=f"no payments in {p}: .*{why}"):
+        open_(p)
+
+
+def test_header_only_parquet_and_all_rows_dropped(tmp_path):
+    p = tmp_path / "p.parquet"
+    GOOD.iloc[:0].to_parquet(p)
+    with pytest.raises(DataError, match="no payments in .*no data rows"):
+        open_(p)
+    c = tmp_path / "bad.csv"
+    c.write_text("customer_id,paid_at,amount\na,never,10\n")
+    with pytest.raises(DataError, match=r"no payments in .*all 1 rows were dropped as invalid \(unparsable_paid_at: 1\)"):
+        open_(c, validation__on_invalid="drop")
+
+
+@pytest.mark.parametrize(
+    ("period", "where"),
+    [("2030-Q1", "after the last"), ("2019", "before the first"), ("2024-01-06..2024-01-31", None),
+     ("2024-01-01..2024-01-04", "before the first")],
+    ids=["after", "before", "partial", "day-before"],
+)
+def test_a_period_without_data_fails_naming_the_data_range(tmp_path, period, where):
+    from retention_report.context import ReportContext
+
+    p = tmp_path / "p.parquet"
+    GOOD.to_parquet(p)  # payments 2024-01-05 .. 2024-03-01
+    s = load_settings(None, **{"source.path": str(p)})
+    if where is None:  # partial overlap: reported (incomplete), not an error
+        ctx = ReportContext(parse_period(period), s)
+        ctx.__dict__["ds"] = open_dataset(s, now=NOW)
+        assert ctx.doc["period"] == "2024-01-06..2024-01-31"
+        return
+    ctx = ReportContext(parse_period(period), s)
+    ctx.__dict__["ds"] = open_dataset(s, now=NOW)
+    with pytest.raises(DataError) as err:
+        ctx.doc  # noqa: B018
+    msg = str(err.value)
+    assert f"no payments in {parse_period(period).label}" in msg and where in msg
+    assert "from 2024-01-05 to 2024-03-01" in msg
+
+
+# --------------------------------------------------------------------------------------------
+# CSV files that are not what the config says: the message says the fix
+
+
+def test_semicolon_or_tab_file_read_with_comma_says_set_the_delimiter(tmp_path):
+    p = tmp_path / "export.csv"
+    p.write_text("Kunde;Zahlungsdatum;Betrag;Kanal\nK-00144;05.01.2023 21:22;70,08;Telefon\n")
+    with pytest.raises(DataError) as err:
+        open_(p)
+    assert "looks ';'-separated: set source.csv.delimiter = \";\"" in str(err.value)
+    t = tmp_path / "export.tsv"
+    t.write_text("customer\tdate\tamount\na\t2024-01-05\t10\n")
+    with pytest.raises(DataError) as err:
+        open_(t)
+    assert "looks '\\t' (tab)-separated: set source.csv.delimiter = \"\\t\"" in str(err.value)
+
+
+def test_not_utf8_names_the_byte_and_suggests_an_encoding(tmp_path):
+    p = tmp_path / "win.csv"
+    body = "customer_id,paid_at,amount,channel\na,2024-01-05,10,Web\nb,2024-01-06,20,Café\n"
+    p.write_bytes(body.encode("cp1252"))
+    offset = body.encode("utf-8").index("é".encode())  # bytes before it are ASCII in both
+    with pytest.raises(DataError) as err:
+        open_(p, columns__segments=["channel"])
+    msg = str(err.value)
+    assert f"byte 0xe9 at byte offset {offset}" in msg and "(line 3)" in msg
+    assert 'encoding = "cp1252"' in msg and "latin-1" in msg
+    # and with the suggested setting it reads, é intact (DuckDB has no cp1252: transcoded copy)
+    ds = open_(p, columns__segments=["channel"], source__csv__encoding="cp1252")
+    assert sorted(ds.payments.channel.execute()) == ["Café", "Web"]
+    assert p.read_bytes() == body.encode("cp1252")  # the source is only read
+
+
+def test_cp1251_export_with_cyrillic_values(tmp_path):
+    p = tmp_path / "ru.csv"
+    p.write_bytes("клиент;дата;сумма;канал\nк1;05.01.2024;1 234,50;Телефон\nк2;06.01.2024;20,00;Сайт\n".encode("cp1251"))
+    ds = open_(p, source__csv__encoding="cp1251", source__csv__delimiter=";", source__csv__decimal=",",
+               source__csv__thousands=" ", source__csv__date_format="%d.%m.%Y",
+               columns__customer_id="клиент", columns__paid_at="дата", columns__amount="сумма",
+               columns__segments=["канал"])
+    assert period_kpis(ds, Q1)["gross_revenue"] == pytest.approx(1254.5)
+    assert sorted(ds.payments["канал"].execute()) == ["Сайт", "Телефон"]
+
+
+def test_unknown_encoding_and_mixed_line_endings(tmp_path):
+    p = tmp_path / "p.csv"
+    p.write_bytes(b"customer_id,paid_at,amount\r\na,2024-01-05,10\nb,2024-01-06,5\r\nc,2024-01-07,6\n")
+    with pytest.raises(DataError, match=r"mixes Windows \(CRLF\) and Unix \(LF\) line endings \(line 1 ends in CRLF, line 2 in LF\)"):
+        open_(p)
+    with pytest.raises(DataError, match="unknown encoding 'klingon'"):
+        open_(p, source__csv__encoding="klingon")
+
+
+def test_missing_file_with_a_mistyped_extension_is_not_found(tmp_path):
+    with pytest.raises(DataError, match="source file not found"):
+        open_(tmp_path / "payments.cvs")

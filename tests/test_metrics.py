@@ -327,54 +327,44 @@ def test_time_zone_and_boundaries():
     assert period_kpis(ds_utc, parse_period("2023-Q4"))["gross_revenue"] == approx(40)
 
 
-def test_duplicate_rows():
-    from retention_report.data import DataError
-
-    rows = [("a", "2024-01-10 10:00", 10.0), ("a", "2024-01-10 10:00", 10.0), ("b", "2024-01-11", 5.0)]
-    with pytest.raises(DataError, match="1 duplicate row"):
-        make_dataset(rows)
-    ds = make_dataset(rows, validation__on_invalid="drop")
-    assert ds.quality.rows_dropped == {"duplicate_row": 1}
-    assert (ds.quality.rows_read, ds.quality.rows_used) == (3, 2)
-    assert period_kpis(ds, Q1)["gross_revenue"] == approx(15)
-
-
 @pytest.mark.parametrize(
-    ("rows", "dups", "gross", "refunds"),
+    ("rows", "gross", "refunds", "purchases"),
     [
-        # same customer and day, three payments at different times: no duplicate (no false alarm)
-        ([("a", "2024-01-10 09:00", 10.0), ("a", "2024-01-10 10:00", 10.0), ("a", "2024-01-10 11:00", 10.0)],
-         0, 30, 0),
-        # two payments at the same second with different amounts: not duplicates
-        ([("a", "2024-01-10 09:00", 10.0), ("a", "2024-01-10 09:00", 12.0)], 0, 22, 0),
-        # dates without time (every payment of a day at 00:00): 20 + 20 is one duplicate, 20 + 30 not
+        # two identical rows (same second, same amount): both are payments (SPEC §2)
+        ([("a", "2024-01-10 10:00", 10.0), ("a", "2024-01-10 10:00", 10.0), ("b", "2024-01-11", 5.0)], 25, 0, 2),
+        # date-only log: the same item bought twice on one day, and another item
         ([("a", "2024-01-10", 20.0), ("a", "2024-01-10", 20.0), ("a", "2024-01-10", 30.0), ("b", "2024-01-10", 20.0)],
-         1, 70, 0),
-        # a duplicate among four payments of one day: 4 rows, 3 distinct
-        ([("a", "2024-01-10 09:00", 5.0), ("a", "2024-01-10 12:00", 7.0), ("a", "2024-01-10 12:00", 7.0),
-          ("a", "2024-01-10 18:00", 9.0)], 1, 21, 0),
-        # a refund booked twice: one duplicate; the refunds count once (8), the purchase is untouched
+         90, 0, 2),
+        # a refund booked twice is two refunds
         ([("a", "2024-01-10 09:00", 50.0), ("a", "2024-01-12 10:00", -8.0), ("a", "2024-01-12 10:00", -8.0)],
-         1, 50, 8),
-        # three copies of one payment: two duplicates
-        ([("a", "2024-01-10 09:00", 10.0)] * 3 + [("b", "2024-01-11 09:00", 1.0)], 2, 11, 0),
+         50, 16, 1),
+        # three copies of one payment
+        ([("a", "2024-01-10 09:00", 10.0)] * 3 + [("b", "2024-01-11 09:00", 1.0)], 31, 0, 2),
     ],
-    ids=["three-times", "same-second-other-amount", "date-only", "one-of-four", "refund-twice", "three-copies"],
+    ids=["same-second", "date-only", "refund-twice", "three-copies"],
 )
-def test_duplicates_are_exact(rows, dups, gross, refunds):
-    """Only rows equal in every column are duplicates; the cheap pre-check (customer-days with more
-    than two rows or two rows at the same second) must neither miss one nor invent one."""
-    from retention_report.data import DataError
+def test_identical_rows_are_payments(rows, gross, refunds, purchases):
+    """Without a payment_id nothing is a duplicate: every row counts, in both validation modes."""
+    for mode in ("error", "drop"):
+        ds = make_dataset(rows, validation__on_invalid=mode)
+        assert ds.quality.rows_dropped == {}
+        assert ds.quality.rows_used == ds.quality.rows_read == len(rows)
+        k = period_kpis(ds, Q1)
+        assert k["gross_revenue"] == approx(gross)
+        assert k["refunds"] == approx(refunds)
+        assert k["purchases"] == purchases
 
-    if dups:
-        with pytest.raises(DataError, match=f"{dups} duplicate row"):
-            make_dataset(rows)
-    ds = make_dataset(rows, validation__on_invalid="drop")
-    assert ds.quality.rows_dropped == ({"duplicate_row": dups} if dups else {})
-    assert ds.quality.rows_used == len(rows) - dups
-    k = period_kpis(ds, Q1)
-    assert k["gross_revenue"] == approx(gross)
-    assert k["refunds"] == approx(refunds)
+
+def test_payment_id_double_exports_leave_the_metrics_of_the_clean_log():
+    rows = [("p1", "a", "2024-01-10 10:00", 10.0), ("p1", "a", "2024-01-10 10:00", 10.0),
+            ("p2", "a", "2024-01-12 10:00", -4.0), ("p2", "a", "2024-01-12 10:00", -4.0),
+            ("p3", "b", "2024-02-01 09:00", 7.0)]
+    cols = ("payment_id", "customer_id", "paid_at", "amount")
+    ds = make_dataset(rows, cols, columns__payment_id="payment_id")
+    assert ds.quality.rows_dropped == {"duplicate_payment_id": 2}
+    clean = make_dataset([rows[0], rows[2], rows[4]], cols, columns__payment_id="payment_id")
+    assert period_kpis(ds, Q1) == period_kpis(clean, Q1)
+    assert period_kpis(ds, Q1)["gross_revenue"] == approx(17) and period_kpis(ds, Q1)["refunds"] == approx(4)
 
 
 def test_metrics_document_shape(sales_ds):

@@ -1,0 +1,87 @@
+"""Real logs and empty ones through the command line, with the default settings (SPEC §2, §3).
+
+The CDNOW master log (Fader & Hardie; shipped in the MIT-licensed ``lifetimes`` 0.11.3 wheel, see
+tests/data/LICENSE-lifetimes.txt) is a date-only purchase log: 69,659 rows, 255 of them identical to
+another row (two identical CDs bought on one day). Every row is a payment.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "retention_report.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cdnow(tmp_path_factory) -> tuple[Path, list[tuple[str, str, float]]]:
+    """CDNOW master as the CSV a user would export: customer_id, paid_at (ISO date), amount."""
+    rows = []
+    with gzip.open(DATA / "CDNOW_master.txt.gz", "rt") as fh:
+        next(fh)  # header
+        for line in fh:
+            cid, day, _cds, value = line.split()
+            rows.append((cid, f"{day[:4]}-{day[4:6]}-{day[6:]}", float(value)))
+    path = tmp_path_factory.mktemp("cdnow") / "cdnow.csv"
+    path.write_text("customer_id,paid_at,amount\n" + "".join(f"{c},{d},{v:.2f}\n" for c, d, v in rows))
+    return path, rows
+
+
+def test_cdnow_runs_with_the_defaults_and_counts_every_row(cdnow, tmp_path):
+    path, rows = cdnow
+    assert len(rows) == 69_659
+    assert sum(n - 1 for n in Counter(rows).values() if n > 1) == 255  # identical to another row
+    r = _cli("metrics", "--period", "1997-Q2", "--data", str(path), "--stdout", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    dq = doc["data_quality"]
+    assert (dq["rows_read"], dq["rows_used"], dq["rows_dropped"]) == (69_659, 69_659, {})
+    assert (dq["first_payment"][:10], dq["last_payment"][:10]) == ("1997-01-01", "1998-06-30")
+    # the period's numbers recomputed from the rows in plain Python
+    q2 = [(c, d, v) for c, d, v in rows if "1997-04-01" <= d <= "1997-06-30"]
+    days = {(c, d) for c, d, v in q2 if v > 0}
+    first = {}
+    for c, d, v in sorted(rows, key=lambda r: r[1]):
+        if v > 0:
+            first.setdefault(c, d)
+    k = doc["kpis"]
+    assert k["gross_revenue"] == pytest.approx(sum(v for *_, v in q2 if v > 0), abs=0.005)
+    assert k["purchases"] == len(days)
+    assert k["customers"] == len({c for c, _ in days})
+    assert k["customers_new"] == sum(1 for c, d in first.items() if "1997-04-01" <= d <= "1997-06-30")
+    assert doc["complete"] is True
+
+
+def test_period_without_data_exits_1_before_anything_runs(cdnow, tmp_path):
+    path, _ = cdnow
+    for period, where in (("2030-Q1", "after the last"), ("1996", "before the first")):
+        r = _cli("run", "--period", period, "--data", str(path), "--out", str(tmp_path / period), cwd=tmp_path)
+        assert r.returncode == 1, r.stderr
+        assert f"no payments in {period}" in r.stderr and where in r.stderr
+        assert "from 1997-01-01 to 1998-06-30" in r.stderr
+        assert "[1/" not in r.stderr and "Traceback" not in r.stderr  # no notebook ran
+        assert not (tmp_path / period).exists()
+        r = _cli("metrics", "--period", period, "--data", str(path), "--out", str(tmp_path / "m"), cwd=tmp_path)
+        assert r.returncode == 1 and f"no payments in {period}" in r.stderr
+        assert not (tmp_path / "m" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("body", ["", "customer_id,paid_at,amount\n"], ids=["empty", "header-only"])
+def test_a_file_without_payments_exits_1(tmp_path, body):
+    p = tmp_path / "p.csv"
+    p.write_text(body)
+    for cmd in (["metrics", "--period", "2024-Q1", "--stdout"], ["validate"]):
+        r = _cli(*cmd, "--data", str(p), cwd=tmp_path)
+        assert r.returncode == 1
+        assert f"error: no payments in {p}" in r.stderr and "Traceback" not in r.stderr
