@@ -163,6 +163,29 @@ def test_postgres_timestamptz_converted_to_report_zone(postgres, parquet_path, m
     assert a["2024-01"]["data_quality"]["first_payment"] != c["2024-01"]["data_quality"]["first_payment"]
 
 
+def test_postgres_nan_and_infinity_are_invalid_null_is_empty(postgres, monkeypatch):
+    """double precision holds NaN and ±Infinity besides NULL: all three fail the amount rule, each
+    quoted as the user would see it."""
+    url, _ = postgres
+    monkeypatch.setenv("RR_TEST_PG_PASSWORD", PG_PASSWORD)
+    with _pg_admin(url).cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS payments_nan")
+        cur.execute("CREATE TABLE payments_nan (customer_id text, paid_at timestamp, amount double precision)")
+        cur.execute("INSERT INTO payments_nan VALUES ('a', '2024-01-05 10:00', 10), ('b', '2024-01-06', 'NaN'),"
+                    " ('c', '2024-01-07', 'Infinity'), ('d', '2024-01-08', NULL), ('e', '2024-01-09', 30)")
+    s = load_settings(None, **{"source.url": url, "source.query": "SELECT * FROM payments_nan ORDER BY customer_id",
+                               "source.password_env": "RR_TEST_PG_PASSWORD"})
+    with pytest.raises(DataError) as e:
+        open_dataset(s, now=NOW)
+    assert "3 row(s) have an empty or non-numeric amount" in str(e.value)
+    assert "row 2: 'NaN'" in str(e.value) and "row 3: 'Infinity'" in str(e.value) and "row 4: (empty)" in str(e.value)
+    ds = open_dataset(s.with_overrides(**{"validation.on_invalid": "drop"}), now=NOW)
+    assert ds.quality.rows_dropped == {"non_numeric_amount": 3}
+    from retention_report.metrics import period_kpis
+
+    assert period_kpis(ds, parse_period("2024-Q1"))["gross_revenue"] == pytest.approx(40)
+
+
 def _pg_admin(url: str):
     import psycopg
 
