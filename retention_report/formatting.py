@@ -7,13 +7,18 @@ Values are the raw metrics.json values (rates as fractions); ``None``/NaN is sho
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 __all__ = [
     "KpiSpec",
     "KPI_SPECS",
+    "AOV_SPECS",
     "HEADLINE_KPIS",
+    "kpi_spec",
+    "coverage",
+    "shorten",
+    "shorten_all",
     "Change",
     "change",
     "fmt_value",
@@ -61,7 +66,9 @@ KPI_SPECS: dict[str, KpiSpec] = {
         KpiSpec("customers_returning", "Returning customers", "count", "up",
                 "acquired before the period, bought in it"),
         KpiSpec("purchases", "Purchases", "count", "up", "customer-days with a positive payment"),
-        KpiSpec("aov", "Average order value", "money", "up", "gross revenue / purchases"),
+        # labelled by the document's ``aov_basis`` (see kpi_spec); this generic label only for
+        # documents that do not say whether AOV was per order or per purchase
+        KpiSpec("aov", "AOV", "money", "up", "gross revenue / orders when order ids are mapped, else / purchases"),
         KpiSpec("purchase_frequency", "Purchases per customer", "number", "up",
                 "purchases / customers in the period"),
         KpiSpec("repeat_purchase_rate", "Repeat purchase rate", "rate", "up",
@@ -79,6 +86,61 @@ KPI_SPECS: dict[str, KpiSpec] = {
         KpiSpec("median_days_to_second_purchase", "Median days to 2nd purchase", "days", "down"),
     ]
 }
+
+# AOV has one label per definition (issue 12): metrics.json's ``kpis.aov`` is per order when order
+# ids are mapped (SPEC §4.5) and says which in ``aov_basis``; tables that divide by purchases
+# (new vs returning, segments) always say "per purchase".
+AOV_SPECS: dict[str, KpiSpec] = {
+    "order": KpiSpec("aov", "AOV per order", "money", "up", "gross revenue / orders"),
+    "purchase": KpiSpec("aov", "AOV per purchase", "money", "up", "gross revenue / purchases"),
+}
+
+
+def kpi_spec(key: str, doc: Any = None) -> KpiSpec:
+    """The spec of KPI ``key`` as shown for metrics document ``doc`` (AOV per order or per purchase,
+    by ``doc["aov_basis"]``)."""
+    basis = doc.get("aov_basis") if isinstance(doc, dict) else None
+    if basis in AOV_SPECS and key == "aov":
+        return AOV_SPECS[basis]
+    if key == "ltv":  # AF counts purchases: the LTV's AOV is per purchase whatever the headline's
+        return replace(KPI_SPECS[key], help=f"{AOV_SPECS['purchase'].label} × AF × AL")
+    return KPI_SPECS[key]
+
+
+def coverage(doc: Any, which: str) -> str:
+    """How much of reference period ``which`` (``previous_period``/``year_ago_period``) the data
+    cover: ``full``, ``partial`` or ``none`` (``full`` for documents that do not say)."""
+    info = (doc or {}).get(which) or {}
+    value = info.get("coverage") if isinstance(info, dict) else None
+    return value if value in ("full", "partial", "none") else "full"
+
+
+def shorten(text: Any, width: int = 40) -> str:
+    """``text`` cut to at most ``width`` characters, ending in "…" when cut (segment values from
+    data can be thousands of characters long)."""
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def shorten_all(values: Any, width: int = 40) -> list[str]:
+    """:func:`shorten` for several values, kept distinct: long values that would collide after the
+    cut keep their ends ("start…end"), and get a number when even that collides."""
+    values = [str(v) for v in values]
+    out = [shorten(v, width) for v in values]
+
+    def clashes(i: int) -> bool:
+        return len(values[i]) > width and sum(o == out[i] for o in out) > 1
+
+    for i in [i for i in range(len(out)) if clashes(i)]:
+        tail = (width - 1) // 2
+        out[i] = values[i][: width - 1 - tail] + "…" + values[i][-tail:]
+    numbered: dict[str, int] = {}
+    for i in [i for i in range(len(out)) if clashes(i)]:
+        numbered[out[i]] = n = numbered.get(out[i], 0) + 1
+        suffix = f" #{n}"
+        out[i] = values[i][: width - 1 - len(suffix)] + "…" + suffix
+    return out
+
 
 # The executive-summary table, in order (issue 4).
 HEADLINE_KPIS = [

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import EmailSettings, Settings
-from .formatting import HEADLINE_KPIS, KPI_SPECS, change, fmt_value
+from .formatting import HEADLINE_KPIS, change, fmt_value, kpi_spec
 from .periods import Period
 
 __all__ = [
@@ -144,7 +144,7 @@ def _kpi_rows(doc: dict[str, Any], currency: str) -> list[dict[str, Any]]:
         vs_prev = change(key, cur, doc["previous"].get(key), currency)
         vs_ago = change(key, cur, doc["year_ago"].get(key), currency)
         rows.append({
-            "label": KPI_SPECS[key].label,
+            "label": kpi_spec(key, doc).label,  # "AOV per order" / "AOV per purchase" as in the report
             "value": fmt_value(key, cur, currency),
             "previous": fmt_value(key, doc["previous"].get(key), currency),
             "year_ago": fmt_value(key, doc["year_ago"].get(key), currency),

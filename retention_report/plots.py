@@ -4,12 +4,14 @@ Every function takes the small pandas result of a metric function (never raw pay
 ``ax`` (a new figure when ``None``) and returns the Axes, so tests can check titles, labels and bar
 heights and analysts can compose charts in their own figures. Empty inputs draw a labelled empty chart
 instead of failing. Names that come from data are drawn as plain text (mathtext is off, so a channel
-called ``$$$`` or ``<script>`` is shown verbatim).
+called ``$$$`` or ``<script>`` is shown verbatim) and shortened to 40 characters with an ellipsis
+(``formatting.shorten_all``: distinct names stay distinct), so a long value cannot widen a chart.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import matplotlib as mpl
@@ -20,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
-from .formatting import _symbol, fmt_count, fmt_money, fmt_pct
+from .formatting import _symbol, fmt_count, fmt_money, fmt_pct, shorten_all
 from .metrics.segments import SEGMENT_LABELS
 
 __all__ = [
@@ -256,7 +258,7 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
         ax.text(r["revenue_share"] + top * 0.01, yi - h / 2, fmt_pct(r["revenue_share"], 0), va="center", fontsize=8.5,
                 color=PALETTE["returning"])
         aov = r.get("aov")
-        ax.text(1.0, yi, f"AOV {fmt_money(aov, currency)}" if _finite(aov) else "no purchases",
+        ax.text(1.0, yi, f"AOV per purchase {fmt_money(aov, currency)}" if _finite(aov) else "no purchases",
                 transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=8.5, color="#52606D")
     ax.set_yticks(y, names)
     ax.set_xlim(0, top * 1.45)
@@ -449,9 +451,10 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
     order = (curves[curves.age == 0].sort_values("customers", ascending=False).segment.tolist()
              or sorted(curves.segment.unique().tolist()))
     shown = order[:8]
+    name = dict(zip(shown, shorten_all(shown), strict=True))  # data values: at most 40 characters
     for color, seg in zip(OKABE_ITO, shown, strict=False):
         c = curves[(curves.segment == seg) & (curves.age >= 1)].sort_values("age")
-        ax.plot(c.age, c.retention, marker="o", ms=3, lw=1.6, color=color, label=str(seg))
+        ax.plot(c.age, c.retention, marker="o", ms=3, lw=1.6, color=color, label=name[seg])
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"{grain.capitalize()}s since first purchase")
@@ -465,16 +468,17 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
         at = probe[probe.age == age].set_index("segment").retention.dropna()
         if len(at) >= 2:
             best, worst = at.idxmax(), at.idxmin()
-            title = (f"{_cap(best)} customers are retained best: {fmt_pct(at[best], 0)} buy "
+            title = (f"{_cap(name[best])} customers are retained best: {fmt_pct(at[best], 0)} buy "
                      f"{age} {grain}{'s' if age != 1 else ''} after their first purchase "
-                     f"(vs {fmt_pct(at[worst], 0)} for {worst})")
+                     f"(vs {fmt_pct(at[worst], 0)} for {name[worst]})")
         elif len(at) == 1:
-            title = (f"{fmt_pct(at.iloc[0], 0)} of {at.index[0]} customers buy {age} "
+            title = (f"{fmt_pct(at.iloc[0], 0)} of {name[at.index[0]]} customers buy {age} "
                      f"{grain}{'s' if age != 1 else ''} after their first purchase")
     if len(order) > len(shown):
         ax.text(1.0, -0.2, f"{len(order) - len(shown)} smaller segments not shown", transform=ax.transAxes,
                 ha="right", fontsize=8, color="#52606D")
-    ax.set_title(title)
+    # two long (shortened) names can still make the title wider than the chart: wrap it
+    ax.set_title(textwrap.fill(title, 110))
     return ax
 
 

@@ -1,8 +1,13 @@
 """HTML tables and text blocks for the report, formatted for reading.
 
 Every function returns an HTML string (wrap it in ``IPython.display.HTML`` in a notebook). All
-text that comes from data or config (segment values, source names) is escaped. Numbers are
-right-aligned with thousands separators; rates are shown as percents; missing values as "n/a".
+text that comes from data or config (segment values, source names) is escaped, and data values
+in cells are shortened to 40 characters (``formatting.shorten_all``). Numbers are right-aligned
+with thousands separators; rates are shown as percents; missing values as "n/a".
+
+Cells showing a metric carry ``data-kpi="<key>"`` (a metrics.json KPI key, or ``aov_per_purchase``,
+``segment_customer_share.<segment>`` …) and ``data-period`` (``current``/``previous``/``year_ago``),
+so the same number can be found — and checked to agree — wherever the report shows it.
 """
 
 from __future__ import annotations
@@ -14,15 +19,19 @@ from typing import Any
 import pandas as pd
 
 from .formatting import (
+    AOV_SPECS,
     HEADLINE_KPIS,
-    KPI_SPECS,
     change,
+    coverage,
     fmt_count,
     fmt_money,
     fmt_number,
     fmt_pct,
     fmt_value,
     is_missing,
+    kpi_spec,
+    shorten,
+    shorten_all,
 )
 from .periods import parse_period
 
@@ -39,6 +48,8 @@ __all__ = [
     "banner",
     "run_details",
     "note",
+    "aov_note",
+    "shorten",
 ]
 
 esc = html.escape
@@ -61,36 +72,72 @@ def banner(text: str, kind: str = "warning") -> str:
     return f'<div class="rr-banner rr-banner-{esc(kind)}" role="note">{esc(text)}</div>'
 
 
+def _kpi_attr(key: str, period: str = "current") -> str:
+    return f' data-kpi="{esc(key)}" data-period="{esc(period)}"'
+
+
+_COVERAGE_NOTE = {"partial": "partial data", "none": "no data"}
+
+
+def _coverage_footnote(doc: Mapping[str, Any], title: str, cov: str) -> str:
+    first = str((doc.get("data_quality") or {}).get("first_payment") or "")[:10]
+    last = str((doc.get("data_quality") or {}).get("last_payment") or "")[:10]
+    if cov == "none":
+        return (f"{title}: no data — it lies outside the data ({first or '?'} to {last or '?'}), "
+                "so there is nothing to compare with.")
+    return (f"{title}: partial data — the data ({first or '?'} to {last or '?'}) cover only part of it, "
+            "so its values are incomplete and the changes against it are shown in grey, not judged.")
+
+
 def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, currency: str = "EUR") -> str:
     """The executive-summary KPI table: value in the period, previous period, a year ago, and the
-    changes (arrow, coloured by good/bad direction)."""
+    changes (arrow, coloured by good/bad direction).
+
+    A reference period the data cover only partly (``coverage`` of ``previous_period`` /
+    ``year_ago_period``) says so in its column headers and its changes are not coloured; one with no
+    data at all shows "no data" instead of zeros and changes."""
     cur_t = _period_title(doc, doc.get("period", "This period"))
-    prev_t = _period_title(doc.get("previous_period"), "Previous")
-    ago_t = _period_title(doc.get("year_ago_period"), "Year ago")
-    k, p, a = doc["kpis"], doc.get("previous") or {}, doc.get("year_ago") or {}
+    k = doc["kpis"]
+    refs = []
+    for block, which, fallback, period in (("previous", "previous_period", "Previous", "previous"),
+                                           ("year_ago", "year_ago_period", "Year ago", "year_ago")):
+        refs.append((doc.get(block) or {}, _period_title(doc.get(which), fallback), coverage(doc, which), period))
+
+    def head_cell(text: str, cov: str, cls: str = "num") -> str:
+        note_ = _COVERAGE_NOTE.get(cov)
+        extra = f"<br><span class='rr-col-note'>{esc(note_)}</span>" if note_ else ""
+        return f"<th scope='col' class='{cls}'>{esc(text)}{extra}</th>"
+
     head = (
         "<thead><tr><th scope='col' class='rr-label'>KPI</th>"
         f"<th scope='col' class='num rr-current'>{esc(cur_t)}</th>"
-        f"<th scope='col' class='num'>{esc(prev_t)}</th>"
-        f"<th scope='col' class='num'>{esc(ago_t)}</th>"
-        f"<th scope='col' class='num'>vs {esc(prev_t)}</th>"
-        f"<th scope='col' class='num'>vs {esc(ago_t)}</th></tr></thead>"
+        + "".join(head_cell(t, cov) for _, t, cov, _ in refs)
+        + "".join(head_cell(f"vs {t}", cov) for _, t, cov, _ in refs)
+        + "</tr></thead>"
     )
     rows = []
     for key in keys:
-        spec = KPI_SPECS[key]
+        spec = kpi_spec(key, doc)
         cells = [f"<th scope='row' class='rr-label' title='{esc(spec.help)}'>{esc(spec.label)}</th>"]
-        cells.append(f"<td class='num rr-current'>{esc(fmt_value(key, k.get(key), currency))}</td>")
-        cells.append(f"<td class='num'>{esc(fmt_value(key, p.get(key), currency))}</td>")
-        cells.append(f"<td class='num'>{esc(fmt_value(key, a.get(key), currency))}</td>")
-        for ref in (p, a):
+        cells.append(f"<td class='num rr-current'{_kpi_attr(key)}>{esc(fmt_value(key, k.get(key), currency))}</td>")
+        for ref, _, cov, period in refs:
+            shown = "no data" if cov == "none" else fmt_value(key, ref.get(key), currency)
+            cls = " rr-nodata" if cov == "none" else ""
+            cells.append(f"<td class='num{cls}'{_kpi_attr(key, period)}>{esc(shown)}</td>")
+        for ref, _, cov, _ in refs:
+            if cov == "none":
+                cells.append("<td class='num rr-change rr-nodata'>no data</td>")
+                continue
             c = change(key, k.get(key), ref.get(key), currency)
-            cells.append(f"<td class='num rr-change rr-{c.tone}'>{esc(c.text)}</td>")
+            tone = "partial" if cov == "partial" else c.tone
+            cells.append(f"<td class='num rr-change rr-{tone}'>{esc(c.text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
+    notes = ["▲/▼ direction of the change; green is good, red is bad for the business. "
+             "Changes of rates are in percentage points (pp)."]
+    notes += [_coverage_footnote(doc, t, cov) for _, t, cov, _ in refs if cov != "full"]
     return (
         "<table class='rr-table rr-kpis'>" + head + "<tbody>" + "".join(rows) + "</tbody></table>"
-        "<p class='rr-note'>▲/▼ direction of the change; green is good, red is bad for the business. "
-        "Changes of rates are in percentage points (pp).</p>"
+        + "".join(f"<p class='rr-note'>{esc(n)}</p>" for n in notes)
     )
 
 
@@ -120,51 +167,105 @@ def frame_table(
     currency: str = "EUR",
     total_row: Any = None,
     caption: str = "",
+    cell_kpis: Mapping[tuple[Any, str], str] | None = None,
+    width: int = 40,
+    css_class: str = "",
 ) -> str:
     """A DataFrame as a formatted table. ``formats`` maps column → money|count|pct|number|text
-    and selects the columns shown, in order."""
+    and selects the columns shown, in order. Row labels and text cells (values from data) are
+    shortened to ``width`` characters, kept distinct; ``cell_kpis`` maps (row, column) to the
+    ``data-kpi`` key of that cell."""
     labels = labels or {}
+    cell_kpis = cell_kpis or {}
     head = f"<th scope='col' class='rr-label'>{esc(index_label)}</th>" + "".join(
         f"<th scope='col' class='{'' if formats[c] == 'text' else 'num'}'>{esc(labels.get(c, c))}</th>"
         for c in formats
     )
+    names = shorten_all([(row_labels or {}).get(idx, str(idx)) for idx in frame.index], width)
+    texts = {c: shorten_all([_fmt("text", v, currency) for v in frame[c]], width)
+             for c, kind in formats.items() if kind == "text"}
     rows = []
-    for idx, row in frame.iterrows():
-        label = (row_labels or {}).get(idx, str(idx))
+    for i, (idx, row) in enumerate(frame.iterrows()):
         cls = " class='rr-total'" if total_row is not None and idx == total_row else ""
-        cells = "".join(
-            f"<td class='{'' if kind == 'text' else 'num'}'>{esc(_fmt(kind, row[c], currency))}</td>"
-            for c, kind in formats.items()
-        )
-        rows.append(f"<tr{cls}><th scope='row' class='rr-label'>{esc(label)}</th>{cells}</tr>")
+        cells = []
+        for c, kind in formats.items():
+            text = texts[c][i] if kind == "text" else _fmt(kind, row[c], currency)
+            key = cell_kpis.get((idx, c))
+            attr = _kpi_attr(key) if key else ""
+            cells.append(f"<td class='{'' if kind == 'text' else 'num'}'{attr}>{esc(text)}</td>")
+        rows.append(f"<tr{cls}><th scope='row' class='rr-label'>{esc(names[i])}</th>{''.join(cells)}</tr>")
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return f"<table class='rr-table'>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    cls_ = f"rr-table {esc(css_class)}".strip()
+    return f"<table class='{cls_}'>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+# where the new-vs-returning table shows a number metrics.json also has (SPEC §4.1)
+_NVR_KPIS = {
+    ("new", "revenue"): "revenue_new",
+    ("returning", "revenue"): "revenue_returning",
+    ("total", "revenue"): "gross_revenue",
+    ("new", "revenue_share"): "new_revenue_share",
+    ("new", "customers"): "customers_new",
+    ("returning", "customers"): "customers_returning",
+    ("total", "customers"): "customers",
+    ("total", "purchases"): "purchases",
+    ("total", "aov"): "aov_per_purchase",
+}
 
 
 def new_vs_returning_table(table: pd.DataFrame, currency: str = "EUR", has_margin: bool = False) -> str:
-    """The §4.1 table: new, returning and total."""
+    """The §4.1 table: new, returning and total. Its AOV divides by purchases (the rows split
+    purchases, not orders): "AOV per purchase", whatever the headline AOV is."""
     formats = {"revenue": "money", "revenue_share": "pct"}
     if has_margin:
         formats["margin"] = "money"
     formats.update({"customers": "count", "purchases": "count", "payments": "count", "aov": "money"})
     labels = {"revenue": "Gross revenue", "revenue_share": "Share", "margin": "Margin",
               "customers": "Customers", "purchases": "Purchases", "payments": "Payments",
-              "aov": "Avg order value"}
+              "aov": AOV_SPECS["purchase"].label}
     return frame_table(table, formats, labels, "", {"new": "New (first purchase)", "returning": "Returning",
-                                                    "total": "Total"}, currency, total_row="total")
+                                                    "total": "Total"}, currency, total_row="total",
+                       cell_kpis=_NVR_KPIS)
+
+
+def aov_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
+    """Under the new-vs-returning table when the headline AOV is per order: both AOVs, each with
+    its definition ("" when the headline AOV is per purchase too)."""
+    k = doc.get("kpis") or {}
+    if doc.get("aov_basis") != "order" or not k.get("purchases"):
+        return ""
+    per_purchase = k["gross_revenue"] / k["purchases"]
+    return (
+        "<p class='rr-note'>AOV per purchase = gross revenue / purchases "
+        f"(<span{_kpi_attr('aov_per_purchase')}>{esc(fmt_money(per_purchase, currency))}</span> in total); the "
+        "summary's AOV per order = gross revenue / orders "
+        f"(<span{_kpi_attr('aov')}>{esc(fmt_money(k.get('aov'), currency))}</span>): one purchase (a customer's "
+        "payments on one day) can hold several orders.</p>"
+    )
 
 
 def segment_table(table: pd.DataFrame, currency: str = "EUR") -> str:
+    """The §4.2 segment table. Customer shares are of *all* customers acquired by the period end,
+    lapsed included (the rows add up to 100%), as the findings state them; AOV is per purchase."""
     from .metrics.segments import SEGMENT_LABELS
 
     frame = table.copy()
     frame["rev_per_customer"] = frame["revenue"] / frame["customers"].where(frame["customers"] > 0)
     formats = {"customers": "count", "customer_share": "pct", "revenue": "money", "revenue_share": "pct",
                "purchases": "count", "aov": "money", "rev_per_customer": "money"}
-    labels = {"customers": "Customers", "customer_share": "% of customers", "revenue": "Revenue",
-              "revenue_share": "% of revenue", "purchases": "Purchases", "aov": "Avg order value",
+    labels = {"customers": "Customers", "customer_share": "% of all customers", "revenue": "Revenue",
+              "revenue_share": "% of revenue", "purchases": "Purchases", "aov": AOV_SPECS["purchase"].label,
               "rev_per_customer": "Revenue / customer"}
-    return frame_table(frame, formats, labels, "Segment", SEGMENT_LABELS, currency)
+    kpis: dict[tuple[Any, str], str] = {("new", "customers"): "customers_new"}
+    for name in frame.index:
+        kpis[(name, "customer_share")] = f"segment_customer_share.{name}"
+        kpis[(name, "revenue_share")] = f"segment_revenue_share.{name}"
+        kpis[(name, "aov")] = f"segment_aov.{name}"
+    total = int(frame["customers"].sum())
+    caption = (f"% of all customers: of the {fmt_count(total)} customers acquired by the period end, lapsed "
+               "included; % of revenue: of the period's gross revenue.")
+    return frame_table(frame, formats, labels, "Segment", SEGMENT_LABELS, currency, caption=caption,
+                       cell_kpis=kpis, css_class="rr-segments")
 
 
 def bridge_formulas(k: Mapping[str, Any], window_days: int) -> str:
@@ -172,32 +273,42 @@ def bridge_formulas(k: Mapping[str, Any], window_days: int) -> str:
     cs, ce, cn = k["customers_start"], k["customers_end"], k["customers_new"]
     cl, re_, nl = k["customers_churned"], k["customers_reactivated"], k["customers_new_lapsed"]
     rows = [
-        ("Active at start (CS)", fmt_count(cs), ""),
-        ("− Churned (CL)", fmt_count(cl), "active at start, no purchase in the last "
-                                          f"{window_days} days at the end"),
-        ("+ New (CN)", fmt_count(cn), "first purchase ever in the period"),
-        ("− New, already lapsed (NL)", fmt_count(nl), "only when the window is shorter than the period"),
-        ("+ Reactivated (RE)", fmt_count(re_), "inactive at start, bought again in the period"),
-        ("= Active at end (CE)", fmt_count(ce), ""),
+        ("Active at start (CS)", cs, "", "customers_start"),
+        ("− Churned (CL)", cl, "active at start, no purchase in the last "
+                               f"{window_days} days at the end", "customers_churned"),
+        ("+ New (CN)", cn, "first purchase ever in the period", "customers_new"),
+        ("− New, already lapsed (NL)", nl, "only when the window is shorter than the period", "customers_new_lapsed"),
+        ("+ Reactivated (RE)", re_, "inactive at start, bought again in the period", "customers_reactivated"),
+        ("= Active at end (CE)", ce, "", "customers_end"),
     ]
     body = "".join(
         f"<tr{' class=rr-total' if i in (0, 5) else ''}><th scope='row' class='rr-label'>{esc(a)}</th>"
-        f"<td class='num'>{esc(b)}</td><td class='rr-muted'>{esc(c)}</td></tr>"
-        for i, (a, b, c) in enumerate(rows)
+        f"<td class='num'{_kpi_attr(key)}>{esc(fmt_count(b))}</td><td class='rr-muted'>{esc(c)}</td></tr>"
+        for i, (a, b, c, key) in enumerate(rows)
     )
     table = ("<table class='rr-table rr-bridge'><thead><tr><th scope='col' class='rr-label'>Customer base</th>"
              "<th scope='col' class='num'>Customers</th><th scope='col'>Meaning</th></tr></thead>"
              f"<tbody>{body}</tbody></table>")
+
+    def n(key: str, value: Any) -> str:
+        """A number of the formula, marked with its metric."""
+        text = fmt_pct(value) if key in ("crr", "churn_rate") else fmt_count(value)
+        return f'<span{_kpi_attr(key)}>{esc(text)}</span>'
+
     if cs:
-        crr = f"CRR = (CE − CN) / CS = ({fmt_count(ce)} − {fmt_count(cn)}) / {fmt_count(cs)} = {fmt_pct(k['crr'])}"
-        churn = f"Churn = CL / CS = {fmt_count(cl)} / {fmt_count(cs)} = {fmt_pct(k['churn_rate'])}"
-        check = (f"Check: CS − CL + CN − NL + RE = {fmt_count(cs)} − {fmt_count(cl)} + {fmt_count(cn)} − "
-                 f"{fmt_count(nl)} + {fmt_count(re_)} = {fmt_count(cs - cl + cn - nl + re_)} = CE")
+        lines = [
+            f"CRR = (CE − CN) / CS = ({n('customers_end', ce)} − {n('customers_new', cn)}) / "
+            f"{n('customers_start', cs)} = {n('crr', k['crr'])}",
+            f"Churn = CL / CS = {n('customers_churned', cl)} / {n('customers_start', cs)} = "
+            f"{n('churn_rate', k['churn_rate'])}",
+            f"Check: CS − CL + CN − NL + RE = {n('customers_start', cs)} − {n('customers_churned', cl)} + "
+            f"{n('customers_new', cn)} − {n('customers_new_lapsed', nl)} + {n('customers_reactivated', re_)} = "
+            f"{esc(fmt_count(cs - cl + cn - nl + re_))} = CE",
+        ]
     else:
-        crr = "CRR = (CE − CN) / CS is n/a: no customer was active at the start of the period"
-        churn = "Churn = CL / CS is n/a for the same reason"
-        check = ""
-    formulas = "".join(f"<div class='rr-formula'>{esc(t)}</div>" for t in (crr, churn, check) if t)
+        lines = [esc("CRR = (CE − CN) / CS is n/a: no customer was active at the start of the period"),
+                 esc("Churn = CL / CS is n/a for the same reason")]
+    formulas = "".join(f"<div class='rr-formula'>{t}</div>" for t in lines)
     return table + formulas
 
 
@@ -208,23 +319,29 @@ def ltv_table(doc: Mapping[str, Any], currency: str = "EUR") -> str:
     af = k.get("purchase_frequency")
     af_year = None if is_missing(af) else af * 365.25 / days
     extra = doc.get("extra") or {}
+    # AF counts purchases, so the LTV's AOV is per purchase (AOV × AF = revenue per customer) even
+    # when the headline AOV is per order
+    aov = AOV_SPECS["purchase"]
+    purchases = k.get("purchases")
+    aov_value = k.get("gross_revenue") / purchases if purchases and not is_missing(k.get("gross_revenue")) else None
+    aov_key = "aov" if doc.get("aov_basis") != "order" else "aov_per_purchase"
     rows = [
-        ("Average order value (AOV)", fmt_money(k.get("aov"), currency), "gross revenue / purchases"),
-        ("Purchase frequency in the period (AF)", fmt_number(af), "purchases / customers"),
-        ("AF per year", fmt_number(af_year), f"AF × 365.25 / {days} days"),
+        (aov.label, fmt_money(aov_value, currency), aov.help, aov_key),
+        ("Purchase frequency in the period (AF)", fmt_number(af), "purchases / customers", "purchase_frequency"),
+        ("AF per year", fmt_number(af_year), f"AF × 365.25 / {days} days", ""),
         ("Average lifetime (AL)", fmt_value("avg_lifetime_years", k.get("avg_lifetime_years")),
-         "1 / annual churn, annual churn = 1 − (1 − churn)^(365.25 / days)"),
-        ("LTV", fmt_money(k.get("ltv"), currency), "AOV × AF per year × AL"),
-        ("LTV on margin", fmt_money(extra.get("ltv_margin"), currency), "LTV × margin / net revenue"),
+         "1 / annual churn, annual churn = 1 − (1 − churn)^(365.25 / days)", "avg_lifetime_years"),
+        ("LTV", fmt_money(k.get("ltv"), currency), f"{aov.label} × AF per year × AL", "ltv"),
+        ("LTV on margin", fmt_money(extra.get("ltv_margin"), currency), "LTV × margin / net revenue", ""),
         ("Empirical 12-month revenue per customer", fmt_money(extra.get("ltv_empirical_12m"), currency),
-         "what the 12 most recent cohorts with a full year of history spent in their first 12 months"),
+         "what the 12 most recent cohorts with a full year of history spent in their first 12 months", ""),
     ]
     if is_missing(extra.get("ltv_margin")):
         rows = [r for r in rows if r[0] != "LTV on margin"]
     body = "".join(
-        f"<tr><th scope='row' class='rr-label'>{esc(a)}</th><td class='num'>{esc(b)}</td>"
-        f"<td class='rr-muted'>{esc(c)}</td></tr>"
-        for a, b, c in rows
+        f"<tr><th scope='row' class='rr-label'>{esc(a)}</th><td class='num'{_kpi_attr(key) if key else ''}>"
+        f"{esc(b)}</td><td class='rr-muted'>{esc(c)}</td></tr>"
+        for a, b, c, key in rows
     )
     return ("<table class='rr-table'><thead><tr><th scope='col' class='rr-label'>Input</th>"
             "<th scope='col' class='num'>Value</th><th scope='col'>How</th></tr></thead>"
@@ -237,7 +354,8 @@ _DROP_REASONS = {
     "non_numeric_amount": "amount missing or not a number",
     "non_numeric_cost": "cost not a number",
     "future_paid_at": "dated in the future",
-    "duplicate_row": "exact duplicate of another row",
+    "duplicate_payment_id": "double export (payment id repeated, identical row)",
+    "conflicting_payment_id": "payment id repeated with different values",
 }
 
 
@@ -273,15 +391,24 @@ DEFINITIONS = [
                            "lookback: frequent (X), medium (Y), rare (Z); plus new and lapsed."),
     ("Cohort retention", "Share of a cohort (acquisition month) buying in each later month."),
     ("Revenue retention", "Cohort revenue in a month over its revenue in the acquisition month."),
-    ("AOV", "Gross revenue / purchases (per order when order ids are given)."),
+    (AOV_SPECS["purchase"].label, "Gross revenue / purchases — in the new-vs-returning and segment tables, "
+                                  "in LTV, and the headline AOV when order ids are not mapped."),
+    (AOV_SPECS["order"].label, "Gross revenue / orders (distinct order ids of positive payments) — the "
+                               "headline AOV when order ids are mapped."),
     ("Repeat purchase rate", "Customers with two or more purchases in the period / customers."),
-    ("LTV", "AOV × purchases per year × average lifetime in years (1 / annual churn)."),
+    ("LTV", "AOV per purchase × purchases per year × average lifetime in years (1 / annual churn): "
+            "revenue per customer and year × lifetime."),
 ]
 
 
-def definitions(window_days: int = 365) -> str:
+def definitions(window_days: int = 365, aov_basis: str | None = None) -> str:
+    """The appendix definitions. ``aov_basis`` (metrics.json's): "AOV per order" is defined only
+    when the report shows it (``order``)."""
+    aov = AOV_SPECS[aov_basis].label if aov_basis in AOV_SPECS else "AOV"
     items = "".join(
-        f"<dt>{esc(t)}</dt><dd>{esc(d.replace('W days', f'{window_days} days'))}</dd>" for t, d in DEFINITIONS
+        f"<dt>{esc(t)}</dt><dd>{esc(d.replace('W days', f'{window_days} days').replace('{aov}', aov))}</dd>"
+        for t, d in DEFINITIONS
+        if t != AOV_SPECS["order"].label or aov_basis == "order"
     )
     return f"<dl class='rr-definitions'>{items}</dl>"
 

@@ -395,6 +395,7 @@ def test_orders_count_once_per_range_and_aov_is_per_order():
     from retention_report.metrics.summary import prefetch_orders
 
     rows = [
+        ("z", "2023-02-15 10:00", 5.0, "o0"),  # active at the start of Q1, lapsed by its end
         ("a", "2024-01-31 18:00", 60.0, "o1"),  # o1, first instalment (January)
         ("a", "2024-02-01 09:00", 40.0, "o1"),  # o1, second instalment (February)
         ("b", "2024-02-10 12:00", 30.0, "o2"),
@@ -410,6 +411,13 @@ def test_orders_count_once_per_range_and_aov_is_per_order():
     # gross 60 + 40 + 30 + 20 = 150 over 3 orders (not 4 purchases: a's two days are 2 purchases)
     assert k["purchases"] == 4 and k["aov"] == approx(150 / 3)
     assert prefetch_orders(ds, [Q1, parse_period("2024-Q2")]) == [3, 1]  # the memo agrees
+    # LTV = AOV × AF × AL must be revenue per customer × lifetime whatever AOV's basis: per purchase
+    # (150 / 4) × purchases per customer (4 / 3), annualised (× 365.25 / 91), × AL; z churned, so
+    # churn = 1/1, annual churn 1, AL = 1 year. (Per-order AOV × per-purchase AF gave 267.6.)
+    assert k["churn_rate"] == approx(1.0) and k["avg_lifetime_years"] == approx(1.0)
+    assert k["ltv"] == approx(150 / 4 * 4 / 3 * 365.25 / 91)  # 200.69
+    plain = make_dataset([r[:3] for r in rows])  # the same log without order ids
+    assert period_kpis(plain, Q1)["ltv"] == approx(k["ltv"])
 
 
 def test_period_kpis_computed_once_per_data_set_and_options(monkeypatch):

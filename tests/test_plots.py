@@ -91,7 +91,7 @@ def test_segment_mix_compares_customer_and_revenue_shares():
     assert widths == sorted([0.1, 0.2, 0.3, 0.1, 0.3, 0.5, 0.2, 0.1, 0.2])  # the zero bar has no width
     assert title(ax) == "Frequent customers: 10% of customers, 50% of revenue"
     texts = " ".join(t.get_text() for t in ax.texts)
-    assert "AOV €80.00" in texts and "no purchases" in texts
+    assert "AOV per purchase €80.00" in texts and "no purchases" in texts
 
 
 def test_bridge_waterfall_adds_up_and_names_the_change():
@@ -176,3 +176,25 @@ def test_draws_on_a_given_axes():
     assert plots.new_vs_returning_bars(nvr_frame(), ax=a) is a
     assert plots.customer_bridge_waterfall({"start": 1, "churned": 0, "new": 1, "new_lapsed": 0,
                                             "reactivated": 0, "end": 2}, ax=b) is b
+
+
+def test_long_segment_values_are_shortened_in_legend_and_title():
+    """A 3,000-character channel once made a 43,822-pixel-wide chart: names are cut to 40 characters
+    with an ellipsis, and two names that only differ after the cut stay apart."""
+    long_a, long_b = "x" * 3000 + "-a", "x" * 3000 + "-b"
+    curves = pd.DataFrame({
+        "segment": [long_a] * 3 + [long_b] * 3 + ["email"] * 3,
+        "age": [0, 1, 2] * 3,
+        "customers": [300, 280, 260, 200, 180, 160, 100, 90, 80],
+        "retention": [1.0, 0.2, 0.1, 1.0, 0.3, 0.25, 1.0, 0.4, 0.35],
+    })
+    ax = plots.segment_retention_curves(curves)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(labels) == 3 and len(set(labels)) == 3
+    assert all(len(t) <= 40 for t in labels) and labels[2] == "email"
+    assert labels[0].startswith("x" * 20) and "…" in labels[0]
+    assert len(title(ax)) < 200 and "x" * 41 not in title(ax)
+    fig = ax.figure
+    fig.canvas.draw()
+    width = fig.get_tightbbox(fig.canvas.get_renderer()).width  # inches
+    assert width < 12

@@ -10,13 +10,16 @@ import re
 import shutil
 import subprocess
 import sys
+from html import unescape
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from retention_report.formatting import HEADLINE_KPIS, KPI_SPECS, fmt_value
+from retention_report.formatting import HEADLINE_KPIS, fmt_pct, fmt_value, kpi_spec
+from retention_report.metrics.segments import SEGMENT_LABELS
 from retention_report.sample import ensure_sample
 
 SECTIONS = [
@@ -105,12 +108,134 @@ def test_headline_kpis_match_metrics_json(html, doc):
     year ago, formatted as the reader sees it."""
     assert len(HEADLINE_KPIS) >= 10
     for key in HEADLINE_KPIS:
-        assert KPI_SPECS[key].label in html.replace("&amp;", "&"), key
+        assert kpi_spec(key, doc).label in html.replace("&amp;", "&"), key
         for block in ("kpis", "previous", "year_ago"):
             shown = fmt_value(key, doc[block][key])
             assert shown in html, (key, block, shown)
     for finding in doc["findings"]:
         assert finding.replace("&", "&amp;") in html
+
+
+class _KpiCells(HTMLParser):
+    """The text of every element carrying ``data-kpi`` (tables.py marks the cells showing a metric),
+    keyed by (metric, period)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: dict[tuple[str, str], list[str]] = {}
+        self._open: list[tuple[str, tuple[str, str] | None, list[str]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        key = (a["data-kpi"], a.get("data-period") or "current") if "data-kpi" in a else None
+        self._open.append((tag, key, []))
+
+    def handle_endtag(self, tag):
+        while self._open:
+            t, key, text = self._open.pop()
+            if key is not None:
+                self.found.setdefault(key, []).append("".join(text).strip())
+            if self._open:
+                self._open[-1][2].extend(text)
+            if t == tag:
+                break
+
+    def handle_data(self, data):
+        if self._open:
+            self._open[-1][2].append(data)
+
+
+def _findings_shown(html: str) -> list[str]:
+    block = re.search(r"<ol class=.rr-findings.>(.*?)</ol>", html, re.S).group(1)
+    return [unescape(re.sub(r"<[^>]+>", "", li)).strip() for li in re.findall(r"<li>(.*?)</li>", block, re.S)]
+
+
+# what the findings say, by the metric each number is (SPEC §4.6 sentences of findings.py)
+_MONEY = r"€\d{1,3}(?:,\d{3})*(?:\.\d\d)?"
+_COUNT = r"\d{1,3}(?:,\d{3})*"
+_PCT = r"\d+\.\d%"
+_FINDING_NUMBERS = [
+    (rf"Net revenue was (?P<revenue>{_MONEY})", ()),
+    (rf"first purchases (?P<new_revenue_share>{_PCT})", ()),
+    (rf"(?P<customers_new>{_COUNT}) new customers joined and (?P<customers_returning>{_COUNT}) existing", ()),
+    (rf"Of (?P<customers_start>{_COUNT}) customers active at the start, (?P<customers_churned>{_COUNT}) churned "
+     rf"\((?P<churn_rate>{_PCT})\); with (?P<customers_reactivated>{_COUNT}) reactivated, the customer "
+     rf"retention rate is (?P<crr>{_PCT})", ()),
+    (rf"^(?P<segment>.+?) customers — (?P<share>{_PCT}) of all customers, lapsed included — brought the most "
+     rf"revenue: (?P<rev>{_PCT}) of gross revenue, at (?P<aov>{_MONEY}) per purchase", ("segment",)),
+]
+
+
+def test_every_number_shown_twice_agrees(html, doc):
+    """Issue 12: a metric shown in several places — summary KPI table, findings, section tables and
+    notes, appendix — shows the same value everywhere, the value of metrics.json."""
+    parser = _KpiCells()
+    parser.feed(html)
+    seen = {k: list(v) for k, v in parser.found.items()}
+
+    def add(key, text, period="current"):
+        seen.setdefault((key, period), []).append(text)
+
+    # the findings, as shown in the HTML
+    shown = _findings_shown(html)
+    assert shown == doc["findings"]
+    by_label = {SEGMENT_LABELS[s]: s for s in SEGMENT_LABELS}
+    named: list[str] = []
+    for text in shown:
+        for pattern, special in _FINDING_NUMBERS:
+            m = re.search(pattern, text)
+            if not m:
+                continue
+            if special:
+                name = by_label[m["segment"]]
+                named.append(name)
+                add(f"segment_customer_share.{name}", m["share"])
+                add(f"segment_revenue_share.{name}", m["rev"])
+                add(f"segment_aov.{name}", m["aov"])
+            else:
+                for key, value in m.groupdict().items():
+                    add(key, value)
+        m = re.match(r"The largest movement: (.+?) (?:rose|fell) .*? against .*?, to (.+?)(?: \(.*\))?\.$", text)
+        if m:
+            key = next(k for k in HEADLINE_KPIS + ["purchase_frequency", "refund_rate"]
+                       if kpi_spec(k, doc).label.lower() == m.group(1).lower())
+            add(key, m.group(2))
+    # the new-vs-returning note
+    note = unescape(re.search(r"New customers: [^<]*", html).group(0))
+    m = re.search(rf"New customers: ({_COUNT}); returning customers: ({_COUNT})\. Refunds \(({_PCT}) of gross\)", note)
+    add("customers_new", m.group(1))
+    add("customers_returning", m.group(2))
+    add("refund_rate", m.group(3))
+
+    # every value agrees wherever it is shown …
+    for (key, period), texts in sorted(seen.items()):
+        assert len(set(texts)) == 1, (key, period, texts)
+    # … and is the value of metrics.json (the sample's periods are fully covered)
+    blocks = {"current": "kpis", "previous": "previous", "year_ago": "year_ago"}
+    segments = {s["segment"]: s for s in doc["segments"]}
+    total = sum(s["customers"] for s in doc["segments"])
+    for (key, period), texts in seen.items():
+        if key in doc["kpis"]:
+            assert texts[0] == fmt_value(key, doc[blocks[period]][key]), (key, period)
+        elif key == "aov_per_purchase":
+            assert texts[0] == fmt_value("aov", doc["kpis"]["gross_revenue"] / doc["kpis"]["purchases"])
+        elif key.startswith("segment_customer_share."):
+            assert texts[0] == fmt_pct(segments[key.split(".")[1]]["customers"] / total)
+        elif key.startswith("segment_revenue_share."):
+            assert texts[0] == fmt_pct(segments[key.split(".")[1]]["revenue_share"])
+        elif key.startswith("segment_aov."):
+            assert texts[0] == fmt_value("aov", segments[key.split(".")[1]]["aov"])
+    # the numbers that are shown in several places really were found in each of them
+    places = {key: len(seen.get((key, "current"), [])) for key in [
+        "revenue", "customers", "customers_new", "customers_returning", "crr", "churn_rate", "aov", "ltv",
+        "repeat_purchase_rate", "refund_rate", "customers_start", "customers_end", "customers_churned",
+        "customers_reactivated", "new_revenue_share", "purchases"]}
+    assert {k: n for k, n in places.items() if n < 2} == {}
+    assert places["customers_new"] >= 5  # summary, findings, new-vs-returning table and note, segments, bridge
+    assert len(named) == 1  # the segment the findings name …
+    name = named[0]
+    for what in ("segment_customer_share", "segment_revenue_share", "segment_aov"):
+        assert len(seen[(f"{what}.{name}", "current")]) == 2, what  # the finding and the segment table
 
 
 def test_other_sections_show_their_numbers(html, doc):

@@ -22,7 +22,7 @@ from .flow import customer_bridge
 from .sales import order_counts, period_sales
 from .segments import frequency_segments
 
-__all__ = ["KPI_KEYS", "period_kpis", "kpi_trend", "metrics_document", "MetricOptions"]
+__all__ = ["KPI_KEYS", "period_kpis", "kpi_trend", "metrics_document", "MetricOptions", "period_coverage"]
 
 KPI_KEYS = [
     "revenue",
@@ -108,7 +108,9 @@ def period_kpis(ds: Any, period: Period, opts: MetricOptions | None = None) -> d
     SPEC §4.5: AOV = gross revenue / purchases (per distinct order when ``order_id`` is mapped);
     AF = purchases / customers; repeat purchase rate = customers with ≥ 2 purchases / customers;
     refund rate = refunds / gross revenue; AL = 1 / annual churn (or the observed lifespan of lapsed
-    customers); LTV = AOV × AF × (365.25 / days) × AL; margin = net revenue − cost of all rows.
+    customers); LTV = AOV × AF × (365.25 / days) × AL with AOV per purchase, the unit AF counts
+    in (so AOV × AF = gross revenue / customers whether or not order ids are mapped); margin = net
+    revenue − cost of all rows.
     """
     opts = opts or MetricOptions()
     # metrics.json's three periods are also periods of the report's trend: computed once per data set
@@ -126,11 +128,12 @@ def _period_kpis(ds: Any, period: Period, opts: MetricOptions) -> dict[str, Any]
     daily, customers = ds.daily, ds.customers
     s = period_sales(daily, customers, period.start, period.end, opts.split_basis, days=ds.days)  # type: ignore[arg-type]
     b = customer_bridge(daily, customers, period.start, period.end, opts.activity_window_days)
+    aov_purchase = ratio(s.gross_revenue, s.purchases)
     if ds.has_order_id:
         orders = prefetch_orders(ds, [period])[0]
         aov = ratio(s.gross_revenue, orders)
     else:
-        aov = ratio(s.gross_revenue, s.purchases)
+        aov = aov_purchase
     frequency = ratio(s.purchases, s.customers)
     if opts.lifetime_method == "observed":
         lifetime = observed_lifetime_years(daily, customers, period.end, opts.activity_window_days)
@@ -161,7 +164,9 @@ def _period_kpis(ds: Any, period: Period, opts: MetricOptions) -> dict[str, Any]
         "crr": b.crr,
         "churn_rate": b.churn_rate,
         "avg_lifetime_years": lifetime,
-        "ltv": ltv(aov, frequency, lifetime, period.days),
+        # AOV × AF must be revenue per customer: AF counts purchases, so the AOV here is per
+        # purchase even when the headline AOV is per order (per order × per purchase mixed units)
+        "ltv": ltv(aov_purchase, frequency, lifetime, period.days),
         "median_days_to_second_purchase": second.median_days,
     }
 
@@ -188,6 +193,20 @@ def kpi_trend(ds: Any, period: Period, n: int = 8, opts: MetricOptions | None = 
         row.update(period_kpis(ds, p, opts))
         rows.append(row)
     return pd.DataFrame.from_records(rows)
+
+
+def period_coverage(period: Period, first_day: date | None, last_day: date | None) -> str:
+    """How much of ``period`` the data cover: ``"none"`` when it lies entirely before the first or
+    after the last payment day (or there are no payments), ``"partial"`` when the first or the last
+    payment day falls inside it (after its first / before its last day), else ``"full"``.
+
+    A previous or year-ago period with partial data compares a fraction of a period (or customers
+    without their history) with a whole one: its changes are shown as such, never judged."""
+    if first_day is None or last_day is None or period.end < first_day or period.start > last_day:
+        return "none"
+    if period.start < first_day or period.end > last_day:
+        return "partial"
+    return "full"
 
 
 def _clean(v: Any) -> Any:
@@ -224,8 +243,9 @@ def metrics_document(
 ) -> dict[str, Any]:
     """The whole metrics.json document of SPEC §5 for ``period``.
 
-    Besides the specified keys it carries ``previous_period`` / ``year_ago_period`` (their dates),
-    ``segment_thresholds``, ``time_to_second_purchase`` and ``extra`` KPIs (margin LTV, empirical
+    Besides the specified keys it carries ``previous_period`` / ``year_ago_period`` (their dates and
+    ``coverage``: ``full``/``partial``/``none``, see :func:`period_coverage`), ``aov_basis``
+    (``order`` when ``kpis.aov`` is per order, else ``purchase``), ``segment_thresholds``, ``time_to_second_purchase`` and ``extra`` KPIs (margin LTV, empirical
     12-month LTV) — additions only; the specified keys never change.
     """
     from ..findings import findings  # findings read numbers only; no import cycle at module load
@@ -274,8 +294,9 @@ def metrics_document(
         "kpis": kpis,
         "previous": kpis_prev,
         "year_ago": kpis_ago,
-        "previous_period": prev.to_dict(),
-        "year_ago_period": ago.to_dict(),
+        "previous_period": {**prev.to_dict(), "coverage": period_coverage(prev, ds.first_day, last_day)},
+        "year_ago_period": {**ago.to_dict(), "coverage": period_coverage(ago, ds.first_day, last_day)},
+        "aov_basis": "order" if ds.has_order_id else "purchase",
         "cohorts": cohorts.to_json(),
         "segments": segments,
         "segment_thresholds": {
