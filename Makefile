@@ -14,22 +14,37 @@ PERIODS ?=
 CONFIG ?=
 DATA ?=
 TO ?=
+DRY_RUN ?=
+N ?=
 PYTEST_ARGS ?=
 
-cli_args = $(if $(CONFIG),--config "$(CONFIG)") $(if $(DATA),--data "$(DATA)")
+# The values users pass (make report PERIOD=…) never reach a shell as code: taken literally (no make
+# expansion: `$(shell …)` stays text), exported, and read in recipes as quoted shell variables
+# ("$$PERIOD"), never spliced into the recipe text.
+override PERIOD := $(value PERIOD)
+override PERIODS := $(value PERIODS)
+override CONFIG := $(value CONFIG)
+override DATA := $(value DATA)
+override TO := $(value TO)
+override DRY_RUN := $(value DRY_RUN)
+override KERNEL := $(value KERNEL)
+override N := $(value N)
+export PERIOD PERIODS CONFIG DATA TO KERNEL N
+
+cli_args = $${CONFIG:+--config "$$CONFIG"} $${DATA:+--data "$$DATA"}
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
-	$(CLI) kernel --name $(KERNEL) >/dev/null
+	$(CLI) kernel --name "$$KERNEL" >/dev/null
 	@touch $(STAMP)
 	@echo "environment ready in $(VENV) (Jupyter kernel '$(KERNEL)')"
 
 # PERIOD is checked before anything is installed or computed
 .PHONY: _need_period
 _need_period:
-	@if [ -z "$(PERIOD)" ]; then echo "error: PERIOD is required, e.g. make $(MAKECMDGOALS) PERIOD=2024-Q1 (forms: 2024, 2024-H1, 2024-Q1, 2024-03, 2024-W05, 2024-01-15..2024-02-14)" >&2; exit 2; fi
+	@if [ -z "$$PERIOD" ]; then echo "error: PERIOD is required, e.g. make $(or $(firstword $(filter report metrics email,$(MAKECMDGOALS))),report) PERIOD=2024-Q1 (forms: 2024, 2024-H1, 2024-Q1, 2024-03, 2024-W05, 2024-01-15..2024-02-14)" >&2; exit 2; fi
 
 .PHONY: help
 ## Show this list of targets
@@ -47,25 +62,25 @@ setup: $(STAMP)
 .PHONY: report
 ## Render reports/$(PERIOD)/: report.html, report.pdf, metrics.json, executed notebooks
 report: _need_period setup
-	@$(CLI) check-period "$(PERIOD)" >/dev/null
-	$(CLI) run --period "$(PERIOD)" $(cli_args)
+	@$(CLI) check-period "$$PERIOD" >/dev/null
+	$(CLI) run --period "$$PERIOD" $(cli_args)
 
 .PHONY: reports
 ## Render several periods: make reports PERIODS="2024-Q1 2024-Q2"
 reports: setup
-	@if [ -z "$(PERIODS)" ]; then echo 'error: PERIODS is required, e.g. make reports PERIODS="2024-Q1 2024-Q2"' >&2; exit 2; fi
-	@for p in $(PERIODS); do $(CLI) check-period "$$p" >/dev/null || exit 2; done
-	@for p in $(PERIODS); do $(CLI) run --period "$$p" $(cli_args) || exit 1; done
+	@if [ -z "$$PERIODS" ]; then echo 'error: PERIODS is required, e.g. make reports PERIODS="2024-Q1 2024-Q2"' >&2; exit 2; fi
+	@set -f; for p in $$PERIODS; do $(CLI) check-period "$$p" >/dev/null || exit 2; done
+	@set -f; for p in $$PERIODS; do $(CLI) run --period "$$p" $(cli_args) || exit 1; done
 
 .PHONY: metrics
 ## Write reports/$(PERIOD)/metrics.json only (no notebooks, no rendering)
 metrics: _need_period setup
-	$(CLI) metrics --period "$(PERIOD)" $(cli_args)
+	$(CLI) metrics --period "$$PERIOD" $(cli_args)
 
 .PHONY: email
 ## Email the rendered report of $(PERIOD) (DRY_RUN=1 writes email.eml instead; TO="a@x, b@y" overrides)
 email: _need_period setup
-	$(CLI) email --period "$(PERIOD)" $(if $(CONFIG),--config "$(CONFIG)") $(if $(TO),--to "$(TO)") $(if $(filter-out 0 no false,$(DRY_RUN)),--dry-run)
+	$(CLI) email --period "$$PERIOD" $(cli_args) $${TO:+--to "$$TO"} $(if $(filter-out 0 no false,$(DRY_RUN)),--dry-run)
 
 .PHONY: sample
 ## Generate the embedded sample payment log (data/sample/payments.parquet) if missing
@@ -92,7 +107,7 @@ lint: setup
 .PHONY: bench
 ## Run the metric benchmark (N=1000000 by default; BENCH_ARGS="--skip-pandas --memory-limit 8GB"; README "Performance")
 bench: setup
-	$(PY) benchmarks/bench_metrics.py --rows $(or $(N),1000000) $(BENCH_ARGS)
+	$(PY) benchmarks/bench_metrics.py --rows "$${N:-1000000}" $(BENCH_ARGS)
 
 .PHONY: clean
 ## Remove rendered reports, caches and the virtual environment (keeps data/)

@@ -54,7 +54,17 @@ def _settings(config: str, data: str) -> Any:
 
 
 def _out_dir(settings: Any, period: Period, out: str) -> Path:
-    return Path(out) if out else Path(settings.report.output_dir) / period.label
+    return Path(out).expanduser() if out else Path(settings.report.output_dir) / period.label
+
+
+def _interrupted(exc: KeyboardInterrupt, message: str) -> None:
+    """One line for a command stopped by SIGINT/SIGTERM, exit 130/143 (128 + signal)."""
+    from .pipeline import Interrupted
+
+    code = exc.exit_code if isinstance(exc, Interrupted) else 130
+    name = str(exc) if isinstance(exc, Interrupted) else "SIGINT"
+    typer.secho(f"interrupted ({name}): {message}", fg=typer.colors.YELLOW, err=True)
+    raise typer.Exit(code)
 
 
 def _say(msg: str) -> None:
@@ -71,20 +81,33 @@ def run(
 ) -> None:
     """Compute the metrics, run the section notebooks and render report.html, report.pdf and
     metrics.json into reports/<PERIOD>/ (replaced only when everything succeeded)."""
+    from .outputs import OutputError, check_report_out
+
     p = _period(period)
     settings = _settings(config, data)
+    target = _out_dir(settings, p, out)
+    try:
+        check_report_out(target)  # before any work: nothing the user owns is replaced
+    except OutputError as exc:
+        _fail(str(exc), 2)
     from .data import DataError
     from .pipeline import NotebookFailed, run_report
 
     _announce_sample(settings)
+    existed = target.exists()
     try:
         result = run_report(settings, p, config_path=config or None, data=data or None,
-                            out_dir=Path(out) if out else None,
+                            out_dir=target if out else None,
                             notebooks_dir=Path(notebooks) if notebooks else None, progress=_say)
+    except OutputError as exc:
+        _fail(str(exc), 2)
     except DataError as exc:
         _fail(str(exc), 1)
     except NotebookFailed as exc:
         _fail(str(exc), 1)
+    except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (pipeline.Interrupted)
+        _interrupted(exc, f"the run for {p.label} was stopped and its temporary files removed; " + (
+            f"the previous report in {target} is untouched" if existed else f"no report was written to {target}"))
     typer.echo(f"Report for {p.label} written to {result.out_dir}/ in {result.seconds:.1f}s: "
                "report.html, report.pdf, metrics.json, notebooks/")
 
@@ -101,8 +124,17 @@ def metrics(
     import json
     import time
 
+    from .outputs import OutputError, check_metrics_out
+
     p = _period(period)
     settings = _settings(config, data)
+    target = _out_dir(settings, p, out)
+    marked = False
+    if not stdout:
+        try:
+            marked = check_metrics_out(target)  # before any work: no foreign file is overwritten
+        except OutputError as exc:
+            _fail(str(exc), 2)
     from .data import DataError
     from .pipeline import compute_metrics, write_metrics
 
@@ -115,7 +147,11 @@ def metrics(
     if stdout:
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
-    path = write_metrics(doc, _out_dir(settings, p, out) / "metrics.json")
+    path = write_metrics(doc, target / "metrics.json")
+    if marked:  # a report folder (new or ours): record it and what metrics.json was computed from
+        from .outputs import content_record, update_marker
+
+        update_marker(target, p.label, metrics=content_record(settings))
     typer.echo(f"metrics.json for {p.label} written to {path} in {time.perf_counter() - t0:.1f}s")
 
 
@@ -163,6 +199,8 @@ def email(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write reports/<PERIOD>/email.eml; send nothing.")] = False,
     no_render: Annotated[bool, typer.Option("--no-render", help="Fail instead of rendering a missing report.")] = False,
     out: OutOpt = "",
+    data: DataOpt = "",
+    force: Annotated[bool, typer.Option("--force", help="Send even if the report was rendered from another source or settings.")] = False,
 ) -> None:
     """Email the period's rendered report (PDF attached) to management."""
     _period(period)
@@ -170,8 +208,12 @@ def email(
         from .mail import email_command
     except ImportError:  # pragma: no cover
         _fail("email support is not installed", 1)
-    code = email_command(period=period, config=config or None, to=to or None, dry_run=dry_run,
-                         render_missing=not no_render, out=out or None)
+    try:
+        code = email_command(period=period, config=config or None, to=to or None, dry_run=dry_run,
+                             render_missing=not no_render, out=out or None, data=data or None, force=force)
+    except KeyboardInterrupt as exc:  # while rendering a missing report, or sending
+        _interrupted(exc, "the email command was stopped; a report being rendered was not kept, and "
+                          "email-log.json records what was sent")
     raise typer.Exit(code)
 
 

@@ -151,6 +151,21 @@ class ReportSettings(_Model):
     kernel: str = Field("retention-report", description="Jupyter kernel used to run the notebooks")
     report_url: str = Field("", description="where the full report is published (shown in emails)")
 
+    @field_validator("report_url")
+    @classmethod
+    def _report_url(cls, v: str) -> str:
+        """Empty, or an absolute http(s) URL: it becomes a link in the email (no ``javascript:``,
+        ``data:`` or ``file:`` links, no spaces or line breaks)."""
+        if not v:
+            return v
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if (parts.scheme.lower() not in ("http", "https") or not parts.hostname
+                or any(c.isspace() or ord(c) < 32 or c in '<>"' for c in v)):
+            raise ValueError("must be an absolute http:// or https:// URL, e.g. 'https://reports.example.com/2024-Q1/'")
+        return v
+
     @field_validator("sections")
     @classmethod
     def _sections(cls, v: list[str]) -> list[str]:

@@ -287,7 +287,9 @@ def _read_raw(settings: Settings) -> tuple[Any, ir.Table, str, bool]:
         raise DataError(f"source.kind = {kind!r} needs source.url")
     kwargs: dict[str, Any] = {}
     if src.password_env:
-        password = os.environ.get(src.password_env)
+        from .secrets import read_secret
+
+        password = read_secret(src.password_env)  # the environment, else a git-ignored .env
         if password is None:
             raise DataError(f"environment variable {src.password_env} (source.password_env) is not set")
         kwargs["password"] = password

@@ -101,26 +101,11 @@ def _bare(address: str) -> str:
 # ---------------------------------------------------------------------------------------- secrets
 
 def read_password(settings: EmailSettings, env_file: Path | str = ".env") -> str | None:
-    """The SMTP password from the environment variable ``settings.password_env``, else from a
-    ``KEY=VALUE`` line of ``env_file`` (quotes stripped); ``None`` when neither has it."""
-    name = settings.password_env
-    if not name:
-        return None
-    if os.environ.get(name):
-        return os.environ[name]
-    path = Path(env_file)
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            key, _, value = line.removeprefix("export ").partition("=")
-            if key.strip() == name:
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                    value = value[1:-1]
-                return value or None
-    return None
+    """The SMTP password from the environment variable ``settings.password_env``, else from that
+    key in ``env_file`` (:func:`retention_report.secrets.read_secret`); ``None`` when neither has it."""
+    from .secrets import read_secret
+
+    return read_secret(settings.password_env, env_file) or None
 
 
 # ----------------------------------------------------------------------------------------- message
@@ -640,26 +625,33 @@ def email_command(
     render_missing: bool = True,
     out: str | None = None,
     *,
+    data: str | None = None,
+    force: bool = False,
     say: Callable[[str], None] = print,
     err: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """``retention-report email``: render if needed, build, then send or (dry run) write email.eml.
 
+    The report must have been rendered from the current config and ``data`` (source and the
+    settings that shape its content, as recorded by ``run``); otherwise nothing is sent (exit 1)
+    unless ``force``.
+
     Returns the process exit code: 0 sent (or written), 1 nothing or not everything was sent,
-    2 bad period or config.
+    2 bad period, config or output folder.
     """
     from .config import ConfigError
     from .context import resolve_settings
+    from .outputs import OutputError, report_mismatch
     from .periods import PeriodError, parse_period
 
     try:
         p = parse_period(period)
-        settings = resolve_settings(config)
+        settings = resolve_settings(config, data)
     except (PeriodError, ConfigError) as exc:
         err(f"error: {exc}")
         return 2
-    report_dir = Path(out) if out else Path(settings.report.output_dir) / p.label
+    report_dir = Path(out).expanduser() if out else Path(settings.report.output_dir) / p.label
     try:
         # everything that can be checked without the report, before a (slow) rendering
         recipients = recipients_from(settings.email, to)
@@ -674,7 +666,12 @@ def email_command(
             say(f"no rendered report for {p.label} in {report_dir}: rendering it first …")
             from .pipeline import run_report
 
-            run_report(settings, p, config_path=config, out_dir=report_dir, progress=say)
+            run_report(settings, p, config_path=config, data=data, out_dir=report_dir, progress=say)
+        mismatch = report_mismatch(report_dir, settings, p.label)
+        if mismatch and not force:
+            raise MailError(mismatch)
+        if mismatch:
+            say(f"warning (--force): {mismatch.split(': ', 1)[0]}; sending it anyway")
         msg = build_message(report_dir, settings, p, recipients)
         if dry_run:
             path = write_eml(msg, report_dir / EML_NAME)
@@ -685,6 +682,9 @@ def email_command(
     except MailError as exc:
         err(f"error: {exc}")
         return 1
+    except OutputError as exc:  # --out names a folder that is not a report (checked before rendering)
+        err(f"error: {exc}")
+        return 2
     except Exception as exc:  # noqa: BLE001 - render/data errors: one line, no traceback wall
         err(f"error: {type(exc).__name__}: {exc}")
         return 1

@@ -30,6 +30,11 @@ ACCEPTED_FORMS = (
     "2024-W05 (ISO week), 2024-01-15..2024-02-14 (inclusive date range)"
 )
 
+# Supported dates: every period, its previous, next and year-ago periods and the trend periods
+# before it (up to TREND_STEPS) must be real dates; payment data does not reach outside these years.
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+TREND_STEPS = 24
+
 # Number of months in each calendar kind.
 _MONTHS = {"year": 12, "half": 6, "quarter": 3, "month": 1}
 
@@ -44,6 +49,8 @@ def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
 
 
 def _month_end(year: int, month: int) -> date:
+    if month == 12:  # without computing 1 January of the next year (there is none after 9999)
+        return date(year, 12, 31)
     ny, nm = _add_months(year, month, 1)
     return date(ny, nm, 1) - timedelta(days=1)
 
@@ -184,8 +191,9 @@ def parse_period(text: str) -> Period:
     ------
     PeriodError
         When the text is not one of :data:`ACCEPTED_FORMS`, or names a date that does not exist
-        (``2024-13``, ``2023-W53``, ``2024-02-30..2024-03-01``), or a range that ends before it
-        starts. The message repeats the accepted forms.
+        (``2024-13``, ``2023-W53``, ``2024-02-30..2024-03-01``), a range that ends before it
+        starts, or dates outside 1900–9998 (or whose previous, next, year-ago or trend periods
+        are). The message repeats the accepted forms.
     """
     raw = text
     text = "" if text is None else str(text).strip()  # papermill may pass PERIOD=2024 as an int
@@ -194,11 +202,27 @@ def parse_period(text: str) -> Period:
         if not m:
             continue
         try:
-            return _build(kind, m)
-        except ValueError as exc:
+            return _check_range(_build(kind, m))
+        except (ValueError, OverflowError) as exc:
             raise PeriodError(f"PERIOD {raw!r} is not a valid period: {exc}. "
                               f"Accepted forms: {ACCEPTED_FORMS}.") from None
     raise PeriodError(f"PERIOD {raw!r} is not a recognised period. Accepted forms: {ACCEPTED_FORMS}.")
+
+
+def _check_range(p: Period) -> Period:
+    """``p`` if it and the periods a report compares it with are computable dates in the supported
+    years; otherwise ValueError (``9999-W52`` has no next week, ``0001-01-01..0001-01-05`` no
+    previous period)."""
+    bounds = f"periods must lie between {FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31"
+    if p.start.year < FIRST_YEAR or p.end.year > LAST_YEAR:
+        raise ValueError(bounds)
+    try:
+        neighbours = [p.shift(1), p.previous(), p.year_ago(), p.shift(-(TREND_STEPS - 1))]
+    except (ValueError, OverflowError):
+        raise ValueError(f"its previous, next or year-ago periods fall outside the calendar ({bounds})") from None
+    if any(q.start.year < 1 for q in neighbours):  # pragma: no cover - date() cannot go below year 1
+        raise ValueError(bounds)
+    return p
 
 
 def _build(kind: str, m: re.Match[str]) -> Period:
@@ -208,8 +232,10 @@ def _build(kind: str, m: re.Match[str]) -> Period:
             raise ValueError(f"the range ends ({end}) before it starts ({start})")
         return _range(start, end)
     year = int(m[1])
-    if year < 1900:
-        raise ValueError(f"year {year} is before 1900")
+    if year < FIRST_YEAR:
+        raise ValueError(f"year {year} is before {FIRST_YEAR}")
+    if year > LAST_YEAR:
+        raise ValueError(f"year {year} is after {LAST_YEAR} (periods must lie between {FIRST_YEAR} and {LAST_YEAR})")
     if kind == "year":
         return _calendar("year", date(year, 1, 1), date(year, 12, 31))
     if kind == "half":

@@ -4,17 +4,26 @@ Everything is written to a temporary folder next to the output and moved into
 ``<output_dir>/<PERIOD>/`` only when every step succeeded. A failed notebook cell stops the run with
 :class:`NotebookFailed` naming the notebook and cell; the partially executed notebooks are kept in
 ``<output_dir>/<PERIOD>.failed/`` and a previous good report is left untouched.
+
+The output folder is replaced only when it is missing or a report of this tool
+(:func:`retention_report.outputs.check_report_out`, checked before any work). SIGINT and SIGTERM
+stop a run cleanly (:class:`Interrupted`): the kernel is killed, the temporary folder, the kernel's
+sockets and connection file are removed and the previous report is left as it was; temporary
+folders of runs that were killed outright are removed by the next run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,11 +31,19 @@ from typing import Any
 
 from . import __version__
 from .config import Settings
+from .outputs import (
+    check_report_out,
+    content_record,
+    is_report_folder,
+    sweep_stale,
+    update_marker,
+)
 from .periods import Period
 
 __all__ = [
     "NOTEBOOKS_DIR",
     "SECTION_NOTEBOOKS",
+    "Interrupted",
     "NotebookFailed",
     "RunResult",
     "compute_metrics",
@@ -63,6 +80,53 @@ class NotebookFailed(RuntimeError):
             f"notebook {notebook} failed in {where}: {error}\n"
             f"The partially executed notebook is kept at {kept}; any previous report was left untouched."
         )
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by SIGINT (Ctrl-C) or SIGTERM (cron, systemd, CI); everything it wrote
+    was removed. ``exit_code`` is 128 + the signal number (130, 143)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(signal.Signals(signum).name)
+
+
+class _signals_interrupt:
+    """While active (main thread only), SIGINT and SIGTERM raise :class:`Interrupted` — except
+    inside :meth:`deferred` (the final move into place), where a signal is only recorded in
+    ``pending``: it came too late to stop the run, which completes."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> _signals_interrupt:
+        self.saved: dict[int, Any] = {}
+        self.holding = False
+        self.pending: int | None = None
+        self.received: int | None = None
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self.saved[sig] = signal.signal(sig, self._raise)
+        return self
+
+    def _raise(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            self.pending = signum
+            return
+        self.received = signum
+        raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 @dataclass(frozen=True)
@@ -140,10 +204,16 @@ def _failure_details(exc: Exception, nb_path: Path) -> tuple[int | None, int | N
 
 def _swap_into_place(tmp: Path, final: Path) -> None:
     """Replace ``final`` by ``tmp`` with two renames; the old report survives until the new one is
-    in place."""
+    in place. The old report's ``email-log.json`` (who was sent what) is carried over; the email
+    command keeps it under ``earlier`` when the new report is sent."""
     old = None
     if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}-{int(time.time())}")
+        log = final / "email-log.json"
+        if log.is_file() and not log.is_symlink() and not (tmp / log.name).exists():
+            shutil.copy2(log, tmp / log.name)
+        # a fresh empty folder of ours (mkdtemp never reuses a name), atomically replaced by the old
+        # report: the rename can never land on somebody else's folder
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
         os.replace(final, old)
     try:
         os.replace(tmp, final)
@@ -174,7 +244,37 @@ def run_report(
         A cell of a section notebook raised (details and the kept notebook in the message).
     retention_report.data.DataError
         The data source is unreachable or its data is invalid (before any notebook runs).
+    retention_report.outputs.OutputError
+        The output folder exists and is not a report of this tool (before any work).
+    Interrupted
+        SIGINT or SIGTERM arrived (in the main thread); nothing was left behind.
     """
+    with _signals_interrupt() as guard:
+        try:
+            return _run_report(settings, period, config_path=config_path, data=data, out_dir=out_dir,
+                               notebooks_dir=notebooks_dir, kernel_name=kernel_name, progress=progress,
+                               guard=guard)
+        except Interrupted:
+            raise
+        except BaseException:
+            # the engine may turn the interruption into its own error ("Query interrupted")
+            if guard.received is not None:
+                raise Interrupted(guard.received) from None
+            raise
+
+
+def _run_report(
+    settings: Settings,
+    period: Period,
+    *,
+    config_path: str | None,
+    data: str | None,
+    out_dir: Path | None,
+    notebooks_dir: Path | None,
+    kernel_name: str | None,
+    progress: Progress,
+    guard: _signals_interrupt,
+) -> RunResult:
     import papermill as pm
 
     from .data import open_dataset
@@ -182,12 +282,21 @@ def run_report(
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    final = Path(out_dir) if out_dir else Path(settings.report.output_dir) / period.label
+    shown = Path(out_dir) if out_dir else Path(settings.report.output_dir) / period.label
+    check_report_out(shown)  # nothing the user owns is replaced (before any work)
+    # absolute: papermill changes the (process-wide) working directory while a notebook runs
+    final = Path(os.path.abspath(shown))
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    # kernel IPC sockets: a short absolute path (unix sockets allow ~100 characters)
-    sockets = Path(tempfile.mkdtemp(prefix="rr-kernel-"))
+    sweep_stale(final.parent, say=progress)  # what runs killed outright left behind
+    # .<name>.tmp-<pid>-<random>: the owning process is recoverable from the name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
+    kernels: list[Any] = []
+    sockets: Path | None = None
     try:
+        update_marker(tmp, period.label)  # a folder of this tool, of this process, from the start
+        # kernel IPC sockets and connection file (it holds the kernel's key): a short absolute path
+        # (unix sockets allow ~100 characters), removed with the run
+        sockets = Path(tempfile.mkdtemp(prefix=f"rr-kernel-{os.getpid()}-"))
         # 1. data and metrics (fast path, also validates the data before any notebook runs)
         progress(f"[metrics] reading {settings.source.name or settings.source.path or settings.source.url or 'sample data'} …")
         t = time.perf_counter()
@@ -222,7 +331,7 @@ def run_report(
             t = time.perf_counter()
             progress(f"[{i}/{len(nbs)}] {nb.name} …")
             try:
-                pm.execute_notebook(
+                _in_worker_thread(lambda nb=nb, out_nb=out_nb: pm.execute_notebook(
                     str(nb),
                     str(out_nb),
                     parameters=params,
@@ -230,14 +339,16 @@ def run_report(
                     progress_bar=False,
                     log_output=False,
                     cwd=str(nb.parent),
-                    kernel_manager_class=_ipc_kernel_manager(sockets),
-                )
+                    kernel_manager_class=_ipc_kernel_manager(sockets, kernels),
+                ), kernels)
             except Exception as exc:  # papermill raises PapermillExecutionError for a failed cell
                 cell, count, error = _failure_details(exc, out_nb)
                 sections.unlink(missing_ok=True)
                 failed = final.with_name(final.name + ".failed")
-                if failed.exists():
+                if failed.exists() and is_report_folder(failed):
                     shutil.rmtree(failed)
+                if failed.exists():  # appeared during the run and is not ours: keep both
+                    failed = Path(tempfile.mkdtemp(prefix=f"{final.name}.failed-", dir=final.parent))
                 _normal_permissions(tmp)
                 os.replace(tmp, failed)
                 raise NotebookFailed(nb.name, cell, count, error, failed / "notebooks" / nb.name) from None
@@ -278,25 +389,30 @@ def run_report(
         timings["pdf"] = time.perf_counter() - t
         progress(f"[render] report.pdf ({(tmp / 'report.pdf').stat().st_size / 1e6:.1f} MB) in {timings['pdf']:.1f}s")
 
-        # 4. move into place
+        # 4. move into place, recording what the report was made from (the email command checks it)
+        made_from = content_record(settings)
+        update_marker(tmp, period.label, metrics=made_from, report=made_from)
         _normal_permissions(tmp)
-        _swap_into_place(tmp, final)
+        with guard.deferred():  # a signal now would leave the old report half moved away
+            _swap_into_place(tmp, final)
         stale = final.with_name(final.name + ".failed")
-        if stale.exists():
+        if stale.exists() and is_report_folder(stale):
             shutil.rmtree(stale, ignore_errors=True)
     except BaseException:
+        _kill_kernels(kernels)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        shutil.rmtree(sockets, ignore_errors=True)
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
     total = time.perf_counter() - t0
     return RunResult(
-        out_dir=final,
-        html=final / "report.html",
-        pdf=final / "report.pdf",
-        metrics=final / "metrics.json",
-        notebooks=[final / "notebooks" / p.name for p in executed],
+        out_dir=shown,
+        html=shown / "report.html",
+        pdf=shown / "report.pdf",
+        metrics=shown / "metrics.json",
+        notebooks=[shown / "notebooks" / p.name for p in executed],
         seconds=total,
         timings=timings,
     )
@@ -312,14 +428,22 @@ def _kernel_exists(name: str) -> bool:
 
 
 
-def _ipc_kernel_manager(sockets: Path) -> type:
+def _ipc_kernel_manager(sockets: Path, started: list[Any]) -> type:
     """A kernel manager talking to the kernel over local IPC sockets in the run's temporary folder:
     no TCP ports to collide when reports run in parallel, nothing reachable from the network, and no
-    "running over TCP without encryption" warning in the terminal."""
+    "running over TCP without encryption" warning in the terminal. The connection file (with the
+    kernel's key) is written there too, and every manager is recorded in ``started`` so an
+    interrupted run can stop its kernel."""
+    import uuid
+
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
     class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"
@@ -328,7 +452,76 @@ def _ipc_kernel_manager(sockets: Path) -> type:
         def _default_ip(self) -> str:
             return str(sockets / "k")
 
+        @default("connection_file")
+        def _default_connection_file(self) -> str:
+            return str(sockets / f"kernel-{uuid.uuid4().hex[:12]}.json")
+
     return IPCKernelManager
+
+
+def _in_worker_thread(fn: Callable[[], Any], kernels: list[Any]) -> Any:
+    """Run ``fn`` (a papermill execution) in a worker thread and wait for it in the main thread.
+
+    nbclient installs its own SIGINT/SIGTERM handlers when it runs in the main thread, which swallow
+    Ctrl-C (the notebook runs on) and leave SIGTERM to kill the process without clean-up; in a worker
+    thread it cannot, so the signals reach :class:`_signals_interrupt` here. On an interruption the
+    kernels are killed (the worker then ends with a dead-kernel error, ignored) before re-raising.
+    (Waiting polls an event with ``time.sleep``: ``Thread.join`` interrupted by a signal handler's
+    exception may report a running thread as stopped.)"""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=target, name="retention-report-notebook", daemon=True)
+    worker.start()
+    try:
+        while not done.is_set():
+            time.sleep(0.05)
+    except BaseException:
+        import logging
+
+        logging.disable(logging.CRITICAL)  # no "Kernel died while waiting for execute reply"
+        try:
+            _kill_kernels(kernels)
+            deadline = time.monotonic() + 20
+            while not done.is_set() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            logging.disable(logging.NOTSET)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _kill_kernels(kernels: list[Any]) -> None:
+    """Kill the kernel processes (their process groups) the run started that still run. Only a
+    kernel whose process is still our unreaped child is signalled, so its id cannot belong to
+    another process."""
+    for km in kernels:
+        prov = getattr(km, "provisioner", None)
+        proc = getattr(prov, "process", None)
+        if proc is None or proc.poll() is not None:
+            continue
+        pgid = getattr(prov, "pgid", None)
+        try:
+            if pgid and pgid == proc.pid:  # the kernel leads its own session (start_new_session)
+                os.killpg(pgid, signal.SIGKILL)
+            else:
+                proc.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=5)
+        except Exception:  # noqa: BLE001, S110 - best effort
+            pass
 
 
 def _normal_permissions(root: Path) -> None:

@@ -76,7 +76,8 @@ def test_metrics_command_writes_only_metrics_json(csv_file, tmp_path):
     out = tmp_path / "out"
     r = runner.invoke(app, ["metrics", "--period", "2024-Q1", "--data", str(csv_file), "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+    # metrics.json and the marker of a report folder (what the metrics were computed from)
+    assert sorted(p.name for p in out.iterdir()) == [".retention-report", "metrics.json"]
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["period"] == "2024-Q1"
     assert doc["kpis"]["gross_revenue"] == pytest.approx(305)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -423,6 +424,23 @@ def test_invalid_frequency_thresholds(tmp_path, thresholds):
 def test_valid_frequency_thresholds(tmp_path, thresholds, expected):
     s = load_settings(write(tmp_path, f"[metrics]\nfrequency_thresholds = {thresholds}\n"))
     assert s.metrics.frequency_thresholds == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "JavaScript:alert(document.cookie)", " javascript:alert(1)", "data:text/html,<b>x</b>",
+     "file:///etc/passwd", "ftp://reports.example.com/q1", "reports.example.com/q1", "https://", "http:///path",
+     "https://reports.example.com/q1\r\nBcc: x@evil.example", "https://reports.example.com/a b"],
+)
+def test_report_url_must_be_http_or_https(tmp_path, url):
+    msg = config_error(tmp_path, f"[report]\nreport_url = {json.dumps(url)}\n")
+    assert "report.report_url" in msg and "http" in msg
+
+
+@pytest.mark.parametrize("url", ["", "https://reports.example.com/q1", "http://intranet/reports/2024-Q1/",
+                                 "https://reports.example.com:8443/r?period=2024-Q1#kpis"])
+def test_valid_report_url(tmp_path, url):
+    assert load_settings(write(tmp_path, f"[report]\nreport_url = {json.dumps(url)}\n")).report.report_url == url
 
 
 def test_unknown_report_section(tmp_path):

@@ -22,6 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from retention_report.context import resolve_settings
 from retention_report.mail import (
     EML_NAME,
     LOG_NAME,
@@ -30,6 +31,7 @@ from retention_report.mail import (
     read_password,
     validate_address,
 )
+from retention_report.outputs import MARKER, content_record, update_marker
 
 PASSWORD = "s3cret-Pa55-word-xyz"
 USER = "reporter"
@@ -40,6 +42,14 @@ CC = ["cfo@shop.example"]
 BCC = ["archive@shop.example"]
 EVERYONE = ["board@shop.example", "ceo@shop.example", "cfo@shop.example", "archive@shop.example"]
 CLI = Path(sys.executable).with_name("retention-report")
+SOURCE: dict[str, str] = {}  # the data the test reports are made from (see _sample_source)
+
+
+@pytest.fixture(autouse=True)
+def _sample_source(sample_parquet):
+    """Every test config names the data the `rendered` report was made from: the email command
+    refuses a report rendered from another source or settings."""
+    SOURCE["path"] = str(sample_parquet)
 
 
 def free_port() -> int:
@@ -155,6 +165,8 @@ def rendered(tmp_path_factory, sample_parquet) -> Path:
     assert r.returncode == 0, r.stderr
     HTML(string="<h1>Sales &amp; customer retention</h1><p>Q1 2024</p>" * 20).write_pdf(d / "report.pdf")
     (d / "report.html").write_text("<!DOCTYPE html><title>report</title><h1>Report</h1>")
+    # what `run` records: the report was rendered from the sample with default settings
+    update_marker(d, "2024-Q1", report=content_record(resolve_settings(None, str(sample_parquet))))
     return d
 
 
@@ -172,6 +184,8 @@ def write_config(tmp_path, port, **email_overrides) -> str:
     em.update(email_overrides)
     lines = ["[email]"] + [f"{k} = {json.dumps(v)}" for k, v in em.items()]
     lines += ["[report]", 'report_url = "https://reports.shop.example/2024-Q1/"']
+    if SOURCE:
+        lines += ["[source]", f"path = {json.dumps(SOURCE['path'])}"]
     path = tmp_path / "mail.toml"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
@@ -585,8 +599,7 @@ def test_a_missing_report_is_rendered_first(smtp_starttls, sample_parquet, tmp_p
     """End to end: no report yet → the whole pipeline renders it, then the real PDF is sent."""
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
-    cfg = Path(write_config(tmp_path, port))
-    cfg.write_text(cfg.read_text() + f'\n[source]\npath = "{sample_parquet}"\n')
+    cfg = Path(write_config(tmp_path, port))  # its [source] is sample_parquet
     out = tmp_path / "reports" / "2024-Q1"
     cap = Captured()
     assert cap.run(config=str(cfg), out=str(out)) == 0, cap.text
@@ -596,3 +609,75 @@ def test_a_missing_report_is_rendered_first(smtp_starttls, sample_parquet, tmp_p
     raw = handler.messages[0][2]
     assert_complete_message(parse(raw), raw, out)
     assert PASSWORD not in json.dumps([p.read_text() for p in (out / "notebooks").glob("*.ipynb")])
+
+
+# ----------------------------------------------------------- the report matches the config and data
+
+def test_a_report_rendered_from_another_source_or_config_is_not_sent(smtp_starttls, report_dir, tmp_path, monkeypatch):
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    cfg = tmp_path / "german.toml"
+    german = tmp_path / "de.csv"
+    german.write_text("customer_id,paid_at,amount\na,2024-01-10,10\n")
+    cfg.write_text(Path(write_config(tmp_path, port)).read_text().replace("[report]\n", '[report]\ntitle = "Umsatz & Kundenbindung"\ncurrency = "CHF"\n')
+                   .replace(f"path = {json.dumps(SOURCE['path'])}", f"path = {json.dumps(str(german))}"))
+    cap = Captured()
+    assert cap.run(config=str(cfg), out=str(report_dir)) == 1
+    assert "another source or settings" in cap.text and "--force" in cap.text
+    assert "report.title: 'Sales & customer retention' in the report, 'Umsatz & Kundenbindung' now" in cap.text
+    assert "source.path" in cap.text and "report.currency" in cap.text
+    assert handler.connections == 0 and not (report_dir / LOG_NAME).exists()
+    assert len([line for line in cap.err if line.startswith("error:")]) == 1
+    # the same with a different --data (the config's source is overridden)
+    cap = Captured()
+    assert cap.run(config=write_config(tmp_path, port), data=str(german), out=str(report_dir)) == 1
+    assert "source.path" in cap.text and handler.connections == 0
+    # --force sends it anyway, saying so
+    cap = Captured()
+    assert cap.run(config=str(cfg), out=str(report_dir), force=True) == 0, cap.text
+    assert "warning (--force)" in cap.text and len(handler.messages) == 1
+
+
+def test_email_settings_do_not_count_as_a_different_report(smtp_starttls, report_dir, tmp_path, monkeypatch):
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    cfg = Path(write_config(tmp_path, port, to=["other@shop.example"], cc=[], bcc=[], attach_html=True))
+    cfg.write_text(cfg.read_text() + '\n[engine]\nthreads = 1\n')
+    cap = Captured()
+    assert cap.run(config=str(cfg), out=str(report_dir)) == 0, cap.text
+    assert len(handler.messages) == 1
+
+
+def test_a_report_without_a_record_of_its_settings_is_refused(smtp_starttls, report_dir, tmp_path, monkeypatch):
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    (report_dir / MARKER).unlink()  # rendered by an older version
+    cap = Captured()
+    assert cap.run(config=write_config(tmp_path, port), out=str(report_dir)) == 1
+    assert "does not record which source and settings" in cap.text and "--force" in cap.text
+    assert "make report PERIOD=2024-Q1" in cap.text
+    assert handler.connections == 0
+    cap = Captured()
+    assert cap.run(config=write_config(tmp_path, port), out=str(report_dir), force=True) == 0, cap.text
+
+
+def test_metrics_recomputed_with_other_settings_after_rendering_is_refused(smtp_starttls, report_dir, tmp_path, monkeypatch):
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    other = resolve_settings(None, SOURCE["path"], **{"metrics.activity_window_days": 180})
+    update_marker(report_dir, "2024-Q1", metrics=content_record(other))  # what `metrics --out` records
+    cap = Captured()
+    assert cap.run(config=write_config(tmp_path, port), out=str(report_dir)) == 1
+    assert "metrics.json" in cap.text and "metrics.activity_window_days: 365 in the report, 180 now" not in cap.text
+    assert "metrics.activity_window_days: 180 in the report, 365 now" in cap.text
+    assert handler.connections == 0
+
+
+def test_command_line_has_data_and_force(report_dir, tmp_path):
+    r = subprocess.run([str(CLI), "email", "--help"], capture_output=True, text=True, timeout=120)
+    assert "--force" in r.stdout and "--data" in r.stdout
+    cfg = write_config(tmp_path, 1)
+    r = subprocess.run([str(CLI), "email", "--period", "2024-Q1", "--config", cfg, "--out", str(report_dir),
+                        "--dry-run", "--data", str(tmp_path / "another.csv")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.startswith("error: the report in") and "Traceback" not in r.stderr
+    assert not (report_dir / EML_NAME).exists()

@@ -509,3 +509,35 @@ def test_periods_sort_by_start():
         "2024-Q1",
         "2024-Q2",
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Periods at the edges of the calendar (issue 12): one clear error, never an OverflowError
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["9999-W52", "9999", "9999-H2", "9999-Q4", "9999-12", "2024-01-01..9999-12-31", "0001-01-01..0001-01-05",
+     "1899-12-01..1899-12-31", "1900-01-01..9000-12-31"],
+)
+def test_periods_whose_neighbours_cannot_be_computed_are_rejected(text):
+    with pytest.raises(PeriodError, match="Accepted forms") as info:
+        parse_period(text)
+    assert repr(text) in str(info.value)
+    assert "1900" in str(info.value) and "9998" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["9999-W52", "2024-01-01..9999-12-31", "0001-01-01..0001-01-05"])
+def test_check_period_at_the_edges_is_one_line_exit_2(text):
+    r = subprocess.run([sys.executable, "-m", "retention_report.cli", "check-period", text],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stderr.startswith("error: ")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text", ["9998", "9998-W52", "9998-12", "1900", "1900-01-01..1900-01-31"])
+def test_the_last_and_first_supported_years_still_work(text):
+    p = parse_period(text)
+    p.previous(), p.year_ago(), p.shift(1), p.shift(-23)  # noqa: B018 - all computable

@@ -1,0 +1,366 @@
+"""Output folders: which ones a run may replace, what a report records about itself, and the
+clean-up of temporary folders that interrupted runs left behind.
+
+Nothing the user owns is deleted or overwritten:
+
+* ``run`` replaces ``--out DIR`` (default ``reports/<PERIOD>/``) only when DIR is missing or is a
+  report of this tool: it holds the marker file :data:`MARKER` (written into every report folder),
+  or — reports made before the marker existed — a ``metrics.json`` written by this tool and nothing
+  but report files. Anything else (a file, a folder with other files, the working directory, the
+  home folder, a symbolic link) is refused before any work, naming the path.
+* ``metrics`` writes one file, ``DIR/metrics.json``: into a missing folder or a report folder, and
+  into any other existing folder only when that does not overwrite a ``metrics.json`` this tool did
+  not write (no marker is added to such a folder, so ``run`` still refuses to replace it).
+* ``<DIR>.failed`` (the notebooks of a failed run) is replaced only when it is a report folder too.
+* Temporary siblings are ``.<name>.tmp-<pid>-<random>`` and ``.<name>.old-<pid>-<random>``, created
+  by ``mkdtemp`` (never an existing name); :func:`sweep_stale` removes those of processes that are
+  no longer running, and only when they hold a marker or are report folders.
+
+The marker is a small JSON file. Besides identifying the folder it records what the report's
+content was made from (:func:`content_record`: source and the settings that change the numbers or
+the rendered report), so ``email`` can refuse to send a report made from another source or config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MARKER",
+    "OutputError",
+    "check_metrics_out",
+    "check_report_out",
+    "content_differences",
+    "report_mismatch",
+    "content_record",
+    "is_report_folder",
+    "pid_alive",
+    "read_marker",
+    "sweep_stale",
+    "update_marker",
+]
+
+MARKER = ".retention-report"
+# what a report folder holds (anything else makes a folder without marker "not ours")
+REPORT_ENTRIES = {"metrics.json", "report.html", "report.pdf", "notebooks", "email.eml", "email-log.json", MARKER}
+# hidden temporary files of atomic writes inside a report folder
+_HIDDEN_TEMP = re.compile(r"^\.(metrics\.|sections|email-log\.json\.|email\.eml\.)")
+# temporary siblings of a report folder: .<name>.tmp-<pid>-<random>, .<name>.old-<pid>-<random>
+_SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<what>tmp|old)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+_SOCKETS = re.compile(r"^rr-kernel-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+
+
+class OutputError(ValueError):
+    """An output path that must not be written to (exit code 2, before any work)."""
+
+
+# ------------------------------------------------------------------------------------ recognising
+
+def _is_own_metrics(path: Path) -> bool:
+    """``path`` is a metrics.json this tool wrote (a JSON object with period, kpis and data_quality)."""
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > 50_000_000:
+            return False
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and {"period", "kpis", "data_quality"} <= set(doc)
+
+
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    """The marker of ``folder`` (a dict), or None when there is none or it is not ours."""
+    path = Path(folder) / MARKER
+    try:
+        if not path.is_file() or path.is_symlink():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("tool") == "retention-report" else None
+
+
+def is_report_folder(folder: Path) -> bool:
+    """A folder this tool wrote: it holds the marker, or (reports made before the marker) a
+    metrics.json of this tool and nothing but report files."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    if read_marker(folder) is not None:
+        return True
+    if not _is_own_metrics(folder / "metrics.json"):
+        return False
+    return all(e.name in REPORT_ENTRIES or _HIDDEN_TEMP.match(e.name) for e in folder.iterdir())
+
+
+# ---------------------------------------------------------------------------------------- checks
+
+def _special(path: Path) -> str:
+    """Why ``path`` can never be a report folder ('' when it can)."""
+    here = Path.cwd().resolve()
+    target = Path(os.path.abspath(path))
+    try:
+        resolved = target.resolve()
+    except OSError:  # pragma: no cover - a symlink loop
+        resolved = target
+    try:
+        home: Path | None = Path.home().resolve()
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        home = None
+    if resolved.parent == resolved:
+        return "it is the root of the file system"
+    if home is not None and resolved == home:
+        return "it is the home folder"
+    if resolved == here:
+        return "it is the working directory"
+    if resolved in here.parents:
+        return "it contains the working directory"
+    if home is not None and resolved in home.parents:
+        return "it contains the home folder"
+    return ""
+
+
+def check_report_out(path: Path | str) -> None:
+    """Raise :class:`OutputError` unless ``run`` may write the report to ``path`` (see the module
+    docstring); also checks ``<path>.failed``."""
+    p = Path(path)
+    shown = str(path)
+    reason = _special(p)
+    if reason:
+        raise OutputError(f"refusing to write the report to {shown}: {reason}, not a report folder; "
+                          "choose a new folder with --out (default reports/<PERIOD>/)")
+    if p.is_symlink():
+        raise OutputError(f"refusing to replace {shown}: it is a symbolic link; give the folder itself with --out")
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"refusing to replace {shown}: it is a file, not a report folder; choose another --out")
+    if p.is_dir() and not is_report_folder(p):
+        raise OutputError(f"refusing to replace {shown}: the folder exists and is not a report of retention-report "
+                          f"(no {MARKER} marker), so its files would be deleted; choose another --out or move it away")
+    parent = Path(os.path.abspath(p)).parent
+    for anc in [parent, *parent.parents]:
+        if anc.exists():
+            if not anc.is_dir():
+                raise OutputError(f"cannot write the report to {shown}: {anc} is a file, not a folder")
+            break
+    failed = p.with_name(p.name + ".failed")
+    if failed.exists() and not is_report_folder(failed):
+        raise OutputError(f"refusing to write the report to {shown}: {failed} (where a failed run keeps its "
+                          "notebooks) exists and is not a report folder of retention-report; move it away")
+
+
+def check_metrics_out(path: Path | str) -> bool:
+    """Raise :class:`OutputError` unless ``metrics`` may write ``<path>/metrics.json``. Returns
+    whether the folder is (or will be) a report folder: missing or already one; the marker is
+    written only then."""
+    p = Path(path)
+    shown = str(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"cannot write metrics.json into {shown}: it is a file, not a folder; --out names a folder")
+    parent = Path(os.path.abspath(p)).parent
+    for anc in [parent, *parent.parents]:
+        if anc.exists():
+            if not anc.is_dir():
+                raise OutputError(f"cannot write metrics.json into {shown}: {anc} is a file, not a folder")
+            break
+    if not p.exists():
+        return True
+    if is_report_folder(p):
+        return True
+    target = p / "metrics.json"
+    if (target.exists() or target.is_symlink()) and not _is_own_metrics(target):
+        raise OutputError(f"refusing to overwrite {target}: it was not written by retention-report; "
+                          "choose another --out")
+    return False
+
+
+# --------------------------------------------------------------------------------------- markers
+
+def _marker_base(period: str) -> dict[str, Any]:
+    from . import __version__
+
+    return {"tool": "retention-report", "version": __version__, "period": period,
+            "host": socket.gethostname(), "pid": os.getpid(),
+            "written_at": datetime.now().astimezone().isoformat(timespec="seconds")}
+
+
+def update_marker(folder: Path, period: str, **records: dict[str, Any]) -> Path:
+    """Write (or update) the marker of ``folder``: the base fields plus ``records`` (``metrics=``,
+    ``report=``: :func:`content_record` of what that part was made from); other records are kept."""
+    folder = Path(folder)
+    data = read_marker(folder) or {}
+    data.update(_marker_base(period))
+    data.update(records)
+    fd, tmp = tempfile.mkstemp(prefix=f"{MARKER}.", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, folder / MARKER)
+    return folder / MARKER
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------------------- content identity
+
+def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}" if prefix else k, v, out)
+    else:
+        out[prefix] = value
+
+
+def content_settings(settings: Any) -> dict[str, Any]:
+    """The settings that change a report's numbers or rendered content, as dotted keys: time zone,
+    source (file paths made absolute, URL without password), columns, metrics, validation, and the
+    report's title, currency and sections. Not: email, engine limits, output folder, kernel, URL."""
+    data = settings.public_dict()
+    src = dict(data["source"])
+    if src.get("path") and "://" not in src["path"]:
+        src["path"] = os.path.abspath(os.path.expanduser(src["path"]))
+    src.pop("password_env", None)
+    relevant = {
+        "timezone": data["timezone"],
+        "source": src,
+        "columns": data["columns"],
+        "metrics": data["metrics"],
+        "validation": data["validation"],
+        "report": {k: data["report"][k] for k in ("title", "currency", "sections")},
+    }
+    out: dict[str, Any] = {}
+    _flat("", relevant, out)
+    return out
+
+
+def content_record(settings: Any) -> dict[str, Any]:
+    """What a report was made from: source name, the :func:`content_settings` and their hash."""
+    flat = content_settings(settings)
+    src = settings.source
+    fingerprint = hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
+    return {"source": src.name or flat.get("source.path") or flat.get("source.url") or "embedded sample data",
+            "fingerprint": fingerprint, "settings": flat}
+
+
+def content_differences(recorded: dict[str, Any], settings: Any, limit: int = 4) -> list[str]:
+    """``["source.path: 'a.csv' in the report, 'b.csv' now", …]`` (empty when they match)."""
+    now = content_record(settings)
+    if recorded.get("fingerprint") == now["fingerprint"]:
+        return []
+    old = recorded.get("settings") or {}
+    new = now["settings"]
+    diffs = [f"{k}: {old.get(k, '(not set)')!r} in the report, {new.get(k, '(not set)')!r} now"
+             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if not diffs:
+        diffs = ["the settings differ"]
+    if len(diffs) > limit:
+        diffs = [*diffs[:limit], f"and {len(diffs) - limit} more"]
+    return diffs
+
+
+def report_mismatch(folder: Path, settings: Any, period: str) -> str:
+    """Why the rendered report in ``folder`` is not the report of ``period`` with these settings
+    ('' when it is): another period, another source or content settings, or no record at all."""
+    marker = read_marker(folder)
+    rendered = (marker or {}).get("report")
+    if not isinstance(rendered, dict):
+        return (f"{folder} does not record which source and settings it was rendered from (rendered "
+                f"by an older version, or not by `retention-report run`); re-render it "
+                f"(make report PERIOD={period}) or pass --force to send it as it is")
+    if marker.get("period") != period:
+        return (f"{folder} holds the report of {marker.get('period')}, not of {period}; "
+                f"pass the right --out or --force")
+    hint = ("re-render it with this config and data (make report PERIOD=… CONFIG=… DATA=…) "
+            "or pass --force to send it anyway")
+    diffs = content_differences(rendered, settings)
+    if diffs:
+        return (f"the report in {folder} was rendered from another source or settings than the current "
+                f"config and data: {'; '.join(diffs)}. {hint[0].upper() + hint[1:]}")
+    computed = marker.get("metrics")
+    if isinstance(computed, dict) and content_differences(computed, settings):
+        diffs = content_differences(computed, settings)
+        return (f"metrics.json in {folder} was recomputed from other settings after the report was "
+                f"rendered: {'; '.join(diffs)}. {hint[0].upper() + hint[1:]}")
+    return ""
+
+
+# ---------------------------------------------------------------------------------------- sweeping
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:  # pragma: no cover
+        return True
+    return True
+
+
+def sweep_stale(parent: Path, say: Any = None) -> list[Path]:
+    """Remove the temporary siblings (``.<name>.tmp-<pid>-*``, ``.<name>.old-<pid>-*``) in
+    ``parent`` whose process is gone, and the kernel socket folders (``rr-kernel-<pid>-*``) of dead
+    runs in the system temporary folder. Only folders holding a marker of this machine (temporary
+    folders) or that are report folders (old reports) are removed; a live run's folders are kept.
+    An old report whose folder is missing (the run died between the two renames of the swap) is
+    moved back instead."""
+    removed: list[Path] = []
+    host = socket.gethostname()
+    try:
+        entries = list(Path(parent).iterdir()) if Path(parent).is_dir() else []
+    except OSError:  # pragma: no cover
+        entries = []
+    for entry in entries:
+        m = _SIBLING.match(entry.name)
+        if not m or entry.is_symlink() or not entry.is_dir() or pid_alive(int(m["pid"])):
+            continue
+        marker = read_marker(entry)
+        if m["what"] == "tmp":
+            if marker is None or marker.get("host") not in (None, host):
+                continue
+        elif not is_report_folder(entry):
+            continue
+        else:
+            report = entry.with_name(m["name"])
+            if not report.exists() and not report.is_symlink():
+                # killed between the two renames of a swap: this is the report; put it back
+                os.replace(entry, report)
+                if say:
+                    say(f"restored {report} (an interrupted run had moved it to {entry.name})")
+                continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    tmp_root = Path(tempfile.gettempdir())
+    try:
+        sockets = [e for e in tmp_root.iterdir() if _SOCKETS.match(e.name)]
+    except OSError:  # pragma: no cover
+        sockets = []
+    for entry in sockets:
+        m = _SOCKETS.match(entry.name)
+        if m and entry.is_dir() and not entry.is_symlink() and entry.stat().st_uid == os.getuid() \
+                and not pid_alive(int(m["pid"])):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    if removed and say:
+        say(f"removed {len(removed)} temporary folder(s) left by interrupted runs: "
+            + ", ".join(str(p) for p in removed))
+    return removed
+
