@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .sections import SECTION_NAMES
+
 __all__ = [
     "ConfigError",
     "Settings",
@@ -29,15 +31,7 @@ __all__ = [
     "load_settings",
 ]
 
-SECTIONS = (
-    "summary",
-    "new_vs_returning",
-    "segments",
-    "customer_base",
-    "cohorts",
-    "behaviour",
-    "appendix",
-)
+SECTIONS = SECTION_NAMES  # the registry: retention_report.sections
 
 
 class ConfigError(ValueError):

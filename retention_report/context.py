@@ -47,18 +47,13 @@ from .metrics import (
     time_to_second_purchase,
 )
 from .periods import Period, parse_period
+from .sections import SECTIONS, in_report_order
 
 __all__ = ["ReportContext", "open_report", "resolve_settings", "with_sample_columns", "sections_path"]
 
 SECTIONS_FILE = ".sections.pickle"
-# report section → the ReportContext methods its shipped notebook reads the data through
-SECTION_DATA: dict[str, tuple[str, ...]] = {
-    "new_vs_returning": ("new_vs_returning", "trend"),
-    "segments": ("segments",),
-    "customer_base": ("bridge",),
-    "cohorts": ("cohorts", "cohort_curves"),
-    "behaviour": ("second_purchase",),
-}
+# report section → the ReportContext methods its shipped notebook reads the data through (registry)
+SECTION_DATA: dict[str, tuple[str, ...]] = {s.name: s.data for s in SECTIONS if s.data}
 
 
 def sections_path(metrics_path: str | Path) -> Path:
@@ -243,10 +238,9 @@ class ReportContext:
     def precompute(self, sections: Iterable[str] | None = None) -> list[str]:
         """Compute, on the data set already open, what the shipped notebooks of ``sections`` (names
         of ``report.sections``; all when None) show; returns the methods run."""
-        wanted = SECTION_DATA if sections is None else [s for s in SECTION_DATA if s in set(sections)]
         done: list[str] = []
-        for section in wanted:
-            for method in SECTION_DATA[section]:
+        for section in in_report_order(None if sections is None else list(sections)):
+            for method in section.data:
                 if method not in done:
                     getattr(self, method)()
                     done.append(method)

@@ -39,6 +39,7 @@ from .outputs import (
     update_marker,
 )
 from .periods import Period
+from .sections import SECTIONS, in_report_order
 
 __all__ = [
     "NOTEBOOKS_DIR",
@@ -54,16 +55,8 @@ __all__ = [
 ]
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-# section name (config report.sections) → notebook file, in report order
-SECTION_NOTEBOOKS = {
-    "summary": "01_summary.ipynb",
-    "new_vs_returning": "02_new_vs_returning.ipynb",
-    "segments": "03_segments.ipynb",
-    "customer_base": "04_customer_base.ipynb",
-    "cohorts": "05_cohorts.ipynb",
-    "behaviour": "06_behaviour_ltv.ipynb",
-    "appendix": "07_appendix.ipynb",
-}
+# section name → notebook file, in report order (from the registry, retention_report.sections)
+SECTION_NOTEBOOKS = {s.name: s.notebook for s in SECTIONS}
 
 Progress = Callable[[str], None]
 
@@ -142,7 +135,7 @@ class RunResult:
 
 def section_notebooks(settings: Settings, notebooks_dir: Path | None = None) -> list[Path]:
     base = notebooks_dir or NOTEBOOKS_DIR
-    return [base / SECTION_NOTEBOOKS[s] for s in SECTION_NOTEBOOKS if s in settings.report.sections]
+    return [base / s.notebook for s in in_report_order(settings.report.sections)]
 
 
 def compute_metrics(settings: Settings, period: Period, ds: Any = None) -> dict[str, Any]:

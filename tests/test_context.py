@@ -13,16 +13,15 @@ import pandas as pd
 import pytest
 
 from retention_report.context import (
-    SECTION_DATA,
     ReportContext,
     open_report,
     resolve_settings,
     sections_path,
 )
 from retention_report.periods import parse_period
+from retention_report.sections import SECTIONS
 from retention_report.pipeline import (
     NOTEBOOKS_DIR,
-    SECTION_NOTEBOOKS,
     notebook_parameters,
     write_metrics,
 )
@@ -112,11 +111,11 @@ def test_precompute_covers_what_each_shipped_notebook_reads():
     data_methods = {name for name, fn in inspect.getmembers(ReportContext, inspect.isfunction)
                     if not name.startswith("_") and "self._memo(" in inspect.getsource(fn)}
     assert {"trend", "bridge", "cohorts", "second_purchase"} <= data_methods
-    for section, name in SECTION_NOTEBOOKS.items():
-        nb = nbformat.read(str(NOTEBOOKS_DIR / name), as_version=4)
+    for section in SECTIONS:
+        nb = nbformat.read(str(NOTEBOOKS_DIR / section.notebook), as_version=4)
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         called = set(re.findall(r"\bctx\.([a-z_]+)\(", code)) & data_methods
-        assert called <= set(SECTION_DATA.get(section, ())), (name, called)
+        assert called <= set(section.data), (section.notebook, called)
 
 
 def test_precompute_only_for_the_sections_in_the_report(config, tmp_path):

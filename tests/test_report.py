@@ -21,16 +21,9 @@ import pytest
 from retention_report.formatting import HEADLINE_KPIS, fmt_pct, fmt_value, kpi_spec
 from retention_report.metrics.segments import SEGMENT_LABELS
 from retention_report.sample import ensure_sample
+from retention_report.sections import SECTIONS as REGISTRY
 
-SECTIONS = [
-    "Executive summary",
-    "New vs returning sales",
-    "Regular-customer segments",
-    "Customer base flow",
-    "Cohort retention",
-    "Purchase behaviour and LTV",
-    "Appendix",
-]
+SECTIONS = [s.title for s in REGISTRY]  # the headings, in report order
 EVIL_CHANNEL = "<script>alert('channel')</script>"
 EVIL_SOURCE = "<img src=x onerror=alert(1)> shop & co"
 CUSTOMER_ID = re.compile(r"C\d{7}")

@@ -1,0 +1,43 @@
+"""The section registry is the one list of report sections: every shipped notebook is in it, with
+its heading; config validation, the pipeline and the precomputation read it."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from retention_report.config import ConfigError, load_settings
+from retention_report.context import SECTION_DATA
+from retention_report.pipeline import NOTEBOOKS_DIR, SECTION_NOTEBOOKS, section_notebooks
+from retention_report.sections import SECTION_NAMES, SECTIONS, in_report_order, section
+
+
+def test_every_shipped_notebook_is_registered_once_with_its_heading():
+    shipped = sorted(p.name for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(s.notebook for s in SECTIONS) == shipped
+    assert len(set(SECTION_NAMES)) == len(SECTIONS)
+    for s in SECTIONS:
+        nb = nbformat.read(str(NOTEBOOKS_DIR / s.notebook), as_version=4)
+        headings = [line[3:].strip() for c in nb.cells if c.cell_type == "markdown"
+                    for line in c.source.splitlines() if line.startswith("## ")]
+        assert headings[:1] == [s.title], s.notebook
+
+
+def test_config_pipeline_and_precompute_read_the_registry():
+    assert list(load_settings(None).report.sections) == list(SECTION_NAMES)
+    assert SECTION_NOTEBOOKS == {s.name: s.notebook for s in SECTIONS}
+    assert SECTION_DATA == {s.name: s.data for s in SECTIONS if s.data}
+    # the config's order does not change the report's
+    s = load_settings(None, **{"report.sections": ["cohorts", "summary"]})
+    assert [p.name for p in section_notebooks(s)] == ["01_summary.ipynb", "05_cohorts.ipynb"]
+    with pytest.raises(ConfigError, match=r"unknown section\(s\) \['sumary'\]"):
+        load_settings(None, **{"report.sections": ["sumary"]})
+
+
+def test_lookup_names_the_known_sections():
+    assert section("cohorts").title == "Cohort retention"
+    with pytest.raises(KeyError, match="known: .*'summary'"):
+        section("nope")
+    with pytest.raises(KeyError, match="unknown section"):
+        in_report_order(["summary", "nope"])
+    assert [s.name for s in in_report_order(["appendix", "summary"])] == ["summary", "appendix"]
