@@ -29,6 +29,7 @@ __all__ = [
     "EngineSettings",
     "EmailSettings",
     "load_settings",
+    "redact_url",
 ]
 
 SECTIONS = SECTION_NAMES  # the registry: retention_report.sections
@@ -247,11 +248,11 @@ class Settings(_Model):
         """The settings without anything secret-looking, for run details and notebook parameters."""
         data = self.model_dump()
         if data["source"]["url"]:
-            data["source"]["url"] = _redact_url(data["source"]["url"])
+            data["source"]["url"] = redact_url(data["source"]["url"])
         return data
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     """``postgres://u:secret@h/db`` → ``postgres://u:***@h/db`` (also ``?password=secret``)."""
     import re
 

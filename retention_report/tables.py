@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from .data.validation import rule_label
 from .formatting import (
     AOV_SPECS,
     HEADLINE_KPIS,
@@ -348,22 +349,11 @@ def ltv_table(doc: Mapping[str, Any], currency: str = "EUR") -> str:
             f"<tbody>{body}</tbody></table>")
 
 
-_DROP_REASONS = {
-    "null_customer_id": "empty customer id",
-    "unparsable_paid_at": "date missing or not a date",
-    "non_numeric_amount": "amount missing or not a number",
-    "non_numeric_cost": "cost not a number",
-    "future_paid_at": "dated in the future",
-    "duplicate_payment_id": "double export (payment id repeated, identical row)",
-    "conflicting_payment_id": "payment id repeated with different values",
-}
-
-
 def data_quality_table(dq: Mapping[str, Any]) -> str:
     rows = [("Rows read", fmt_count(dq.get("rows_read"))), ("Rows used", fmt_count(dq.get("rows_used")))]
     dropped = dq.get("rows_dropped") or {}
     for reason, n in dropped.items():
-        rows.append((f"Dropped: {_DROP_REASONS.get(reason, reason)}", fmt_count(n)))
+        rows.append((f"Dropped: {rule_label(reason)}", fmt_count(n)))
     if not dropped:
         rows.append(("Rows dropped", "0"))
     rows.append(("First payment", str(dq.get("first_payment") or "n/a")))

@@ -290,11 +290,11 @@ def test_repeated_payment_id_with_different_values_is_invalid(tmp_path):
 
 
 def test_without_payment_id_no_duplicate_check_runs(tmp_path, monkeypatch):
-    import retention_report.data as data
+    import retention_report.data.dataset as dataset
 
     calls = []
-    real = data._payment_id_duplicates
-    monkeypatch.setattr(data, "_payment_id_duplicates", lambda t, *a: (calls.append(t.columns), real(t, *a))[1])
+    real = dataset.payment_id_duplicates
+    monkeypatch.setattr(dataset, "payment_id_duplicates", lambda t, *a: (calls.append(t.columns), real(t, *a))[1])
     p = tmp_path / "p.parquet"
     GOOD.to_parquet(p)
     open_(p)

@@ -66,23 +66,24 @@ def _pg_settings():
 
 
 def test_database_password_from_dotenv(tmp_path, monkeypatch, fake_connect):
-    from retention_report.data import DataError, _read_raw
+    from retention_report.data import DataError
+    from retention_report.data.sources import read_raw
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RR_TEST_DOTENV_PG_PW", raising=False)
     with pytest.raises(DataError, match="RR_TEST_DOTENV_PG_PW .*is not set"):
-        _read_raw(_pg_settings())
+        read_raw(_pg_settings())
     assert fake_connect == []  # no connection attempt without a password
 
     (tmp_path / ".env").write_text('RR_TEST_DOTENV_PG_PW="pg-from-dotenv"\n')
     with pytest.raises(DataError, match="cannot connect") as info:
-        _read_raw(_pg_settings())
+        read_raw(_pg_settings())
     assert fake_connect[-1] == {"password": "pg-from-dotenv"}
     assert "pg-from-dotenv" not in str(info.value)
 
     monkeypatch.setenv("RR_TEST_DOTENV_PG_PW", "pg-from-env")  # the environment wins
     with pytest.raises(DataError):
-        _read_raw(_pg_settings())
+        read_raw(_pg_settings())
     assert fake_connect[-1] == {"password": "pg-from-env"}
 
 

@@ -184,6 +184,11 @@ def test_postgres_nan_and_infinity_are_invalid_null_is_empty(postgres, monkeypat
     from retention_report.metrics import period_kpis
 
     assert period_kpis(ds, parse_period("2024-Q1"))["gross_revenue"] == pytest.approx(40)
+    # release the cached tables while the server still runs (Ibis drops them when collected)
+    del ds, e
+    import gc
+
+    gc.collect()
 
 
 def _pg_admin(url: str):

@@ -1,0 +1,166 @@
+"""The :class:`Dataset` — a validated payment log with its derived tables — and the two ways to
+get one: :func:`open_dataset` (the configured source) and :func:`dataset_from_frame` (a pandas
+frame, for tests, notebooks and small exports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import ibis.expr.types as ir
+
+from ..config import Settings
+from .columns import check_columns, column_mapping, convert
+from .derived import (
+    acquired_between,
+    build_customers,
+    build_daily,
+    day_summary,
+    first_purchase_segments,
+)
+from .model import DataError, DataQuality, first_line
+from .sources import connect_duckdb, csv_problem, read_raw, source_kind
+from .validation import payment_id_duplicates, require_payments, validate
+
+__all__ = ["Dataset", "open_dataset", "dataset_from_frame"]
+
+
+@dataclass
+class Dataset:
+    """A validated payment log, ready for the metric functions.
+
+    ``payments``, ``daily`` and ``customers`` are Ibis tables living in ``con``; ``daily`` and
+    ``customers`` are cached (temporary tables) so every period reuses them; ``days`` is the small
+    per-day summary as a pandas frame. Segment values per
+    customer come from :meth:`customers_with_segments`.
+    """
+
+    con: Any
+    payments: ir.Table
+    daily: ir.Table
+    customers: ir.Table
+    days: Any  # pandas DataFrame: the day summary (module docstring)
+    quality: DataQuality
+    source_name: str
+    segments: tuple[str, ...] = ()
+    has_cost: bool = False
+    has_order_id: bool = False
+    settings: Settings | None = field(default=None, repr=False)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)  # results the metrics reuse
+
+    @property
+    def last_day(self) -> date | None:
+        return self.quality.last_day
+
+    @property
+    def first_day(self) -> date | None:
+        return self.quality.first_day
+
+    def customers_with_segments(self, acquired_from: date | None = None, acquired_to: date | None = None) -> ir.Table:
+        """``customers`` plus the segment columns of each customer's first positive payment
+        (``(none)`` when missing), cached per bounds on first use.
+
+        With ``acquired_from`` / ``acquired_to`` (inclusive) only the customers acquired then, and
+        only the payments of those days are read (a year of cohorts reads a fraction of the log).
+        """
+        if not self.segments:
+            return acquired_between(self.customers, acquired_from, acquired_to)
+        key = ("customers_with_segments", acquired_from, acquired_to)
+        if key not in self.memo:
+            self.memo[key] = first_purchase_segments(
+                self.customers, self.payments, self.segments, acquired_from, acquired_to
+            ).cache()
+        return self.memo[key]
+
+
+def _finish(
+    con: Any,
+    converted: ir.Table,
+    mapping: dict[str, str],
+    settings: Settings,
+    source_name: str,
+    now: datetime | None = None,
+) -> Dataset:
+    if now is None:
+        now = datetime.now(ZoneInfo(settings.timezone)).replace(tzinfo=None)
+    clean, dropped, rows_read, days = validate(converted, mapping, settings, now)
+    canon = [c for c in clean.columns if not c.startswith("_")]
+    payments = clean.select(canon).mutate(day=clean.paid_at.date())
+    # identical rows are legitimate and all count (SPEC §2); only a payment_id defines duplicates
+    payments, doubles = payment_id_duplicates(payments, settings, mapping)
+    if doubles:
+        dropped.update(doubles)
+        payments = payments.cache()
+        days = None
+    if days is None:  # rows were dropped: summarise what is left
+        days = day_summary(payments)
+    require_payments(days, rows_read, dropped, source_name)
+    daily = build_daily(payments).cache()
+    # segment values of each customer's first purchase are only needed for the per-segment cohort
+    # curves: built on first use (Dataset.customers_with_segments), not on every load
+    customers = build_customers(daily).cache()
+
+    def _iso(v: Any) -> str | None:
+        if v is None or (hasattr(v, "isoformat") is False) or str(v) == "NaT":
+            return None
+        return v.isoformat(sep=" ") if isinstance(v, datetime) else str(v)
+
+    quality = DataQuality(
+        rows_read=rows_read,
+        rows_used=int(days["rows"].sum()),
+        rows_dropped=dropped,
+        first_payment=_iso(days["first"].min()) if len(days) else None,
+        last_payment=_iso(days["last"].max()) if len(days) else None,
+    )
+    return Dataset(
+        con=con,
+        payments=payments,
+        daily=daily,
+        customers=customers,
+        days=days,
+        quality=quality,
+        source_name=source_name,
+        segments=tuple(settings.columns.segments),
+        has_cost="cost" in mapping,
+        has_order_id="order_id" in mapping,
+        settings=settings,
+    )
+
+
+def open_dataset(settings: Settings, now: datetime | None = None) -> Dataset:
+    """Connect to the configured source, validate it and build the derived tables.
+
+    Raises
+    ------
+    DataError
+        The source cannot be reached or read, a mapped column is missing, or (with
+        ``validation.on_invalid = "error"``) a validation rule is broken. The message names the
+        column, the number of rows and up to five example rows.
+    """
+    raw = read_raw(settings)
+    mapping = column_mapping(settings)
+    check_columns(raw.table, mapping, settings)
+    converted = convert(raw.table, mapping, settings, getattr(raw.con, "name", "duckdb"), raw.text)
+    try:
+        return _finish(raw.con, converted, mapping, settings, raw.name, now)
+    except DataError:
+        raise
+    except Exception as exc:
+        src = settings.source
+        if src.path and source_kind(settings) == "csv":  # DuckDB reads lazily: errors surface here
+            raise DataError(csv_problem(src.path, settings, exc)) from None
+        raise DataError(f"cannot read the payment data from {raw.name}: {first_line(exc)}") from None
+
+
+def dataset_from_frame(
+    frame: Any, settings: Settings | None = None, name: str = "in-memory data", now: datetime | None = None
+) -> Dataset:
+    """Build a :class:`Dataset` from a pandas DataFrame (tests, notebooks, small exports)."""
+    settings = settings or Settings()
+    con = connect_duckdb(settings)
+    raw = con.create_table("_frame_source", frame, temp=True)
+    mapping = column_mapping(settings)
+    check_columns(raw, mapping)
+    return _finish(con, convert(raw, mapping, settings), mapping, settings, name, now)
