@@ -100,9 +100,10 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-## Lint the package and tests with ruff
+## Lint the package and tests with ruff, and type-check the metric core with mypy (strict)
 lint: setup
 	$(VENV)/bin/ruff check retention_report tests benchmarks
+	$(VENV)/bin/mypy
 
 .PHONY: bench
 ## Run the metric benchmark (N=1000000 by default; BENCH_ARGS="--skip-pandas --memory-limit 8GB"; README "Performance")

@@ -220,8 +220,8 @@ def bench_engines(rows: int) -> dict[str, dict[str, float]]:
     """The same `retention-report metrics` run on DuckDB (Parquet), PostgreSQL (a temporary local
     cluster loaded by COPY; load time reported, not counted) and Spark local mode (PySpark, Parquet;
     master ``RETENTION_REPORT_SPARK_MASTER``, default local[*])."""
-    sys.path.insert(0, str(REPO))
-    from retention_report.pgtemp import load_parquet, temporary_postgres
+    sys.path.insert(0, str(REPO / "tests"))  # the throwaway cluster is a test helper, not shipped
+    from pgtemp import load_parquet, temporary_postgres
 
     try:
         import psutil  # noqa: F401

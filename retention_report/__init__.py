@@ -22,7 +22,7 @@ _EXPORTS = {
     "DataError": "data",
     "open_dataset": "data",
     "dataset_from_frame": "data",
-    "metrics_document": "metrics",
+    "metrics_document": "document",
     "period_kpis": "metrics",
     "ReportContext": "context",
     "open_report": "context",

@@ -1,4 +1,4 @@
-"""Command line: ``retention-report run|metrics|sample-data|validate|email|kernel``.
+"""Command line: ``retention-report run|metrics|sample-data|validate|email|kernel|init``.
 
 Thin: each command parses options, makes one call into the library and turns known errors into
 one clear line on stderr and a non-zero exit code (2: bad PERIOD/config, 1: data or run failure).
@@ -9,6 +9,8 @@ second.
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -205,16 +207,103 @@ def email(
     """Email the period's rendered report (PDF attached) to management."""
     _period(period)
     try:
-        from .mail import email_command
-    except ImportError:  # pragma: no cover
-        _fail("email support is not installed", 1)
-    try:
         code = email_command(period=period, config=config or None, to=to or None, dry_run=dry_run,
                              render_missing=not no_render, out=out or None, data=data or None, force=force)
     except KeyboardInterrupt as exc:  # while rendering a missing report, or sending
         _interrupted(exc, "the email command was stopped; a report being rendered was not kept, and "
                           "email-log.json records what was sent")
     raise typer.Exit(code)
+
+
+def email_command(
+    period: str,
+    config: str | None = None,
+    to: list[str] | None = None,
+    dry_run: bool = False,
+    render_missing: bool = True,
+    out: str | None = None,
+    *,
+    data: str | None = None,
+    force: bool = False,
+    say: Callable[[str], None] = print,
+    err: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """``retention-report email``: render if needed, build, then send or (dry run) write email.eml.
+
+    Everything that can be checked without the report (recipients, sender, title, password) is
+    checked before a (slow) rendering. The report must have been rendered from the current config
+    and ``data`` (source and the settings that shape its content, as recorded by ``run``:
+    :func:`retention_report.outputs.report_mismatch`); otherwise nothing is sent unless ``force``.
+    ``say``/``err``/``sleep`` are the progress and error output and the backoff wait (tests record
+    them).
+
+    Returns the process exit code: 0 sent (or written), 1 nothing or not everything was sent,
+    2 bad period, config or output folder.
+    """
+    from .context import resolve_settings
+    from .mail import (
+        EML_NAME,
+        MailError,
+        build_message,
+        check_headers,
+        recipients_from,
+        require_password,
+        send_report,
+        write_eml,
+    )
+    from .outputs import OutputError, report_mismatch
+
+    try:
+        p = parse_period(period)
+        settings = resolve_settings(config, data)
+    except (PeriodError, ConfigError) as exc:
+        err(f"error: {exc}")
+        return 2
+    report_dir = _out_dir(settings, p, out or "")
+    try:
+        # everything that can be checked without the report, before a (slow) rendering
+        recipients = recipients_from(settings.email, to)
+        check_headers(settings)
+        password = None if dry_run else require_password(settings.email)
+        if not (report_dir / "report.pdf").is_file():
+            if not render_missing:
+                raise MailError(f"no rendered report for {p.label} in {report_dir} (run `make report "
+                                f"PERIOD={p.label}` first, or leave out --no-render to render it now)")
+            say(f"no rendered report for {p.label} in {report_dir}: rendering it first …")
+            from .pipeline import run_report
+
+            run_report(settings, p, config_path=config, data=data, out_dir=report_dir, progress=say)
+        mismatch = report_mismatch(report_dir, settings, p.label)
+        if mismatch and not force:
+            raise MailError(mismatch)
+        if mismatch:
+            say(f"warning (--force): {mismatch.split(': ', 1)[0]}; sending it anyway")
+        msg = build_message(report_dir, settings, p, recipients)
+        if dry_run:
+            path = write_eml(msg, report_dir / EML_NAME)
+            say(f"dry run: message for {len(recipients.envelope)} recipient(s) written to {path} "
+                f"({path.stat().st_size / 1e6:.1f} MB); nothing was sent")
+            return 0
+        result = send_report(msg, recipients, settings, report_dir, password, sleep=sleep, say=say)
+    except MailError as exc:
+        err(f"error: {exc}")
+        return 1
+    except OutputError as exc:  # --out names a folder that is not a report (checked before rendering)
+        err(f"error: {exc}")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - render/data errors: one line, no traceback wall
+        err(f"error: {type(exc).__name__}: {exc}")
+        return 1
+    if result.sent:
+        say(f"sent '{msg['Subject']}' to {', '.join(result.sent)} (Message-ID {result.message_id}; "
+            f"record: {result.log_path})")
+    for addr, reason in result.failed.items():
+        err(f"error: not sent to {addr}: {reason}")
+    if result.failed:
+        err(f"record of what was and was not sent: {result.log_path}")
+        return 1
+    return 0
 
 
 @app.command()
@@ -225,6 +314,20 @@ def kernel(name: Annotated[str, typer.Option(help="Kernel name.")] = "retention-
     path = install(user=False, prefix=sys.prefix, kernel_name=name,
                    display_name=f"{name} (Python {sys.version_info.major}.{sys.version_info.minor})")
     typer.echo(f"kernel {name!r} installed in {path}")
+
+
+@app.command()
+def init(directory: Annotated[str, typer.Argument(metavar="DIR", help="A new (or empty) folder for the project.")]) -> None:
+    """Create a report project of your own in DIR: notebooks/, templates/, config.toml and a
+    Makefile (make report PERIOD=…) that runs the installed package on them."""
+    from .scaffold import ScaffoldError, init_project
+
+    try:
+        path = init_project(directory)
+    except ScaffoldError as exc:
+        _fail(str(exc), 2)
+    typer.echo(f"report project created in {path}: edit notebooks/, templates/ and config.toml there; "
+               f"`make -C {directory} report PERIOD=2024-Q1` renders a report")
 
 
 @app.command("check-period")

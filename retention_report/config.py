@@ -144,6 +144,10 @@ class ReportSettings(_Model):
     sections: list[str] = Field(default_factory=lambda: list(SECTIONS))
     output_dir: str = "reports"
     kernel: str = Field("retention-report", description="Jupyter kernel used to run the notebooks")
+    # a report project's own copies (`retention-report init`); relative paths are taken from the
+    # config file's folder; empty = the package's (retention_report.paths)
+    notebooks_dir: str = Field("", description="folder of the section notebooks; empty = the package's")
+    templates_dir: str = Field("", description="folder with report/ and email/ templates; empty = the package's")
     report_url: str = Field("", description="where the full report is published (shown in emails)")
 
     @field_validator("report_url")
@@ -281,13 +285,28 @@ def _validate(data: dict[str, Any], origin: str) -> Settings:
         raise ConfigError(_format_errors(err, origin)) from None
 
 
+def _project_dirs(settings: Settings, base: Path) -> Settings:
+    """``report.notebooks_dir`` and ``report.templates_dir`` given relative in a config file are
+    taken from the config file's folder (a report project's config sits next to its notebooks/ and
+    templates/), so a run finds them from any working directory."""
+    fixed = {}
+    for key in ("notebooks_dir", "templates_dir"):
+        value = getattr(settings.report, key)
+        if value and not Path(value).expanduser().is_absolute():
+            fixed[key] = os.path.abspath(base / value)
+    if not fixed:
+        return settings
+    return settings.model_copy(update={"report": settings.report.model_copy(update=fixed)})
+
+
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Read and validate a TOML config file (or the defaults when ``path`` is empty).
 
     Parameters
     ----------
     path
-        A TOML file. Empty or ``None``: built-in defaults (embedded sample data).
+        A TOML file. Empty or ``None``: built-in defaults (embedded sample data). Relative
+        ``report.notebooks_dir`` and ``report.templates_dir`` are taken from its folder.
     overrides
         Dotted keys applied after the file (``**{"source.path": "payments.csv"}``); ``None`` values
         are ignored, so CLI options that were not given do not override the file.
@@ -311,6 +330,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {p}: {exc}") from None
     settings = _validate(data, origin)
+    if path:
+        settings = _project_dirs(settings, p.parent)
     if overrides:
         settings = settings.with_overrides(**overrides)
     return settings

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -28,13 +26,14 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Settings, load_settings
+from .config import MetricSettings, Settings, load_settings
 from .data import Dataset, open_dataset
+from .document import metrics_document
+from .fsio import atomic_path
 from .metrics import (
     CohortMatrices,
     CustomerBridge,
     FrequencySegments,
-    MetricOptions,
     SecondPurchase,
     cohort_matrices,
     cohort_segment_curves,
@@ -42,7 +41,7 @@ from .metrics import (
     customer_bridge,
     frequency_segments,
     kpi_trend,
-    metrics_document,
+    kpis_of,
     new_vs_returning,
     time_to_second_purchase,
 )
@@ -101,12 +100,15 @@ class ReportContext:
     period: Period
     settings: Settings
     metrics_path: str = ""
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    dataset: Dataset | None = field(default=None, repr=False)  # opened on first use when None
+    # results by (method, arguments): computed once, shared with the run's notebooks
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     # ---- basics -------------------------------------------------------------------------------
     @property
-    def options(self) -> MetricOptions:
-        return MetricOptions.from_settings(self.settings)
+    def metrics(self) -> MetricSettings:
+        """The metric conventions in force (``[metrics]`` of the config)."""
+        return self.settings.metrics
 
     @property
     def currency(self) -> str:
@@ -117,10 +119,12 @@ class ReportContext:
         """A cost column is mapped (margins can be shown) — known without opening the data."""
         return bool(self.settings.columns.cost)
 
-    @cached_property
+    @property
     def ds(self) -> Dataset:
-        """The validated data set (opened on first use)."""
-        return open_dataset(self.settings)
+        """The validated data set: the one given, else opened (and validated) on first use."""
+        if self.dataset is None:
+            self.dataset = open_dataset(self.settings)
+        return self.dataset
 
     @cached_property
     def doc(self) -> dict[str, Any]:
@@ -128,7 +132,7 @@ class ReportContext:
         if self.metrics_path and Path(self.metrics_path).is_file():
             return json.loads(Path(self.metrics_path).read_text(encoding="utf-8"))
         self.ds.quality.require_overlap(self.period, self.ds.source_name)  # no report of zeros
-        return metrics_document(self.ds, self.period, self.options, extra=self.header_info())
+        return metrics_document(self.ds, self.period, self.metrics, kpis=self.kpis_of, extra=self.header_info())
 
     def header_info(self) -> dict[str, Any]:
         """Report metadata stored in metrics.json (title, source, currency, generation time)."""
@@ -144,8 +148,8 @@ class ReportContext:
         s = self.settings.source
         if s.name:
             return s.name
-        if "ds" in self.__dict__:
-            return self.ds.source_name
+        if self.dataset is not None:
+            return self.dataset.source_name
         return s.path or "embedded sample data"
 
     @property
@@ -157,26 +161,35 @@ class ReportContext:
         return bool(self.doc.get("complete", True))
 
     # ---- section data (cached) ----------------------------------------------------------------
-    def _memo(self, key: str, fn: Any) -> Any:
+    def _memo(self, key: Any, fn: Any) -> Any:
+        """The result cached under ``key`` — ``(method, *arguments)`` — or ``fn()`` computed once."""
         if key not in self._cache:
             self._cache[key] = fn()
         return self._cache[key]
 
+    def kpis_of(self, periods: Sequence[Period]) -> list[dict[str, Any]]:
+        """The KPIs of ``periods``, each computed once per context (metrics.json's three periods are
+        also periods of the trend); the distinct orders of those not yet known in one query."""
+        missing = [p for p in dict.fromkeys(periods) if ("kpis", p) not in self._cache]
+        for p, k in zip(missing, kpis_of(self.ds, missing, self.metrics), strict=True):
+            self._cache[("kpis", p)] = k
+        return [dict(self._cache[("kpis", p)]) for p in periods]
+
     def new_vs_returning(self) -> pd.DataFrame:
         return self._memo(
-            "nvr",
-            lambda: new_vs_returning(self.ds.daily, self.ds.customers, self.period, self.options.split_basis,
-                                     days=self.ds.days),  # type: ignore[arg-type]
+            ("new_vs_returning",),
+            lambda: new_vs_returning(self.ds.daily, self.ds.customers, self.period, self.metrics.split_basis,
+                                     days=self.ds.days),
         )
 
     def trend(self, n: int | None = None) -> pd.DataFrame:
-        n = n or self.options.trend_periods
-        return self._memo(f"trend{n}", lambda: kpi_trend(self.ds, self.period, n, self.options))
+        n = n or self.metrics.trend_periods
+        return self._memo(("trend", n), lambda: kpi_trend(self.ds, self.period, n, self.metrics, kpis=self.kpis_of))
 
     def segments(self) -> FrequencySegments:
-        o = self.options
+        o = self.metrics
         return self._memo(
-            "segments",
+            ("segments",),
             lambda: frequency_segments(
                 self.ds.daily, self.ds.customers, self.period, o.activity_window_days,
                 o.lookback_months, o.frequency_thresholds or None,
@@ -186,16 +199,16 @@ class ReportContext:
     def bridge(self, period: Period | None = None) -> CustomerBridge:
         p = period or self.period
         return self._memo(
-            f"bridge{p.label}",
-            lambda: customer_bridge(self.ds.daily, self.ds.customers, p.start, p.end, self.options.activity_window_days),
+            ("bridge", p),
+            lambda: customer_bridge(self.ds.daily, self.ds.customers, p.start, p.end, self.metrics.activity_window_days),
         )
 
     def cohorts(self) -> CohortMatrices:
-        o = self.options
+        o = self.metrics
         return self._memo(
-            "cohorts",
+            ("cohorts",),
             lambda: cohort_matrices(self.ds.daily, self.ds.customers, self.period.end, self.ds.last_day,
-                                    o.cohort_grain, o.cohort_count),  # type: ignore[arg-type]
+                                    o.cohort_grain, o.cohort_count),
         )
 
     def cohort_segment(self) -> str:
@@ -207,22 +220,22 @@ class ReportContext:
         seg = segment or self.cohort_segment()
         if not seg:
             return pd.DataFrame(columns=["segment", "age", "customers", "active", "retention"])
-        o = self.options
+        o = self.metrics
 
         def curves() -> pd.DataFrame:
             ds = self.ds
             # segment values only of the customers the cohorts hold, from the payments of their days
-            window = cohort_window(self.period.end, ds.last_day, o.cohort_grain, o.cohort_count)  # type: ignore[arg-type]
+            window = cohort_window(self.period.end, ds.last_day, o.cohort_grain, o.cohort_count)
             if window is None:  # nothing observable: no curves, no segment values needed
                 return pd.DataFrame(columns=["segment", "age", "customers", "active", "retention"])
             customers = ds.customers_with_segments(*window)
             return cohort_segment_curves(ds.daily, customers, seg, self.period.end, ds.last_day,
-                                         o.cohort_grain, o.cohort_count)  # type: ignore[arg-type]
+                                         o.cohort_grain, o.cohort_count)
 
-        return self._memo(f"curves{seg}", curves)
+        return self._memo(("cohort_curves", seg), curves)
 
     def second_purchase(self) -> SecondPurchase:
-        return self._memo("second", lambda: time_to_second_purchase(self.ds.customers, self.period.end))
+        return self._memo(("second_purchase",), lambda: time_to_second_purchase(self.ds.customers, self.period.end))
 
     # ---- sharing the section results with the notebooks of a run ------------------------------
     def fingerprint(self) -> str:
@@ -250,11 +263,9 @@ class ReportContext:
         """Write the cached section results (small frames and dataclasses) for the run's notebooks;
         atomically, so a notebook never reads half a file."""
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=".sections.", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_path(path, mode=0o600) as tmp, open(tmp, "wb") as fh:  # a private cache
             pickle.dump({"fingerprint": self.fingerprint(), "entries": dict(self._cache)}, fh,
                         protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
         return path
 
     def load_sections(self, path: str | Path) -> bool:

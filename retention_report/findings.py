@@ -24,6 +24,7 @@ from .formatting import (
     fmt_value,
     is_missing,
     kpi_spec,
+    movement_phrase,
 )
 
 __all__ = ["findings"]
@@ -98,12 +99,8 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     # 1. revenue and its movement
     rev = k.get("revenue")
     if not is_missing(rev) and (k.get("gross_revenue") or k.get("refunds") or rev):
-        parts = []
-        for ref, name in refs:
-            c = change("revenue", rev, ref.get("revenue"), cur)
-            if c.relative is not None:
-                word = "up" if c.absolute and c.absolute > 0 else "down" if c.absolute else "flat"
-                parts.append(f"{word} {abs(100 * c.relative):.1f}% on {name}" if word != "flat" else f"flat on {name}")
+        moves = (movement_phrase(rev, ref.get("revenue"), name) for ref, name in refs)
+        parts = [m for m in moves if m]
         tail = f", {' and '.join(parts)}" if parts else ""
         if skipped:
             tail += f"; {_not_compared(doc, skipped)}"

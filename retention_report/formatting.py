@@ -7,6 +7,7 @@ Values are the raw metrics.json values (rates as fractions); ``None``/NaN is sho
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -21,6 +22,9 @@ __all__ = [
     "shorten_all",
     "Change",
     "change",
+    "KpiRow",
+    "kpi_rows",
+    "movement_phrase",
     "fmt_value",
     "fmt_money",
     "fmt_count",
@@ -253,3 +257,60 @@ def change(key: str, current: Any, reference: Any, currency: str = "EUR") -> Cha
     else:
         text = f"{arrow} {fmt_value(key, absolute, currency)}"
     return Change(absolute, relative, direction, tone, text.replace("-", "−"))
+
+
+def movement_phrase(value: Any, reference: Any, period_name: str, decimals: int = 1) -> str | None:
+    """``up 12.3% on Q4 2023``, ``down 4% on Q1 2023`` (``decimals=0``) or ``flat on Q4 2023``: the
+    relative change from ``reference`` to ``value``, for a sentence about an amount (revenue).
+
+    None when there is nothing to compare with: either value missing, or ``reference`` 0. The
+    percentage is |value − reference| / |reference|, without thousands separators.
+    """
+    if is_missing(value) or is_missing(reference) or float(reference) == 0:
+        return None
+    absolute = float(value) - float(reference)
+    if not absolute:
+        return f"flat on {period_name}"
+    relative = absolute / abs(float(reference))
+    return f"{'up' if absolute > 0 else 'down'} {abs(100 * relative):.{decimals}f}% on {period_name}"
+
+
+@dataclass(frozen=True)
+class KpiRow:
+    """One KPI of a headline table: its spec (label, help), the formatted values of the period, the
+    previous period and a year ago, and the changes against those two."""
+
+    key: str
+    spec: KpiSpec
+    value: str
+    previous: str
+    year_ago: str
+    vs_previous: Change
+    vs_year_ago: Change
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+
+def kpi_rows(doc: Mapping[str, Any], currency: str = "EUR", keys: Sequence[str] = HEADLINE_KPIS) -> list[KpiRow]:
+    """The KPI rows of metrics document ``doc`` (its ``kpis``, ``previous`` and ``year_ago``
+    blocks), in the order of ``keys``: what the report's KPI table and the email's show.
+
+    Labels follow the document (:func:`kpi_spec`: "AOV per order" / "AOV per purchase"). The rows
+    do not look at the reference periods' ``coverage``; the report's table does.
+    """
+    k = doc["kpis"]
+    prev, ago = doc.get("previous") or {}, doc.get("year_ago") or {}
+    return [
+        KpiRow(
+            key=key,
+            spec=kpi_spec(key, doc),
+            value=fmt_value(key, k.get(key), currency),
+            previous=fmt_value(key, prev.get(key), currency),
+            year_ago=fmt_value(key, ago.get(key), currency),
+            vs_previous=change(key, k.get(key), prev.get(key), currency),
+            vs_year_ago=change(key, k.get(key), ago.get(key), currency),
+        )
+        for key in keys
+    ]

@@ -43,7 +43,7 @@ def setup() -> None:
 
 
 def split_basis_note(ctx: Any) -> str:
-    if ctx.options.split_basis == "customer":
+    if ctx.metrics.split_basis == "customer":
         return ("Convention: all purchases in the period of customers acquired in it count as new "
                 "(split_basis = customer). Refunds are not split and are shown in the KPIs.")
     k = ctx.kpis

@@ -34,6 +34,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .fsio import write_atomic
+
 __all__ = [
     "MARKER",
     "OutputError",
@@ -198,19 +200,7 @@ def update_marker(folder: Path, period: str, **records: dict[str, Any]) -> Path:
     data = read_marker(folder) or {}
     data.update(_marker_base(period))
     data.update(records)
-    fd, tmp = tempfile.mkstemp(prefix=f"{MARKER}.", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, folder / MARKER)
-    return folder / MARKER
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return write_atomic(folder / MARKER, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 # ---------------------------------------------------------------------------- content identity

@@ -16,12 +16,23 @@ February); for custom ranges it means the same number of days.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-__all__ = ["Period", "PeriodError", "parse_period", "ACCEPTED_FORMS"]
+__all__ = [
+    "ACCEPTED_FORMS",
+    "Period",
+    "PeriodError",
+    "add_months",
+    "month_end",
+    "month_index",
+    "month_start",
+    "months_between",
+    "parse_period",
+]
 
 Kind = Literal["year", "half", "quarter", "month", "week", "range"]
 
@@ -43,23 +54,41 @@ class PeriodError(ValueError):
     """A PERIOD string that is not one of the accepted forms."""
 
 
-def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
-    index = year * 12 + (month - 1) + n
-    return index // 12, index % 12 + 1
+# ------------------------------------------------------------------------------ month arithmetic
+# The one place where calendar months are counted (periods, cohorts, segments, LTV); the metric
+# modules' engine-side twin of month_index is retention_report.metrics._common.month_number.
+
+def month_index(d: date) -> int:
+    """The running number of ``d``'s month, ``year × 12 + month − 1``: consecutive months differ
+    by 1, so ``month_index(b) − month_index(a)`` counts calendar months (:func:`months_between`)."""
+    return d.year * 12 + d.month - 1
 
 
-def _month_end(year: int, month: int) -> date:
-    if month == 12:  # without computing 1 January of the next year (there is none after 9999)
-        return date(year, 12, 31)
-    ny, nm = _add_months(year, month, 1)
-    return date(ny, nm, 1) - timedelta(days=1)
+def month_start(index: int) -> date:
+    """The first day of the month with running number ``index`` (the inverse of :func:`month_index`)."""
+    year, month0 = divmod(index, 12)
+    return date(year, month0 + 1, 1)
 
 
-def _minus_year(d: date) -> date:
-    try:
-        return d.replace(year=d.year - 1)
-    except ValueError:  # 29 February
-        return d.replace(year=d.year - 1, day=28)
+def month_end(d: date) -> date:
+    """The last day of ``d``'s month (also in December 9999, which has no next month)."""
+    return d.replace(day=calendar.monthrange(d.year, d.month)[1])
+
+
+def add_months(d: date, n: int) -> date:
+    """The same day ``n`` calendar months later (earlier when ``n`` is negative), clamped to the
+    last day of a shorter month: 31 January + 1 → 29 February 2024; 29 February − 12 → 28 February.
+
+    Raises ValueError when the result is outside the years 1–9999.
+    """
+    first = month_start(month_index(d) + n)
+    return first.replace(day=min(d.day, calendar.monthrange(first.year, first.month)[1]))
+
+
+def months_between(a: date, b: date) -> int:
+    """Calendar months from ``a``'s month to ``b``'s (the days are ignored): 31 January → 1 February
+    is 1, and negative when ``b``'s month is before ``a``'s."""
+    return month_index(b) - month_index(a)
 
 
 @dataclass(frozen=True, order=True)
@@ -112,10 +141,8 @@ class Period:
         if n == 0:
             return self
         if self.kind in _MONTHS:
-            months = _MONTHS[self.kind] * n
-            y, m = _add_months(self.start.year, self.start.month, months)
-            ey, em = _add_months(y, m, _MONTHS[self.kind] - 1)
-            return _calendar(self.kind, date(y, m, 1), _month_end(ey, em))
+            start = add_months(self.start, _MONTHS[self.kind] * n)
+            return _calendar(self.kind, start, month_end(add_months(start, _MONTHS[self.kind] - 1)))
         if self.kind == "week":
             start = self.start + timedelta(weeks=n)
             return _calendar("week", start, start + timedelta(days=6))
@@ -143,7 +170,7 @@ class Period:
             except ValueError:  # week 53; every ISO year has a week 52
                 start = date.fromisocalendar(year - 1, 52, 1)
             return _calendar("week", start, start + timedelta(days=6))
-        return _range(_minus_year(self.start), _minus_year(self.end))
+        return _range(add_months(self.start, -12), add_months(self.end, -12))  # 29 Feb → 28 Feb
 
     def contains(self, d: date) -> bool:
         return self.start <= d <= self.end
@@ -240,15 +267,15 @@ def _build(kind: str, m: re.Match[str]) -> Period:
         return _calendar("year", date(year, 1, 1), date(year, 12, 31))
     if kind == "half":
         h = int(m[2])
-        return _calendar("half", date(year, 6 * h - 5, 1), _month_end(year, 6 * h))
+        return _calendar("half", date(year, 6 * h - 5, 1), month_end(date(year, 6 * h, 1)))
     if kind == "quarter":
         q = int(m[2])
-        return _calendar("quarter", date(year, 3 * q - 2, 1), _month_end(year, 3 * q))
+        return _calendar("quarter", date(year, 3 * q - 2, 1), month_end(date(year, 3 * q, 1)))
     if kind == "month":
         month = int(m[2])
         if not 1 <= month <= 12:
             raise ValueError(f"month {month:02d} does not exist")
-        return _calendar("month", date(year, month, 1), _month_end(year, month))
+        return _calendar("month", date(year, month, 1), month_end(date(year, month, 1)))
     week = int(m[2])
     try:
         start = date.fromisocalendar(year, week, 1)

@@ -27,10 +27,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from . import __version__, paths
 from .config import Settings
+from .fsio import write_atomic
 from .outputs import (
     check_report_out,
     content_record,
@@ -38,8 +39,12 @@ from .outputs import (
     sweep_stale,
     update_marker,
 )
+from .paths import NOTEBOOKS_DIR
 from .periods import Period
 from .sections import SECTIONS, in_report_order
+
+if TYPE_CHECKING:
+    from .data import Dataset
 
 __all__ = [
     "NOTEBOOKS_DIR",
@@ -54,7 +59,6 @@ __all__ = [
     "notebook_parameters",
 ]
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 # section name → notebook file, in report order (from the registry, retention_report.sections)
 SECTION_NOTEBOOKS = {s.name: s.notebook for s in SECTIONS}
 
@@ -134,29 +138,23 @@ class RunResult:
 
 
 def section_notebooks(settings: Settings, notebooks_dir: Path | None = None) -> list[Path]:
-    base = notebooks_dir or NOTEBOOKS_DIR
+    """The notebooks of ``report.sections`` in report order, from ``notebooks_dir`` (``--notebooks``),
+    else the config's ``report.notebooks_dir``, else the package's (:mod:`retention_report.paths`)."""
+    base = paths.notebooks_dir(settings, notebooks_dir)
     return [base / s.notebook for s in in_report_order(settings.report.sections)]
 
 
-def compute_metrics(settings: Settings, period: Period, ds: Any = None) -> dict[str, Any]:
+def compute_metrics(settings: Settings, period: Period, ds: Dataset | None = None) -> dict[str, Any]:
     """The metrics.json document of ``period`` (opens the data set unless given)."""
     from .context import ReportContext
 
-    ctx = ReportContext(period, settings)
-    if ds is not None:
-        ctx.__dict__["ds"] = ds
-    return ctx.doc
+    return ReportContext(period, settings, dataset=ds).doc
 
 
 def write_metrics(doc: dict[str, Any], path: Path) -> Path:
-    """Write metrics.json atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    """Write metrics.json atomically (:func:`retention_report.fsio.write_atomic`), with the
+    permissions of any file the user writes (``metrics --out`` wrote it owner-only before)."""
+    return write_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
 def notebook_parameters(period: Period, config_path: str | None, data: str | None, metrics_path: Path) -> dict[str, Any]:
@@ -296,8 +294,7 @@ def _run_report(
         ds = open_dataset(settings)
         from .context import ReportContext, sections_path
 
-        ctx = ReportContext(period, settings)
-        ctx.__dict__["ds"] = ds
+        ctx = ReportContext(period, settings, dataset=ds)
         doc = ctx.doc
         metrics_path = write_metrics(doc, tmp / "metrics.json")
         timings["metrics"] = time.perf_counter() - t
@@ -373,12 +370,12 @@ def _run_report(
             ),
             "version": __version__,
         }
-        html = render_html(combined, report)
+        html = render_html(combined, report, paths.templates_dir(settings))
         (tmp / "report.html").write_text(html, encoding="utf-8")
         timings["html"] = time.perf_counter() - t
         progress(f"[render] report.html ({len(html) / 1e6:.1f} MB) in {timings['html']:.1f}s")
         t = time.perf_counter()
-        render_pdf(html, tmp / "report.pdf")
+        render_pdf(html, tmp / "report.pdf", paths.templates_dir(settings))
         timings["pdf"] = time.perf_counter() - t
         progress(f"[render] report.pdf ({(tmp / 'report.pdf').stat().st_size / 1e6:.1f} MB) in {timings['pdf']:.1f}s")
 

@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
-from .formatting import _symbol, fmt_count, fmt_money, fmt_pct, shorten_all
+from .formatting import _symbol, fmt_count, fmt_money, fmt_pct, movement_phrase, shorten_all
 from .metrics.segments import SEGMENT_LABELS
 
 __all__ = [
@@ -222,14 +222,10 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     ax.legend(loc="upper left", ncols=2)
     last = t.iloc[-1]
     title = f"Revenue in {last['period']}: {fmt_money(gross[-1], currency)}"
-    if len(t) >= 2:
-        ch = _pct_change(gross[-1], gross[-2])
-        if ch is not None:
-            title += f", {'up' if ch >= 0 else 'down'} {fmt_pct(abs(ch), 0)} on {t.iloc[-2]['period']}"
-    if len(t) >= 5:
-        ch = _pct_change(gross[-1], gross[-5])
-        if ch is not None:
-            title += f" and {'up' if ch >= 0 else 'down'} {fmt_pct(abs(ch), 0)} on {t.iloc[-5]['period']}"
+    if len(t) >= 2 and (move := movement_phrase(gross[-1], gross[-2], t.iloc[-2]["period"], decimals=0)):
+        title += f", {move}"
+    if len(t) >= 5 and (move := movement_phrase(gross[-1], gross[-5], t.iloc[-5]["period"], decimals=0)):
+        title += f" and {move}"
     ax.set_title(title)
     return ax
 

@@ -1,6 +1,7 @@
 """Rendering: executed section notebooks → one self-contained HTML report → paged PDF.
 
-nbconvert does the HTML with the project template in ``templates/report`` (code, prompts, the
+nbconvert does the HTML with the template ``report/`` of the templates folder (the package's
+``templates/``, or a report project's own: :mod:`retention_report.paths`; code, prompts, the
 parameters cells and stderr are removed by configuration); WeasyPrint turns the same HTML into an
 A4 PDF with a running header and page numbers.
 """
@@ -15,6 +16,8 @@ from typing import Any
 
 import nbformat
 
+from .paths import TEMPLATES_DIR
+
 __all__ = [
     "TEMPLATES_DIR",
     "combine_notebooks",
@@ -24,7 +27,6 @@ __all__ = [
     "check_self_contained",
 ]
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 REMOVE_TAGS = {"parameters", "injected-parameters", "remove-cell", "remove_cell"}
 
 
@@ -75,8 +77,10 @@ def add_toc(html: str) -> str:
     return html.replace("<!-- rr:toc -->", toc, 1)
 
 
-def render_html(nb: nbformat.NotebookNode, report: Mapping[str, Any]) -> str:
-    """Render a combined notebook with the report template.
+def render_html(nb: nbformat.NotebookNode, report: Mapping[str, Any],
+                templates_dir: Path | None = None) -> str:
+    """Render a combined notebook with the report template (``<templates_dir>/report``, default
+    the package's).
 
     ``report`` feeds the cover: title, period_title, date_range, source, previous_title,
     year_ago_title, generated_at, complete, incomplete_text, kicker, version.
@@ -96,7 +100,7 @@ def render_html(nb: nbformat.NotebookNode, report: Mapping[str, Any]) -> str:
     exporter = HTMLExporter(
         config=c,
         template_name="report",
-        extra_template_basedirs=[str(TEMPLATES_DIR)],
+        extra_template_basedirs=[str(templates_dir or TEMPLATES_DIR)],
     )
     body, _ = exporter.from_notebook_node(nb, resources={"report": dict(report)})
     body = add_toc(body)
@@ -120,8 +124,9 @@ def check_self_contained(html: str) -> None:
         raise ValueError("report HTML contains a <script> element")
 
 
-def render_pdf(html: str, path: Path) -> Path:
-    """Render the report HTML to an A4 PDF with WeasyPrint (print media rules of report.css)."""
+def render_pdf(html: str, path: Path, templates_dir: Path | None = None) -> Path:
+    """Render the report HTML to an A4 PDF with WeasyPrint (print media rules of report.css;
+    relative URLs resolve against the templates folder)."""
     import logging
 
     from weasyprint import HTML
@@ -129,5 +134,5 @@ def render_pdf(html: str, path: Path) -> Path:
     # WeasyPrint logs unsupported CSS at WARNING; keep the run's output clean
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
-    HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf(str(path))
+    HTML(string=html, base_url=str(templates_dir or TEMPLATES_DIR)).write_pdf(str(path))
     return path

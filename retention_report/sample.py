@@ -25,13 +25,14 @@ The same seed gives the same table, byte for byte, on every machine.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .fsio import atomic_path
+from .paths import SAMPLE_PATH
 
 __all__ = [
     "DEFAULT_SAMPLE_PATH",
@@ -47,20 +48,8 @@ SAMPLE_START = dt.date(2021, 1, 1)
 SAMPLE_END = dt.date(2024, 12, 31)
 
 
-def _default_sample_path() -> Path:
-    """``data/sample/payments.parquet`` in the repository checkout (absolute, so notebooks running
-    with another working directory find the same file); outside a checkout, the user's cache."""
-    override = os.environ.get("RETENTION_REPORT_SAMPLE")
-    if override:
-        return Path(override).expanduser().resolve()
-    repo = Path(__file__).resolve().parent.parent
-    if (repo / "pyproject.toml").exists():
-        return repo / "data" / "sample" / "payments.parquet"
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "retention-report" / "sample" / "payments.parquet"
-
-
-DEFAULT_SAMPLE_PATH = _default_sample_path()
+# data/sample/payments.parquet in a checkout, the user's cache when installed (retention_report.paths)
+DEFAULT_SAMPLE_PATH = SAMPLE_PATH
 
 CHANNELS = ("organic", "paid search", "social", "email", "referral", "marketplace")
 CHANNEL_P = (0.30, 0.22, 0.18, 0.10, 0.08, 0.12)
@@ -230,15 +219,8 @@ def generate_payments(
 def _atomic_write(table: pa.Table, path: Path) -> None:
     """Write Parquet to a temporary file next to ``path`` and rename it into place, so a reader never
     sees a half-written file and an interrupted run leaves nothing behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, mode=0o600) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_sample(path: Path | str = DEFAULT_SAMPLE_PATH, n_customers: int = 100_000, seed: int = 42) -> Path:

@@ -22,7 +22,6 @@ from .data.validation import rule_label
 from .formatting import (
     AOV_SPECS,
     HEADLINE_KPIS,
-    change,
     coverage,
     fmt_count,
     fmt_money,
@@ -30,7 +29,7 @@ from .formatting import (
     fmt_pct,
     fmt_value,
     is_missing,
-    kpi_spec,
+    kpi_rows,
     shorten,
     shorten_all,
 )
@@ -98,11 +97,9 @@ def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, curre
     ``year_ago_period``) says so in its column headers and its changes are not coloured; one with no
     data at all shows "no data" instead of zeros and changes."""
     cur_t = _period_title(doc, doc.get("period", "This period"))
-    k = doc["kpis"]
-    refs = []
-    for block, which, fallback, period in (("previous", "previous_period", "Previous", "previous"),
-                                           ("year_ago", "year_ago_period", "Year ago", "year_ago")):
-        refs.append((doc.get(block) or {}, _period_title(doc.get(which), fallback), coverage(doc, which), period))
+    refs = [(_period_title(doc.get(which), fallback), coverage(doc, which), period)
+            for which, fallback, period in (("previous_period", "Previous", "previous"),
+                                            ("year_ago_period", "Year ago", "year_ago"))]
 
     def head_cell(text: str, cov: str, cls: str = "num") -> str:
         note_ = _COVERAGE_NOTE.get(cov)
@@ -112,30 +109,30 @@ def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, curre
     head = (
         "<thead><tr><th scope='col' class='rr-label'>KPI</th>"
         f"<th scope='col' class='num rr-current'>{esc(cur_t)}</th>"
-        + "".join(head_cell(t, cov) for _, t, cov, _ in refs)
-        + "".join(head_cell(f"vs {t}", cov) for _, t, cov, _ in refs)
+        + "".join(head_cell(t, cov) for t, cov, _ in refs)
+        + "".join(head_cell(f"vs {t}", cov) for t, cov, _ in refs)
         + "</tr></thead>"
     )
     rows = []
-    for key in keys:
-        spec = kpi_spec(key, doc)
+    for row in kpi_rows(doc, currency, keys):
+        key, spec = row.key, row.spec
         cells = [f"<th scope='row' class='rr-label' title='{esc(spec.help)}'>{esc(spec.label)}</th>"]
-        cells.append(f"<td class='num rr-current'{_kpi_attr(key)}>{esc(fmt_value(key, k.get(key), currency))}</td>")
-        for ref, _, cov, period in refs:
-            shown = "no data" if cov == "none" else fmt_value(key, ref.get(key), currency)
+        cells.append(f"<td class='num rr-current'{_kpi_attr(key)}>{esc(row.value)}</td>")
+        for _, cov, period in refs:
+            shown = "no data" if cov == "none" else getattr(row, period)
             cls = " rr-nodata" if cov == "none" else ""
             cells.append(f"<td class='num{cls}'{_kpi_attr(key, period)}>{esc(shown)}</td>")
-        for ref, _, cov, _ in refs:
+        for _, cov, period in refs:
             if cov == "none":
                 cells.append("<td class='num rr-change rr-nodata'>no data</td>")
                 continue
-            c = change(key, k.get(key), ref.get(key), currency)
+            c = getattr(row, f"vs_{period}")
             tone = "partial" if cov == "partial" else c.tone
             cells.append(f"<td class='num rr-change rr-{tone}'>{esc(c.text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     notes = ["▲/▼ direction of the change; green is good, red is bad for the business. "
              "Changes of rates are in percentage points (pp)."]
-    notes += [_coverage_footnote(doc, t, cov) for _, t, cov, _ in refs if cov != "full"]
+    notes += [_coverage_footnote(doc, t, cov) for t, cov, _ in refs if cov != "full"]
     return (
         "<table class='rr-table rr-kpis'>" + head + "<tbody>" + "".join(rows) + "</tbody></table>"
         + "".join(f"<p class='rr-note'>{esc(n)}</p>" for n in notes)

@@ -19,12 +19,12 @@ from retention_report.context import (
     sections_path,
 )
 from retention_report.periods import parse_period
-from retention_report.sections import SECTIONS
 from retention_report.pipeline import (
     NOTEBOOKS_DIR,
     notebook_parameters,
     write_metrics,
 )
+from retention_report.sections import SECTIONS
 
 
 @pytest.fixture()
@@ -66,7 +66,7 @@ def test_notebooks_take_the_runs_sections_without_opening_the_data(config, tmp_p
     params = notebook_parameters(run_ctx.period, str(config), "", metrics)
     nb_ctx = open_report(params["period"], params["config_path"], params["data"], params["metrics_path"])
     got = _all_sections(nb_ctx)
-    assert "ds" not in nb_ctx.__dict__  # nothing was read or validated again
+    assert nb_ctx.dataset is None  # nothing was read or validated again
     assert nb_ctx.cohort_segment() == "channel" and nb_ctx.has_cost
     # and the numbers are those a context computing everything itself gets
     fresh = _all_sections(ReportContext(run_ctx.period, run_ctx.settings))
@@ -80,7 +80,7 @@ def test_notebooks_take_the_runs_sections_without_opening_the_data(config, tmp_p
                                        rtol=1e-12, err_msg=key)
         else:
             assert value == fresh["cohorts"][key], key
-    assert got["bridge"]["end"] > 0 and len(got["trend"]) == run_ctx.options.trend_periods
+    assert got["bridge"]["end"] > 0 and len(got["trend"]) == run_ctx.metrics.trend_periods
 
 
 def test_sections_of_another_period_or_other_settings_are_not_taken(config, tmp_path):
@@ -122,4 +122,4 @@ def test_precompute_only_for_the_sections_in_the_report(config, tmp_path):
     settings = resolve_settings(str(config), "")
     ctx = ReportContext(parse_period("2024-Q1"), settings)
     assert ctx.precompute(["summary", "customer_base"]) == ["bridge"]
-    assert set(ctx._cache) == {"bridge2024-Q1"}
+    assert set(ctx._cache) == {("bridge", parse_period("2024-Q1"))}

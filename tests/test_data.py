@@ -345,12 +345,10 @@ def test_a_period_without_data_fails_naming_the_data_range(tmp_path, period, whe
     GOOD.to_parquet(p)  # payments 2024-01-05 .. 2024-03-01
     s = load_settings(None, **{"source.path": str(p)})
     if where is None:  # partial overlap: reported (incomplete), not an error
-        ctx = ReportContext(parse_period(period), s)
-        ctx.__dict__["ds"] = open_dataset(s, now=NOW)
+        ctx = ReportContext(parse_period(period), s, dataset=open_dataset(s, now=NOW))
         assert ctx.doc["period"] == "2024-01-06..2024-01-31"
         return
-    ctx = ReportContext(parse_period(period), s)
-    ctx.__dict__["ds"] = open_dataset(s, now=NOW)
+    ctx = ReportContext(parse_period(period), s, dataset=open_dataset(s, now=NOW))
     with pytest.raises(DataError) as err:
         ctx.doc  # noqa: B018
     msg = str(err.value)

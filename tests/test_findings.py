@@ -9,8 +9,9 @@ from datetime import date
 
 from conftest import make_dataset
 
+from retention_report.document import metrics_document
 from retention_report.findings import findings
-from retention_report.metrics import KPI_KEYS, metrics_document
+from retention_report.metrics import KPI_KEYS
 from retention_report.metrics.summary import period_coverage
 from retention_report.periods import parse_period
 

@@ -13,8 +13,8 @@ from conftest import NOW, assert_same
 from retention_report.config import load_settings
 from retention_report.context import with_sample_columns
 from retention_report.data import open_dataset
+from retention_report.document import metrics_document
 from retention_report.metrics.segments import frequency_segments
-from retention_report.metrics.summary import MetricOptions, metrics_document
 from retention_report.periods import parse_period
 from retention_report.sample import ensure_sample
 
@@ -33,7 +33,7 @@ def sample_ds():
 @pytest.fixture(scope="module")
 def docs(sample_ds):
     ds, settings = sample_ds
-    opts = MetricOptions.from_settings(settings)
+    opts = settings.metrics
     return {p: metrics_document(ds, parse_period(p), opts) for p in PERIODS}
 
 
@@ -180,7 +180,7 @@ def _doc(path, label, **extra):
     s = load_settings(None, **{"source.path": str(path), "columns.order_id": "order_id", "columns.cost": "cost",
                                "columns.segments": ["channel", "country"], **extra})
     ds = open_dataset(s, now=NOW)
-    doc = metrics_document(ds, parse_period(label), MetricOptions.from_settings(s))
+    doc = metrics_document(ds, parse_period(label), s.metrics)
     doc.pop("source", None)
     doc.pop("generated_at", None)
     return doc

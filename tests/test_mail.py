@@ -22,12 +22,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from retention_report.cli import email_command
 from retention_report.context import resolve_settings
 from retention_report.mail import (
     EML_NAME,
     LOG_NAME,
     MailError,
-    email_command,
     read_password,
     validate_address,
 )

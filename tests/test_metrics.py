@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from conftest import make_dataset
 
+from retention_report.config import MetricSettings
+from retention_report.document import metrics_document
 from retention_report.metrics import (
     KPI_KEYS,
-    MetricOptions,
     cohort_matrices,
     customer_bridge,
     frequency_segments,
     lifetime_from_churn,
     ltv,
-    metrics_document,
     new_vs_returning,
     period_kpis,
     time_to_second_purchase,
@@ -84,7 +84,7 @@ def test_new_vs_returning_table(sales_ds):
 
 
 def test_split_basis_customer(sales_ds):
-    opts = MetricOptions(split_basis="customer")
+    opts = MetricSettings(split_basis="customer")
     k = period_kpis(sales_ds, Q1, opts)
     assert k["revenue_new"] == approx(200 + 20 + 5)  # all of b's Q1 purchases count as new
     assert k["revenue_returning"] == approx(80)
@@ -261,7 +261,7 @@ def test_observed_lifetime():
     rows = [("l1", "2021-01-01", 10.0), ("l1", "2022-01-01", 10.0), ("l2", "2022-06-01", 10.0),
             ("a", "2024-01-10", 10.0)]
     ds = make_dataset(rows)
-    k = period_kpis(ds, Q1, MetricOptions(lifetime_method="observed"))
+    k = period_kpis(ds, Q1, MetricSettings(lifetime_method="observed"))
     assert k["avg_lifetime_years"] == approx((365 + 0) / 2 / 365.25)
 
 
@@ -392,7 +392,7 @@ def test_orders_count_once_per_range_and_aov_is_per_order():
     days is one order of the range holding both, one of each month; refunds are no orders; a
     payment at 23:59:59 on the last day is inside, one at 00:00:00 the next day outside."""
     from retention_report.metrics.sales import order_counts
-    from retention_report.metrics.summary import prefetch_orders
+    from retention_report.metrics.summary import kpis_of
 
     rows = [
         ("z", "2023-02-15 10:00", 5.0, "o0"),  # active at the start of Q1, lapsed by its end
@@ -410,7 +410,8 @@ def test_orders_count_once_per_range_and_aov_is_per_order():
     k = period_kpis(ds, Q1)
     # gross 60 + 40 + 30 + 20 = 150 over 3 orders (not 4 purchases: a's two days are 2 purchases)
     assert k["purchases"] == 4 and k["aov"] == approx(150 / 3)
-    assert prefetch_orders(ds, [Q1, parse_period("2024-Q2")]) == [3, 1]  # the memo agrees
+    # several periods' orders counted in one query give the same AOVs (150 / 3, 10 / 1)
+    assert [k["aov"] for k in kpis_of(ds, [Q1, parse_period("2024-Q2")])] == [approx(50), approx(10)]
     # LTV = AOV × AF × AL must be revenue per customer × lifetime whatever AOV's basis: per purchase
     # (150 / 4) × purchases per customer (4 / 3), annualised (× 365.25 / 91), × AL; z churned, so
     # churn = 1/1, annual churn 1, AL = 1 year. (Per-order AOV × per-purchase AF gave 267.6.)
@@ -420,26 +421,30 @@ def test_orders_count_once_per_range_and_aov_is_per_order():
     assert period_kpis(plain, Q1)["ltv"] == approx(k["ltv"])
 
 
-def test_period_kpis_computed_once_per_data_set_and_options(monkeypatch):
-    """metrics.json's three periods are also trend periods: the trend reuses them, and other
-    options are computed anew."""
-    from retention_report.metrics import MetricOptions, kpi_trend, summary
+def test_kpis_computed_once_per_report_context(monkeypatch):
+    """metrics.json's three periods are also trend periods: the context computes each period's KPIs
+    once; the metric functions themselves cache nothing (pure), and other options compute anew."""
+    from retention_report.context import ReportContext
+    from retention_report.metrics import summary
 
     ds = make_dataset(SALES)
     calls = []
     real = summary._period_kpis
-    monkeypatch.setattr(summary, "_period_kpis", lambda d, p, o: calls.append(p.label) or real(d, p, o))
-    doc = metrics_document(ds, Q1)
+    monkeypatch.setattr(summary, "_period_kpis", lambda d, p, o, n: calls.append(p.label) or real(d, p, o, n))
+    ctx = ReportContext(Q1, ds.settings, dataset=ds)
+    doc = ctx.doc
     assert sorted(calls) == ["2023-Q1", "2023-Q4", "2024-Q1"]
-    trend = kpi_trend(ds, Q1, 8)
+    trend = ctx.trend(8)
     assert len(calls) == 3 + 5  # 2022-Q2 … 2023-Q3 except 2023-Q1
     row = trend.set_index("period").loc["2024-Q1"]
     assert row["revenue"] == approx(doc["kpis"]["revenue"]) and row["customers"] == doc["kpis"]["customers"]
-    period_kpis(ds, Q1, MetricOptions(split_basis="customer"))
-    assert len(calls) == 9
-    first = period_kpis(ds, Q1)
+    period_kpis(ds, Q1, MetricSettings(split_basis="customer"))
+    period_kpis(ds, Q1)
+    assert len(calls) == 10  # no cache below the context
+    first = ctx.kpis_of([Q1])[0]
     first["revenue"] = -1  # a caller changing its copy does not change the next caller's
-    assert period_kpis(ds, Q1)["revenue"] == approx(doc["kpis"]["revenue"])
+    assert ctx.kpis_of([Q1])[0]["revenue"] == approx(doc["kpis"]["revenue"])
+    assert len(calls) == 10
 
 
 # segment of the first positive payment; a: refund first, two payments on its first day
@@ -473,8 +478,7 @@ def test_first_purchase_segments_and_curves_read_only_the_cohort_window():
     assert part["channel"].to_dict() == {"a": "email", "b": "ads", "d": "(none)", "e": "social"}
     pd.testing.assert_frame_equal(part.sort_index(), full.drop(index="c").sort_index(), check_dtype=False)
 
-    ctx = ReportContext(Q1, ds.settings)
-    ctx.__dict__["ds"] = ds
+    ctx = ReportContext(Q1, ds.settings, dataset=ds)
     curves = ctx.cohort_curves("channel")
     got = {(r.segment, r.age): (r.customers, r.active) for r in curves.itertuples()}
     assert got == {

@@ -1,12 +1,17 @@
 """Packaging: environment.yml and pyproject.toml list the same runtime dependencies; notebooks
-are committed clean; the Makefile documents itself."""
+are committed clean; the Makefile documents itself; the wheel, installed into a fresh environment,
+runs from any folder (slow)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -85,3 +90,85 @@ def test_make_report_without_period_fails_clearly():
     r = subprocess.run(["make", "-s", "report", "VENV=" + str(REPO / ".venv")], cwd=REPO, capture_output=True, text=True)
     assert r.returncode != 0
     assert "PERIOD is required" in r.stderr
+
+
+# ------------------------------------------------------------------------------------- the wheel
+
+# what a source copy for building leaves out: environments, data, outputs, caches (top level
+# only: retention_report/data/ is a package)
+_TOP_LEVEL_ONLY = {".venv", ".git", "data", "reports", "build", ".tmp", ".pytest_cache", ".ruff_cache"}
+_ANYWHERE = shutil.ignore_patterns("*.egg-info", "__pycache__", ".ipynb_checkpoints", "*.failed")
+
+
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    skip = set(_ANYWHERE(folder, names))
+    if Path(folder) == REPO:
+        skip |= _TOP_LEVEL_ONLY & set(names)
+    elif Path(folder) == REPO / "benchmarks":
+        skip |= {"data"} & set(names)
+    return skip
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+@pytest.mark.slow
+def test_wheel_installs_into_a_fresh_venv_and_runs_from_any_folder(tmp_path):
+    """Issue 16, item 5: `pip install <repo>` (not editable) into a fresh virtual environment, then
+    from an empty folder `sample-data` + `run` write a complete report, and `init` + `make report`
+    renders a project's own notebooks and templates."""
+    src = tmp_path / "src"  # built from a copy: the shared working tree gets no build/ folder
+    shutil.copytree(REPO, src, ignore=_not_source)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", str(src), "-w", str(tmp_path / "dist")])
+    wheel = next((tmp_path / "dist").glob("retention_report-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    res = "retention_report/_resources/"
+    for nb in (REPO / "notebooks").glob("*.ipynb"):
+        assert res + "notebooks/" + nb.name in names
+    for f in (REPO / "templates").rglob("*"):
+        if f.is_file():
+            assert res + f.relative_to(REPO).as_posix() in names
+    assert {res + "config/example.toml", "retention_report/_project/Makefile", "retention_report/py.typed"} <= names
+    assert not [n for n in names if "pgtemp" in n or n.startswith(("tests/", "notebooks/", "templates/"))]
+
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)])  # a real fresh environment, no system site-packages
+    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)])
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "RETENTION_REPORT_SAMPLE", "JUPYTER_PATH") and not k.startswith("MAKE")}
+    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    where = _run(["python", "-c", "from retention_report import paths; print(paths.CHECKOUT_ROOT); "
+                  "print(paths.NOTEBOOKS_DIR); print(paths.SAMPLE_PATH)"], env=env, cwd=tmp_path).stdout.split("\n")
+    assert where[0] == "None" and where[1].startswith(str(venv)) and where[2].startswith(str(tmp_path / "cache"))
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _run(["retention-report", "sample-data", "--path", "p.parquet", "--customers", "2000"], env=env, cwd=empty)
+    _run(["retention-report", "run", "--period", "2024-Q1", "--data", "p.parquet"], env=env, cwd=empty)
+    out = empty / "reports" / "2024-Q1"
+    for name in ("report.html", "report.pdf", "metrics.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert len(list((out / "notebooks").glob("*.ipynb"))) == len(list((REPO / "notebooks").glob("*.ipynb")))
+    # the installed package computes what the checkout computes
+    checkout = _run([sys.executable, "-m", "retention_report.cli", "metrics", "--period", "2024-Q1",
+                     "--data", "p.parquet", "--stdout"], cwd=empty).stdout
+    installed, ours = json.loads((out / "metrics.json").read_text()), json.loads(checkout)
+    installed.pop("generated_at", None), ours.pop("generated_at", None)
+    assert installed == ours
+
+    # a project of its own: its notebooks and templates are the ones rendered; its kernel registered
+    _run(["retention-report", "init", "my-reports"], env=env, cwd=empty)
+    project = empty / "my-reports"
+    appendix = project / "notebooks" / "07_appendix.ipynb"
+    appendix.write_text(appendix.read_text().replace("## Appendix", "## Appendix (project-notebook-marker)"))
+    with (project / "templates" / "report" / "report.css").open("a") as fh:
+        fh.write("\n/* project-template-marker */\n")
+    _run(["make", "-C", "my-reports", "kernel"], env=env, cwd=empty)
+    assert (venv / "share" / "jupyter" / "kernels" / "retention-report" / "kernel.json").is_file()
+    _run(["make", "-C", "my-reports", "report", "PERIOD=2024-Q1", f"DATA={empty / 'p.parquet'}"], env=env, cwd=empty)
+    html = (project / "reports" / "2024-Q1" / "report.html").read_text()
+    assert "project-notebook-marker" in html and "project-template-marker" in html
+    assert (project / "reports" / "2024-Q1" / "report.pdf").stat().st_size > 0

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from retention_report.periods import ACCEPTED_FORMS, Period, PeriodError, parse_period
+from retention_report.periods import (
+    ACCEPTED_FORMS,
+    Period,
+    PeriodError,
+    add_months,
+    month_end,
+    month_index,
+    month_start,
+    months_between,
+    parse_period,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -541,3 +551,62 @@ def test_check_period_at_the_edges_is_one_line_exit_2(text):
 def test_the_last_and_first_supported_years_still_work(text):
     p = parse_period(text)
     p.previous(), p.year_ago(), p.shift(1), p.shift(-23)  # noqa: B018 - all computable
+
+
+# ------------------------------------------------------------------------------ month arithmetic
+
+@pytest.mark.parametrize(
+    "d, n, expected",
+    [
+        ("2024-01-31", 1, "2024-02-29"),  # clamped to the shorter month (leap year)
+        ("2023-01-31", 1, "2023-02-28"),
+        ("2024-03-31", -1, "2024-02-29"),
+        ("2024-12-15", 1, "2025-01-15"),  # December → January
+        ("2025-01-15", -1, "2024-12-15"),  # January → December
+        ("2024-02-29", -12, "2023-02-28"),
+        ("2024-02-29", 12, "2025-02-28"),
+        ("2024-05-31", -3, "2024-02-29"),
+        ("2024-05-31", -15, "2023-02-28"),
+        ("2024-08-31", 0, "2024-08-31"),
+        ("2024-01-01", 25, "2026-02-01"),
+        ("9999-11-30", 1, "9999-12-30"),
+        ("0001-02-28", -1, "0001-01-28"),
+    ],
+)
+def test_add_months(d, n, expected):
+    assert add_months(D(d), n) == D(expected)
+
+
+@pytest.mark.parametrize("d, n", [("9999-12-01", 1), ("0001-01-31", -1)])
+def test_add_months_outside_the_calendar_raises(d, n):
+    with pytest.raises(ValueError):
+        add_months(D(d), n)
+
+
+@pytest.mark.parametrize(
+    "a, b, months",
+    [
+        ("2024-01-31", "2024-02-01", 1),  # the days do not count
+        ("2024-01-01", "2024-01-31", 0),
+        ("2023-12-31", "2024-01-01", 1),
+        ("2024-03-15", "2023-03-15", -12),
+        ("2021-01-01", "2024-12-31", 47),
+    ],
+)
+def test_months_between(a, b, months):
+    assert months_between(D(a), D(b)) == months
+
+
+@pytest.mark.parametrize(
+    "d, index, start, end",
+    [
+        ("2024-02-10", 2024 * 12 + 1, "2024-02-01", "2024-02-29"),
+        ("2023-12-31", 2023 * 12 + 11, "2023-12-01", "2023-12-31"),
+        ("2024-01-01", 2024 * 12, "2024-01-01", "2024-01-31"),
+        ("9999-12-05", 9999 * 12 + 11, "9999-12-01", "9999-12-31"),  # no next month to count back from
+    ],
+)
+def test_month_index_start_and_end(d, index, start, end):
+    assert month_index(D(d)) == index
+    assert month_start(index) == D(start)
+    assert month_end(D(d)) == D(end)

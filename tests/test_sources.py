@@ -1,6 +1,6 @@
-"""Real sources through the same Ibis code path: a PostgreSQL server started by the tests (table and
-SQL-query sources, password from an environment variable, a non-UTC report time zone), Spark local
-mode (marked spark/slow) and unreachable sources with one-line errors."""
+"""Real sources through the same Ibis code path: a PostgreSQL server started by the tests (marked
+slow; table and SQL-query sources, password from an environment variable, a non-UTC report time
+zone), Spark local mode (marked spark/slow) and unreachable sources with one-line errors."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import NOW, assert_same
+from pgtemp import find_pg_bin, load_parquet, temporary_postgres
 
 from retention_report.config import load_settings
 from retention_report.data import DataError, open_dataset
-from retention_report.metrics.summary import MetricOptions, metrics_document
+from retention_report.document import metrics_document
 from retention_report.periods import parse_period
-from retention_report.pgtemp import find_pg_bin, load_parquet, temporary_postgres
 from retention_report.sample import generate_payments
 
 PG_PASSWORD = "pg-Secret-42"
@@ -59,7 +59,7 @@ def parquet_path(tmp_path_factory, payments_frame) -> Path:
 
 def _docs(settings, periods=PERIODS) -> dict[str, dict]:
     ds = open_dataset(settings, now=NOW)
-    opts = MetricOptions.from_settings(settings)
+    opts = settings.metrics
     out = {}
     for p in periods:
         doc = metrics_document(ds, parse_period(p), opts)
@@ -74,6 +74,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(cli), *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin"])
 def test_postgres_table_equals_parquet(postgres, parquet_path, monkeypatch, tz):
     url, _ = postgres
@@ -88,6 +89,7 @@ def test_postgres_table_equals_parquet(postgres, parquet_path, monkeypatch, tz):
         assert PG_PASSWORD not in str(b[p])
 
 
+@pytest.mark.slow
 def test_postgres_query_source(postgres, parquet_path, monkeypatch):
     url, _ = postgres
     monkeypatch.setenv("RR_TEST_PG_PASSWORD", PG_PASSWORD)
@@ -102,6 +104,7 @@ def test_postgres_query_source(postgres, parquet_path, monkeypatch):
     assert_same(a["2024-Q1"], b["2024-Q1"])
 
 
+@pytest.mark.slow
 def test_postgres_wrong_password_and_missing_table(postgres, monkeypatch):
     url, port = postgres
     monkeypatch.setenv("RR_TEST_PG_PASSWORD", "wrong-one")
@@ -138,6 +141,7 @@ def test_unreachable_source_is_one_clear_line(data, expect):
     assert time.perf_counter() - t0 < 60
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tz", ["Europe/Berlin", "America/New_York"])
 def test_postgres_timestamptz_converted_to_report_zone(postgres, parquet_path, monkeypatch, tz):
     """A ``timestamptz`` column holds instants: they are bucketed into days of the report time zone,
@@ -163,6 +167,7 @@ def test_postgres_timestamptz_converted_to_report_zone(postgres, parquet_path, m
     assert a["2024-01"]["data_quality"]["first_payment"] != c["2024-01"]["data_quality"]["first_payment"]
 
 
+@pytest.mark.slow
 def test_postgres_nan_and_infinity_are_invalid_null_is_empty(postgres, monkeypatch):
     """double precision holds NaN and ±Infinity besides NULL: all three fail the amount rule, each
     quoted as the user would see it."""
@@ -207,6 +212,7 @@ segments = ["channel", "country"]
     return path
 
 
+@pytest.mark.slow
 def test_cli_metrics_json_from_postgres_equals_parquet(postgres, parquet_path, tmp_path, monkeypatch):
     """The `metrics` command end to end: password only in the environment (the URL has none), and
     the written metrics.json equals the Parquet one and never contains the password."""
@@ -240,6 +246,7 @@ def _one_line_failure(r: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_cli_postgres_missing_table_and_wrong_password(postgres, tmp_path, monkeypatch):
     url, port = postgres
     monkeypatch.setenv("RR_TEST_PG_PASSWORD", PG_PASSWORD)

@@ -9,8 +9,9 @@ import pandas as pd
 from conftest import make_dataset
 
 from retention_report import tables
+from retention_report.document import metrics_document
 from retention_report.formatting import kpi_spec, shorten, shorten_all
-from retention_report.metrics import metrics_document, new_vs_returning
+from retention_report.metrics import new_vs_returning
 from retention_report.periods import parse_period
 
 Q1 = parse_period("2024-Q1")
@@ -90,12 +91,17 @@ def test_aov_without_order_ids_is_per_purchase_everywhere():
 
 
 def test_email_kpi_rows_use_the_same_aov_label():
-    from retention_report.mail import _kpi_rows
+    from retention_report.formatting import kpi_rows
+    from retention_report.mail.compose import _kpi_rows
 
     ds = make_dataset(ORDERS, COLS, columns__order_id="order_id")
-    rows = _kpi_rows(metrics_document(ds, Q1), "EUR")
-    aov = next(r for r in rows if r["value"] == "€50.00")
+    doc = metrics_document(ds, Q1)
+    aov = next(r for r in _kpi_rows(doc, "EUR") if r["value"] == "€50.00")
     assert aov["label"] == "AOV per order"
+    # the report's KPI table and the mail take their rows from the same builder
+    shared = next(r for r in kpi_rows(doc, "EUR") if r.key == "aov")
+    assert (shared.label, shared.value) == ("AOV per order", "€50.00")
+    assert cells(tables.kpi_table(doc))["AOV per order"][0] == "€50.00"
 
 
 def test_kpi_cells_carry_their_key_and_period():

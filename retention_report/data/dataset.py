@@ -48,7 +48,9 @@ class Dataset:
     has_cost: bool = False
     has_order_id: bool = False
     settings: Settings | None = field(default=None, repr=False)
-    memo: dict[str, Any] = field(default_factory=dict, repr=False)  # results the metrics reuse
+    # derived tables built on demand (customers with segments, per acquisition window); the
+    # metrics cache nothing here: results are memoised by the report context
+    _derived: dict[Any, ir.Table] = field(default_factory=dict, repr=False)
 
     @property
     def last_day(self) -> date | None:
@@ -68,11 +70,11 @@ class Dataset:
         if not self.segments:
             return acquired_between(self.customers, acquired_from, acquired_to)
         key = ("customers_with_segments", acquired_from, acquired_to)
-        if key not in self.memo:
-            self.memo[key] = first_purchase_segments(
+        if key not in self._derived:
+            self._derived[key] = first_purchase_segments(
                 self.customers, self.payments, self.segments, acquired_from, acquired_to
             ).cache()
-        return self.memo[key]
+        return self._derived[key]
 
 
 def _finish(

@@ -1,7 +1,8 @@
 """Metric functions of SPEC §4, executed by the engine through Ibis.
 
 Every function takes Ibis tables (the daily and customers tables of :mod:`retention_report.data`)
-and returns small pandas frames, dataclasses or scalars. No file I/O, no plotting.
+and returns small pandas frames, dataclasses or scalars. No file I/O, no plotting, no caching, no
+report prose (the metrics.json document is assembled above them, in :mod:`retention_report.document`).
 """
 
 from .behaviour import (
@@ -17,7 +18,7 @@ from .cohorts import CohortMatrices, cohort_matrices, cohort_segment_curves, coh
 from .flow import CustomerBridge, customer_bridge
 from .sales import PeriodSales, new_vs_returning, period_sales
 from .segments import SEGMENT_LABELS, SEGMENT_ORDER, FrequencySegments, frequency_segments
-from .summary import KPI_KEYS, MetricOptions, kpi_trend, metrics_document, period_kpis
+from .summary import KPI_KEYS, KpiSource, kpi_trend, kpis_of, period_coverage, period_kpis
 
 __all__ = [
     "KPI_KEYS",
@@ -26,7 +27,7 @@ __all__ = [
     "CohortMatrices",
     "CustomerBridge",
     "FrequencySegments",
-    "MetricOptions",
+    "KpiSource",
     "PeriodSales",
     "SecondPurchase",
     "annual_churn",
@@ -39,7 +40,8 @@ __all__ = [
     "kpi_trend",
     "lifetime_from_churn",
     "ltv",
-    "metrics_document",
+    "kpis_of",
+    "period_coverage",
     "new_vs_returning",
     "observed_lifetime_years",
     "period_kpis",

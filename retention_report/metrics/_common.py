@@ -9,7 +9,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-__all__ = ["lit", "in_range", "ratio", "scalar_row", "weighted_median", "to_float", "to_int"]
+__all__ = ["lit", "in_range", "month_number", "ratio", "scalar_row", "weighted_median", "to_float", "to_int"]
 
 
 def lit(d: date) -> ir.DateScalar:
@@ -22,15 +22,22 @@ def in_range(col: ir.DateValue, start: date, end: date) -> ir.BooleanValue:
     return (col >= lit(start)) & (col <= lit(end))
 
 
+def month_number(col: ir.DateValue) -> ir.IntegerValue:
+    """The running month number ``year × 12 + month − 1`` of a date column, computed by the engine:
+    the twin of :func:`retention_report.periods.month_index` (same numbers), so month differences
+    of columns and Python dates agree."""
+    return col.year() * 12 + col.month() - 1
+
+
 def ratio(num: Any, den: Any) -> float | None:
     """``num / den``, or None when either is missing or the denominator is 0 (undefined, never an
     error or infinity)."""
     if num is None or den is None:
         return None
-    num, den = float(num), float(den)
-    if math.isnan(num) or math.isnan(den) or den == 0:
+    n, d = float(num), float(den)
+    if math.isnan(n) or math.isnan(d) or d == 0:
         return None
-    return num / den
+    return n / d
 
 
 def to_float(v: Any) -> float:

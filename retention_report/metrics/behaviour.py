@@ -8,7 +8,8 @@ from datetime import date, timedelta
 import ibis.expr.types as ir
 import pandas as pd
 
-from ._common import lit, ratio, scalar_row, to_float, to_int, weighted_median
+from ..periods import month_end, month_index, month_start
+from ._common import lit, month_number, ratio, scalar_row, to_float, to_int, weighted_median
 
 __all__ = [
     "SecondPurchase",
@@ -70,7 +71,7 @@ def annual_churn(churn_rate: float | None, days: int) -> float | None:
     """Annualise a period's churn: 1 − (1 − churn)^(365.25 / days)."""
     if churn_rate is None:
         return None
-    return 1.0 - (1.0 - churn_rate) ** (DAYS_PER_YEAR / days)
+    return 1.0 - float((1.0 - churn_rate) ** (DAYS_PER_YEAR / days))
 
 
 def lifetime_from_churn(churn_rate: float | None, days: int) -> float | None:
@@ -119,20 +120,17 @@ def empirical_ltv(daily: ir.Table, customers: ir.Table, horizon: date | None, mo
     if horizon is None:
         return None
     # last complete month at the horizon
-    last_complete = horizon.replace(day=1) - timedelta(days=1)
-    if horizon.month != (horizon + timedelta(days=1)).month:
-        last_complete = horizon
-    lc_idx = last_complete.year * 12 + last_complete.month - 1
-    newest_cohort = lc_idx - (months - 1)
+    last_complete = horizon if horizon == month_end(horizon) else horizon.replace(day=1) - timedelta(days=1)
+    newest_cohort = month_index(last_complete) - (months - 1)
     oldest_cohort = newest_cohort - 11
-    c = customers.mutate(cidx=customers.acquired.year() * 12 + customers.acquired.month() - 1)
+    c = customers.mutate(cidx=month_number(customers.acquired))
     c = c.filter((c.cidx >= oldest_cohort) & (c.cidx <= newest_cohort))
-    oldest = date(oldest_cohort // 12, oldest_cohort % 12 + 1, 1)
+    oldest = month_start(oldest_cohort)
     # purchases from the oldest cohort's first day to the end of the newest cohort's month
     # ``months - 1`` (= last_complete): bounds that let the engine skip the rest of the daily table
     d = daily.filter(daily.is_purchase & (daily.day >= lit(oldest)) & (daily.day <= lit(last_complete)))
     j = d.inner_join(c.select("customer_id", "cidx"), "customer_id")
-    j = j.filter(j.day.year() * 12 + j.day.month() - 1 - j.cidx < months)
+    j = j.filter(month_number(j.day) - j.cidx < months)
     r_rev = scalar_row(j.aggregate(rev=j.gross.sum()))
     r_n = scalar_row(c.aggregate(n=c.count()))
     return ratio(to_float(r_rev.get("rev")), to_int(r_n.get("n")))

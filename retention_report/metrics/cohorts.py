@@ -3,8 +3,7 @@ customer by acquisition month (or ISO week) and age."""
 
 from __future__ import annotations
 
-import calendar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
@@ -13,7 +12,8 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from ._common import lit
+from ..periods import month_end, month_index, month_start
+from ._common import lit, month_number
 
 __all__ = ["CohortMatrices", "cohort_matrices", "cohort_segment_curves", "cohort_window", "bucket_start", "bucket_end"]
 
@@ -31,26 +31,25 @@ def bucket_start(d: date, grain: Grain) -> date:
 def bucket_end(d: date, grain: Grain) -> date:
     """Last day of the bucket containing ``d``."""
     if grain == "month":
-        return d.replace(day=calendar.monthrange(d.year, d.month)[1])
+        return month_end(d)
     return bucket_start(d, grain) + timedelta(days=6)
 
 
 def _bucket_index_py(d: date, grain: Grain) -> int:
     if grain == "month":
-        return d.year * 12 + d.month - 1
+        return month_index(d)
     return (d - _EPOCH_MONDAY).days // 7
 
 
 def _index_to_start(i: int, grain: Grain) -> date:
     if grain == "month":
-        y, m = divmod(i, 12)
-        return date(y, m + 1, 1)
+        return month_start(i)
     return _EPOCH_MONDAY + timedelta(weeks=i)
 
 
 def _bucket_index(col: ir.DateValue, grain: Grain) -> ir.IntegerValue:
     if grain == "month":
-        return col.year() * 12 + col.month() - 1
+        return month_number(col)
     return col.delta(ibis.date(_EPOCH_MONDAY), unit="day") // 7
 
 
@@ -73,7 +72,6 @@ class CohortMatrices:
     lifetime_repeat_rate: pd.Series
     horizon: date | None
     partial_bucket: date | None = None
-    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         """The ``cohorts`` block of metrics.json (nulls for unobservable cells)."""
@@ -182,9 +180,6 @@ def cohort_matrices(
         columns=ages,
     )
     lifetime_repeat = (repeaters / sz).astype("float64")
-    notes = []
-    if last_day is not None and last_day < end:
-        notes.append(f"data end on {last_day.isoformat()}, before the period end")
     return CohortMatrices(
         grain=grain,
         size=size.rename("size"),
@@ -197,7 +192,6 @@ def cohort_matrices(
         lifetime_repeat_rate=lifetime_repeat,
         horizon=horizon,
         partial_bucket=partial_bucket,
-        notes=notes,
     )
 
 

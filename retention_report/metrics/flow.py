@@ -9,7 +9,7 @@ import ibis.expr.types as ir
 
 from ._common import in_range, ratio, scalar_row, to_int
 
-__all__ = ["CustomerBridge", "customer_bridge", "active_between"]
+__all__ = ["CustomerBridge", "customer_bridge"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,6 @@ class CustomerBridge:
         d: dict[str, int | float | None] = dict(asdict(self))
         d.update(churn_rate=self.churn_rate, crr=self.crr)
         return d
-
-
-def active_between(daily: ir.Table, first: date, last: date) -> ir.Table:
-    """Customers with at least one purchase on a day in ``[first, last]`` (one column)."""
-    d = daily.filter(daily.is_purchase & in_range(daily.day, first, last))
-    return d.select("customer_id").distinct()
 
 
 def customer_bridge(

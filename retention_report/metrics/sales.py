@@ -13,7 +13,7 @@ import pandas as pd
 from ..periods import Period
 from ._common import in_range, ratio, scalar_row, to_float, to_int
 
-__all__ = ["PeriodSales", "period_sales", "new_vs_returning", "order_count", "order_counts", "day_sums"]
+__all__ = ["PeriodSales", "period_sales", "new_vs_returning", "order_counts", "day_sums"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,6 @@ class PeriodSales:
     purchases_new: int
     payments_new: int
     cost_new: float | None
-    customers_new_with_repeat: int  # new customers who also made a returning purchase in P
 
     @property
     def revenue(self) -> float:
@@ -121,7 +120,6 @@ def period_sales(
         "new_gross": pc.new_gross.sum(),
         "new_purchases": pc.new_purchases.sum(),
         "new_payments": pc.new_payments.sum(),
-        "new_with_repeat": (pc.is_new_customer & (pc.purchases >= 2)).cast("int32").sum(),
     }
     has_cost = "cost_pos" in daily.columns
     if has_cost:
@@ -143,7 +141,6 @@ def period_sales(
         purchases_new=to_int(r.get("new_purchases")),
         payments_new=to_int(r.get("new_payments")),
         cost_new=to_float(r.get("new_cost")) if has_cost else None,
-        customers_new_with_repeat=to_int(r.get("new_with_repeat")),
     )
 
 
@@ -151,14 +148,10 @@ def _midnight(d: date) -> ir.TimestampScalar:
     return ibis.literal(datetime(d.year, d.month, d.day), type="timestamp")
 
 
-def order_count(payments: ir.Table, start: date, end: date) -> int:
-    """Distinct ``order_id`` of positive payments in ``[start, end]`` (AOV per order)."""
-    return order_counts(payments, [(start, end)])[0]
-
-
 def order_counts(payments: ir.Table, ranges: list[tuple[date, date]]) -> list[int]:
-    """:func:`order_count` of several date ranges in one query (an order counts once per range,
-    however many payments or days it has).
+    """Distinct ``order_id`` of positive payments in each of several date ranges ``[start, end]``
+    (AOV per order), in one query: an order counts once per range, however many payments or days
+    it has.
 
     One small distinct count per range, unioned: each reads only its range — on ``paid_at`` itself
     (not its day), so the engine skips the row groups of a time-ordered file (as payment logs

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from ..periods import Period
+from ..periods import Period, add_months
 from ._common import in_range, ratio
 
-__all__ = ["SEGMENT_ORDER", "SEGMENT_LABELS", "FrequencySegments", "frequency_segments", "months_before"]
+__all__ = ["SEGMENT_ORDER", "SEGMENT_LABELS", "FrequencySegments", "frequency_segments"]
 
 SEGMENT_ORDER = ["frequent", "medium", "rare", "new", "lapsed"]
 SEGMENT_LABELS = {
@@ -33,15 +33,6 @@ class FrequencySegments:
     high: float | None
     data_driven: bool  # thresholds from terciles (True) or from the config (False)
     lookback_months: int
-
-
-def months_before(d: date, months: int) -> date:
-    """The day ``months`` calendar months before ``d`` (clamped to month end)."""
-    import calendar
-
-    y, m0 = divmod(d.year * 12 + d.month - 1 - months, 12)
-    m = m0 + 1
-    return date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
 
 
 def _terciles(freq: pd.Series, counts: pd.Series) -> tuple[float | None, float | None]:
@@ -91,7 +82,7 @@ def frequency_segments(
     distribution of these customers (by rank; with many ties a segment can be empty).
     """
     start, end = period.start, period.end
-    look_first = months_before(end, lookback_months) + timedelta(days=1)
+    look_first = add_months(end, -lookback_months) + timedelta(days=1)
     act_first = end - timedelta(days=window_days - 1)
     lo = min(look_first, act_first, start)
     c = customers.filter(customers.acquired <= end).select("customer_id", "acquired")
@@ -126,6 +117,8 @@ def frequency_segments(
     grid["freq"] = grid["n_look"].astype("float64") / lookback_months
     grid["revenue"] = grid["revenue"].astype("float64")
     reg = grid["kind"] == "regular"
+    low: float | None
+    high: float | None
     if thresholds:
         low, high = float(thresholds[0]), float(thresholds[1])
         data_driven = False

@@ -1,8 +1,11 @@
 """A throwaway PostgreSQL cluster on 127.0.0.1 for tests and benchmarks (initdb + pg_ctl).
 
-Not used by reports. ``initdb`` refuses to run as root, so as root the cluster is owned by the
-``postgres`` system user (created by Debian's ``postgresql`` package; a system user ``rr-postgres`` is
-created when there is none) and lives in a world-readable temporary folder, run via ``runuser``.
+A test helper, not part of the package (it runs useradd and runuser): tests import it as
+``pgtemp`` (pytest puts tests/ on sys.path), benchmarks/bench_metrics.py adds tests/ to it.
+
+``initdb`` refuses to run as root, so as root the cluster is owned by the ``postgres`` system user
+(created by Debian's ``postgresql`` package; a system user ``rr-postgres`` is created when there is
+none) and lives in a world-readable temporary folder, run via ``runuser``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,149 @@
+"""The metrics.json document (SPEC §5): the period's KPIs with the previous and year-ago
+periods', cohorts, segments, data quality and the plain-language findings (§4.6).
+
+Document assembly sits above the metric functions: it calls them and the report prose
+(:mod:`retention_report.findings`); the metrics never import it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .config import MetricSettings
+from .findings import findings
+from .metrics._common import ratio
+from .metrics.behaviour import empirical_ltv, time_to_second_purchase
+from .metrics.cohorts import cohort_matrices
+from .metrics.segments import frequency_segments
+from .metrics.summary import KpiSource, kpis_of, period_coverage
+from .periods import Period
+
+if TYPE_CHECKING:
+    from .data import Dataset
+
+__all__ = ["metrics_document", "settings_block", "SETTINGS_KEYS"]
+
+# metrics.json "settings": the metric conventions in force, in the contract's key order
+SETTINGS_KEYS = ("activity_window_days", "split_basis", "cohort_grain", "cohort_count", "lookback_months",
+                 "frequency_thresholds", "lifetime_method", "trend_periods", "cohort_segment")
+
+
+def settings_block(metrics: MetricSettings) -> dict[str, Any]:
+    """The ``settings`` block of metrics.json."""
+    data = metrics.model_dump()
+    return {k: data[k] for k in SETTINGS_KEYS}
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe: NaN → None, numpy scalars → Python, rounding money noise."""
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        if math.isnan(f) or math.isinf(f):
+            return None
+        # 13 significant digits (at most 10 decimals): removes float summation noise such as
+        # 3026340.1599999927 → 3026340.16 while keeping cents up to 10^11
+        whole = len(str(int(abs(f)))) if abs(f) >= 1 else 0
+        return round(f, max(0, min(10, 13 - whole)))
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
+
+
+def metrics_document(
+    ds: Dataset,
+    period: Period,
+    metrics: MetricSettings | None = None,
+    *,
+    kpis: KpiSource | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The whole metrics.json document of SPEC §5 for ``period``.
+
+    Besides the specified keys it carries ``previous_period`` / ``year_ago_period`` (their dates and
+    ``coverage``: ``full``/``partial``/``none``, see :func:`period_coverage`), ``aov_basis``
+    (``order`` when ``kpis.aov`` is per order, else ``purchase``), ``segment_thresholds``, ``time_to_second_purchase`` and ``extra`` KPIs (margin LTV, empirical
+    12-month LTV) — additions only; the specified keys never change.
+    """
+    opts = metrics or MetricSettings()
+    prev, ago = period.previous(), period.year_ago()
+    last_day = ds.last_day
+    complete = last_day is not None and last_day >= period.end
+    source = kpis or (lambda ps: kpis_of(ds, ps, opts))
+    kpis_now, kpis_prev, kpis_ago = source([period, prev, ago])
+    cohorts = cohort_matrices(
+        ds.daily, ds.customers, period.end, last_day, opts.cohort_grain, opts.cohort_count
+    )
+    seg = frequency_segments(
+        ds.daily,
+        ds.customers,
+        period,
+        opts.activity_window_days,
+        opts.lookback_months,
+        opts.frequency_thresholds or None,
+    )
+    second = time_to_second_purchase(ds.customers, period.end)
+    segments = [
+        {
+            "segment": name,
+            "customers": int(row["customers"]),
+            "revenue": float(row["revenue"]),
+            "purchases": int(row["purchases"]),
+            "aov": row["aov"],
+            "revenue_share": row["revenue_share"],
+        }
+        for name, row in seg.table.iterrows()
+    ]
+    horizon = min(period.end, last_day) if last_day else None
+    ltv_12m = empirical_ltv(ds.daily, ds.customers, horizon)
+    margin_ratio = ratio(kpis_now["margin"], kpis_now["revenue"]) if kpis_now["margin"] is not None else None
+    doc: dict[str, Any] = {
+        "period": period.label,
+        "start": period.start.isoformat(),
+        "end": period.end.isoformat(),
+        "complete": complete,
+        "settings": settings_block(opts),
+        "kpis": kpis_now,
+        "previous": kpis_prev,
+        "year_ago": kpis_ago,
+        "previous_period": {**prev.to_dict(), "coverage": period_coverage(prev, ds.first_day, last_day)},
+        "year_ago_period": {**ago.to_dict(), "coverage": period_coverage(ago, ds.first_day, last_day)},
+        "aov_basis": "order" if ds.has_order_id else "purchase",
+        "cohorts": cohorts.to_json(),
+        "segments": segments,
+        "segment_thresholds": {
+            "low": seg.low,
+            "high": seg.high,
+            "data_driven": seg.data_driven,
+            "unit": "purchases per month",
+            "lookback_months": seg.lookback_months,
+        },
+        "time_to_second_purchase": {
+            "customers": second.customers,
+            "median_days": second.median_days,
+            "mean_days": second.mean_days,
+            "within_30_days": second.within_30,
+            "within_90_days": second.within_90,
+            "within_180_days": second.within_180,
+        },
+        "extra": {
+            "ltv_empirical_12m": ltv_12m,
+            "ltv_margin": None if kpis_now["ltv"] is None or margin_ratio is None else kpis_now["ltv"] * margin_ratio,
+            "margin_rate": margin_ratio,
+        },
+        "data_quality": ds.quality.to_dict(),
+    }
+    if extra:
+        doc.update(extra)
+    doc["findings"] = findings(doc)
+    cleaned: dict[str, Any] = _clean(doc)
+    return cleaned

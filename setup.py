@@ -1,0 +1,37 @@
+"""Build step: ship copies of the analysts' notebooks/, templates/ and config/example.toml in the wheel.
+
+The top-level folders stay where the analysts edit them (the project's layout); a wheel carries
+copies in ``retention_report/_resources/``, where :mod:`retention_report.paths` finds them when the
+package is installed (``pip install .``). An editable install (``pip install -e .``) runs from the
+checkout and reads the top-level folders directly, so nothing is copied. Everything else about the
+package is in pyproject.toml; the sdist carries the folders through MANIFEST.in.
+"""
+
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+# (folder, pattern): the files copied into retention_report/_resources/<folder>/
+RESOURCES = (("notebooks", "*.ipynb"), ("templates", "**/*"), ("config", "example.toml"))
+
+
+class build_py_with_resources(build_py):
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        target = Path(self.build_lib) / "retention_report" / "_resources"
+        for folder, pattern in RESOURCES:
+            files = [f for f in sorted((ROOT / folder).glob(pattern))
+                     if f.is_file() and not any(part.startswith((".", "__")) for part in f.relative_to(ROOT).parts)]
+            if not files:
+                raise SystemExit(f"cannot build retention-report: no {folder}/{pattern} in {ROOT}")
+            for f in files:
+                dest = target / f.relative_to(ROOT)
+                self.mkpath(str(dest.parent))
+                self.copy_file(str(f), str(dest))
+
+
+setup(cmdclass={"build_py": build_py_with_resources})
