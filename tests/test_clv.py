@@ -21,7 +21,7 @@ import mpmath as mp
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_dataset
+from helpers import make_dataset
 
 from retention_report import clv
 

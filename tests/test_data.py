@@ -7,7 +7,7 @@ import sqlite3
 import duckdb
 import pandas as pd
 import pytest
-from conftest import NOW
+from helpers import NOW
 
 from retention_report.config import load_settings
 from retention_report.data import DataError, open_dataset

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from conftest import make_dataset
+from helpers import make_dataset
 
 from retention_report.document import metrics_document
 from retention_report.findings import findings

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import NOW, assert_same
+from helpers import NOW, assert_same
 
 from retention_report.config import load_settings
 from retention_report.context import with_sample_columns

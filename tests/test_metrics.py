@@ -7,7 +7,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from conftest import make_dataset
+from helpers import SALES, make_dataset
 
 from retention_report.config import MetricSettings
 from retention_report.document import metrics_document
@@ -30,21 +30,8 @@ approx = pytest.approx
 
 # --------------------------------------------------------------------------------------------
 # §4.1 new vs returning, money, purchases
-# a: bought before (2023-11-05) and twice on 2024-01-10 (one purchase of 80: 50 + 30)
-# b: first purchase 2024-02-01 (200), again 2024-03-15 (20), refund of 20 on 2024-03-20
-# c: only in 2023 (churns), d: first purchase at 23:59:59 on the period's last day
-# e: a refund without any purchase: never a customer
-SALES = [
-    ("a", "2023-11-05 10:00", 100.0),
-    ("a", "2024-01-10 10:00", 50.0),
-    ("a", "2024-01-10 15:00", 30.0),
-    ("b", "2024-02-01 09:00", 200.0),
-    ("b", "2024-03-15 09:00", 20.0),
-    ("b", "2024-03-20 09:00", -20.0),
-    ("c", "2023-01-01 09:00", 10.0),
-    ("d", "2024-03-31 23:59:59", 5.0),
-    ("e", "2024-02-02 10:00", -5.0),
-]
+# SALES (tests/helpers.py): a bought before and twice on 2024-01-10 (one purchase of 80 = 50 + 30); b first
+# 2024-02-01 (200), again 03-15 (20), refund 20 on 03-20; c only in 2023; d at 23:59:59 on 03-31; e a refund only
 
 
 @pytest.fixture(scope="module")

@@ -349,3 +349,22 @@ def test_metrics_json_equals_fast_path(report, doc, tmp_path):
     fast = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("kpis", "previous", "year_ago", "cohorts", "segments", "data_quality", "findings"):
         assert fast[key] == doc[key], key
+
+
+def test_report_structure_snapshot(html, snapshot):
+    """The rendered report's structure — heading ids, section and sub-section headings, the
+    column headers of every table — as a syrupy snapshot: a structural change is a reviewed diff
+    (``pytest tests/test_report.py --snapshot-update``). Values are checked against metrics.json
+    by the tests above, not here."""
+    def text(fragment: str) -> str:
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", fragment)).strip()
+
+    structure = {
+        "heading_ids": re.findall(r'<h2[^>]*id="([^"]+)"', html),
+        "headings": [f"h{level} {text(t)}" for level, t in re.findall(r"<h([23])[^>]*>(.*?)</h\1>", html, re.S)],
+        "table_headers": [
+            [text(th) for th in re.findall(r"<th[^>]*scope=.col.[^>]*>(.*?)</th>", table, re.S)]
+            for table in re.findall(r"<table.*?</table>", html, re.S)
+        ],
+    }
+    assert structure == snapshot

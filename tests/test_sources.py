@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import NOW, assert_same
+from helpers import NOW, assert_same
 from pgtemp import find_pg_bin, load_parquet, temporary_postgres
 
 from retention_report.config import load_settings

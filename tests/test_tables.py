@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pandas as pd
-from conftest import make_dataset
+from helpers import make_dataset
 
 from retention_report import tables
 from retention_report.document import metrics_document

@@ -1,0 +1,71 @@
+"""Helpers the tests import (``from helpers import make_dataset``): tiny payment logs as
+DataFrames, Datasets built from them, a tolerant comparison of metrics documents, and the
+hand-counted payment log several test modules share. Fixtures live in ``conftest.py``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+# a fixed "now" so the future-date rule never depends on the day the tests run
+NOW = datetime(2026, 1, 1)
+
+
+def payments(rows, columns=("customer_id", "paid_at", "amount")) -> pd.DataFrame:
+    """Rows of (customer_id, paid_at, amount[, ...]) → DataFrame with string ids and timestamps."""
+    df = pd.DataFrame(list(rows), columns=list(columns))
+    df["customer_id"] = df["customer_id"].astype(str)
+    df["paid_at"] = pd.to_datetime(df["paid_at"], format="mixed")
+    return df
+
+
+def make_dataset(rows, columns=("customer_id", "paid_at", "amount"), **settings):
+    """A Dataset from rows; keyword arguments are dotted settings (``metrics__activity_window_days``)."""
+    from retention_report.config import load_settings
+    from retention_report.data import dataset_from_frame
+
+    overrides = {k.replace("__", "."): v for k, v in settings.items()}
+    s = load_settings(None, **overrides)
+    frame = rows if isinstance(rows, pd.DataFrame) else payments(rows, columns)
+    return dataset_from_frame(frame, s, now=NOW)
+
+
+def assert_same(a, b, path="doc"):
+    """Two metrics documents are equal: same keys, same nulls, exact ints and strings, floats within
+    1e-9 (relative or absolute) — backends sum floating point in different orders."""
+    import math
+
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), (path, set(a) ^ set(b) if isinstance(b, dict) else b)
+        for key in a:
+            assert_same(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a is not None and b is not None, (path, a, b)
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
+# A hand-counted log (tests/test_metrics.py works its numbers out line by line):
+# a: bought before (2023-11-05) and twice on 2024-01-10 (one purchase of 80: 50 + 30)
+# b: first purchase 2024-02-01 (200), again 2024-03-15 (20), refund of 20 on 2024-03-20
+# c: only in 2023 (churns), d: first purchase at 23:59:59 on the period's last day
+# e: a refund without any purchase: never a customer
+SALES = [
+    ("a", "2023-11-05 10:00", 100.0),
+    ("a", "2024-01-10 10:00", 50.0),
+    ("a", "2024-01-10 15:00", 30.0),
+    ("b", "2024-02-01 09:00", 200.0),
+    ("b", "2024-03-15 09:00", 20.0),
+    ("b", "2024-03-20 09:00", -20.0),
+    ("c", "2023-01-01 09:00", 10.0),
+    ("d", "2024-03-31 23:59:59", 5.0),
+    ("e", "2024-02-02 10:00", -5.0),
+]
