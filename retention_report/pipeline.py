@@ -171,26 +171,38 @@ def notebook_parameters(period: Period, config_path: str | None, data: str | Non
     }
 
 
-def _failure_details(exc: Exception, nb_path: Path) -> tuple[int | None, int | None, str]:
-    """(cell index, execution count, error line) of the failed cell in an executed notebook."""
+def _failure_details(exc: Exception, joined: Path, names: list[str]) -> tuple[str, int | None, int | None, str]:
+    """(section notebook, cell number as in that notebook, execution count, error line) of the
+    failed cell of an executed joined notebook (:mod:`retention_report.runbook`)."""
     import nbformat
+
+    from .runbook import failed_cell
 
     ename = getattr(exc, "ename", type(exc).__name__)
     evalue = getattr(exc, "evalue", str(exc))
+    section: str | None = None
     cell_idx = exec_count = None
     try:
-        nb = nbformat.read(str(nb_path), as_version=4)
-        # number cells as in the source notebook: skip the cells papermill inserted
-        inserted = {"injected-parameters", "papermill-error-cell-tag"}
-        own = [c for c in nb.cells if not inserted & set(c.get("metadata", {}).get("tags", []))]
-        for i, cell in enumerate(own):
-            if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
-                cell_idx = i + 1
-                exec_count = cell.get("execution_count")
-                break
+        section, cell_idx, exec_count = failed_cell(nbformat.read(str(joined), as_version=4))
     except Exception:  # pragma: no cover - the notebook may be unreadable if the kernel died
         pass
-    return cell_idx, exec_count, f"{ename}: {evalue}".strip()
+    return section or (names[0] if names else "?"), cell_idx, exec_count, f"{ename}: {evalue}".strip()
+
+
+def _write_split(joined: Path, names: list[str], folder: Path) -> list[Path]:
+    """The executed joined notebook as one executed notebook per section (what the run reached),
+    in ``folder``; the joined file itself is removed."""
+    import nbformat
+
+    from .runbook import split_sections
+
+    written = []
+    if joined.is_file():
+        for name, nb in split_sections(nbformat.read(str(joined), as_version=4), names).items():
+            nbformat.write(nb, str(folder / name))
+            written.append(folder / name)
+        joined.unlink()
+    return written
 
 
 def _swap_into_place(tmp: Path, final: Path) -> None:
@@ -266,10 +278,12 @@ def _run_report(
     progress: Progress,
     guard: _signals_interrupt,
 ) -> RunResult:
+    import nbformat
     import papermill as pm
 
     from .data import open_dataset
     from .render import combine_notebooks, render_html, render_pdf
+    from .runbook import SectionClock, join_sections
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -309,42 +323,51 @@ def _run_report(
             progress(f"[sections] {', '.join(m.replace('_', ' ') for m in computed)} computed in "
                      f"{timings['sections']:.1f}s")
 
-        # 2. section notebooks
+        # 2. section notebooks: joined into one notebook and executed in one kernel (one kernel
+        # start and one import of pandas/matplotlib/Ibis instead of one per section), then split
+        # back into the executed section notebooks kept for audit (retention_report.runbook)
         params = notebook_parameters(period, config_path, data, metrics_path)
         nbs = section_notebooks(settings, notebooks_dir)
-        executed: list[Path] = []
+        names = [nb.name for nb in nbs]
         (tmp / "notebooks").mkdir()
         kernel = kernel_name or settings.report.kernel
         kernel = kernel if _kernel_exists(kernel) else "python3"  # ipykernel's own, in this env
-        for i, nb in enumerate(nbs, 1):
-            out_nb = tmp / "notebooks" / nb.name
-            t = time.perf_counter()
-            progress(f"[{i}/{len(nbs)}] {nb.name} …")
-            try:
-                _in_worker_thread(lambda nb=nb, out_nb=out_nb: pm.execute_notebook(
-                    str(nb),
-                    str(out_nb),
-                    parameters=params,
-                    kernel_name=kernel,
-                    progress_bar=False,
-                    log_output=False,
-                    cwd=str(nb.parent),
-                    kernel_manager_class=_ipc_kernel_manager(sockets, kernels),
-                ), kernels)
-            except Exception as exc:  # papermill raises PapermillExecutionError for a failed cell
-                cell, count, error = _failure_details(exc, out_nb)
-                sections.unlink(missing_ok=True)
-                failed = final.with_name(final.name + ".failed")
-                if failed.exists() and is_report_folder(failed):
-                    shutil.rmtree(failed)
-                if failed.exists():  # appeared during the run and is not ours: keep both
-                    failed = Path(tempfile.mkdtemp(prefix=f"{final.name}.failed-", dir=final.parent))
-                _normal_permissions(tmp)
-                os.replace(tmp, failed)
-                raise NotebookFailed(nb.name, cell, count, error, failed / "notebooks" / nb.name) from None
-            timings[nb.name] = time.perf_counter() - t
-            executed.append(out_nb)
-            progress(f"[{i}/{len(nbs)}] {nb.name} done in {timings[nb.name]:.1f}s")
+        joined = tmp / "notebooks" / ".report.ipynb"
+        nbformat.write(join_sections(nbs), str(joined))
+        clock = SectionClock(names, progress)
+        t = time.perf_counter()
+        try:
+            _in_worker_thread(lambda: pm.execute_notebook(
+                str(joined),
+                str(joined),
+                parameters=params,
+                kernel_name=kernel,
+                progress_bar=False,
+                log_output=False,
+                cwd=str(nbs[0].parent) if nbs else None,
+                kernel_manager_class=_ipc_kernel_manager(sockets, kernels),
+                on_cell_execute=clock.on_cell_execute,
+                # jupyter_client interrupts a kernel before shutting it down, which the kernel app
+                # logs as an ERROR on our stderr; cell errors come back as messages, not this log
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            ), kernels)
+        except Exception as exc:  # papermill raises PapermillExecutionError for a failed cell
+            clock.abandon()
+            failed_nb, cell, count, error = _failure_details(exc, joined, names)
+            _write_split(joined, names, tmp / "notebooks")
+            sections.unlink(missing_ok=True)
+            failed = final.with_name(final.name + ".failed")
+            if failed.exists() and is_report_folder(failed):
+                shutil.rmtree(failed)
+            if failed.exists():  # appeared during the run and is not ours: keep both
+                failed = Path(tempfile.mkdtemp(prefix=f"{final.name}.failed-", dir=final.parent))
+            _normal_permissions(tmp)
+            os.replace(tmp, failed)
+            raise NotebookFailed(failed_nb, cell, count, error, failed / "notebooks" / failed_nb) from None
+        clock.finish()
+        timings.update(clock.timings)
+        timings["notebooks"] = time.perf_counter() - t
+        executed = _write_split(joined, names, tmp / "notebooks")
 
         sections.unlink(missing_ok=True)  # internal to the run, not part of the report
 
