@@ -7,6 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/retention-report
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.installed-test-stamp
 KERNEL ?= retention-report
 
 PERIOD ?=
@@ -33,13 +34,21 @@ export PERIOD PERIODS CONFIG DATA TO KERNEL N
 
 cli_args = $${CONFIG:+--config "$$CONFIG"} $${DATA:+--data "$$DATA"}
 
+# `make report` installs only what reports need; `make test`/`lint`/`bench` add the test extras
+# (PySpark, Playwright, mypy …) and `make lab` JupyterLab, each once (its own stamp)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e .
 	$(CLI) kernel --name "$$KERNEL" >/dev/null
+	@rm -f $(TEST_STAMP)
 	@touch $(STAMP)
 	@echo "environment ready in $(VENV) (Jupyter kernel '$(KERNEL)')"
+
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test]"
+	@touch $(TEST_STAMP)
+
 
 # PERIOD is checked before anything is installed or computed
 .PHONY: _need_period
@@ -58,6 +67,10 @@ help:
 .PHONY: setup
 ## Create .venv (pip), install the package and register the Jupyter kernel (no-op when up to date)
 setup: $(STAMP)
+
+.PHONY: setup-test
+## Add the test extras to .venv (make test/lint/bench do it themselves)
+setup-test: $(TEST_STAMP)
 
 .PHONY: report
 ## Render reports/$(PERIOD)/: report.html, report.pdf, metrics.json, executed notebooks
@@ -95,19 +108,19 @@ lab: setup
 
 .PHONY: test
 ## Run the whole test suite (installs Chromium/poppler/PostgreSQL first when root and missing)
-test: setup
+test: setup-test
 	@bash scripts/ensure-system-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: lint
 ## Lint the package and tests with ruff, and type-check the metric core with mypy (strict)
-lint: setup
+lint: setup-test
 	$(VENV)/bin/ruff check retention_report tests benchmarks
 	$(VENV)/bin/mypy
 
 .PHONY: bench
 ## Run the metric benchmark (N=1000000 by default; BENCH_ARGS="--skip-pandas --memory-limit 8GB"; README "Performance")
-bench: setup
+bench: setup-test
 	$(PY) benchmarks/bench_metrics.py --rows "$${N:-1000000}" $(BENCH_ARGS)
 
 .PHONY: clean
