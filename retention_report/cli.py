@@ -330,6 +330,21 @@ def init(directory: Annotated[str, typer.Argument(metavar="DIR", help="A new (or
                f"`make -C {directory} report PERIOD=2024-Q1` renders a report")
 
 
+cache_app = typer.Typer(help="The cache of validated, derived tables kept between runs ([engine] cache_dir).",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("clear")
+def cache_clear(config: ConfigOpt = "") -> None:
+    """Remove the cached derived tables (a source's next load validates and derives them again)."""
+    settings = _settings(config, "")
+    from .data.cache import cache_dir, clear
+
+    n = clear(settings)
+    typer.echo(f"removed {n} cached table file(s) from {cache_dir(settings)}")
+
+
 @app.command("check-period")
 def check_period(period: Annotated[str, typer.Argument(help="A PERIOD string.")]) -> None:
     """Parse a PERIOD and print its dates, previous and year-ago periods (fails fast if malformed)."""

@@ -180,6 +180,11 @@ class EngineSettings(_Model):
     memory_limit: str = Field("", description="e.g. '8GB'; empty = DuckDB default (80% of RAM)")
     threads: int = Field(0, ge=0, description="0 = all cores")
     temp_directory: str = Field("", description="spill folder; empty = DuckDB default")
+    cache: bool = Field(True, description="keep a file source's validated, derived tables between runs")
+    cache_dir: str = Field(
+        default_factory=lambda: os.environ.get("RETENTION_REPORT_CACHE_DIR", ".cache/retention-report"),
+        description="where they are kept (retention-report cache clear); default from RETENTION_REPORT_CACHE_DIR",
+    )
 
 
 class EmailSettings(_Model):

@@ -355,6 +355,9 @@ def data_quality_table(dq: Mapping[str, Any]) -> str:
         rows.append(("Rows dropped", "0"))
     rows.append(("First payment", str(dq.get("first_payment") or "n/a")))
     rows.append(("Last payment", str(dq.get("last_payment") or "n/a")))
+    if dq.get("derived_tables_cached_at"):  # a warm run: validation and derived tables of an earlier load
+        rows.append(("Validated and derived", f"{str(dq['derived_tables_cached_at'])[:16].replace('T', ' ')} "
+                                              "(cached; the source files are unchanged since)"))
     body = "".join(f"<tr><th scope='row' class='rr-label'>{esc(a)}</th><td class='num'>{esc(b)}</td></tr>"
                    for a, b in rows)
     return f"<table class='rr-table rr-narrow'><tbody>{body}</tbody></table>"

@@ -33,6 +33,13 @@ def sample_parquet(tmp_path_factory, sample_frame) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_outside_the_checkout(tmp_path_factory):
+    """Warm-run caches of the tests' data files go to a temporary folder (subprocesses inherit it)."""
+    os.environ["RETENTION_REPORT_CACHE_DIR"] = str(tmp_path_factory.mktemp("rr-cache"))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _no_smtp_password_leak(monkeypatch):
     # tests never see a developer's real SMTP password

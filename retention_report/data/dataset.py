@@ -12,17 +12,25 @@ from zoneinfo import ZoneInfo
 import ibis.expr.types as ir
 
 from ..config import Settings
+from . import cache
 from .columns import check_columns, column_mapping, convert
 from .derived import (
     acquired_between,
     build_customers,
     build_daily,
     day_summary,
+    days_frame,
     first_purchase_segments,
 )
 from .model import DataError, DataQuality, first_line
 from .sources import connect_duckdb, csv_problem, read_raw, source_kind
-from .validation import payment_id_duplicates, require_payments, validate
+from .validation import (
+    PAYMENT_ID_RULES,
+    payment_id_duplicates,
+    require_payments,
+    row_filter,
+    validate,
+)
 
 __all__ = ["Dataset", "open_dataset", "dataset_from_frame"]
 
@@ -77,6 +85,16 @@ class Dataset:
         return self._derived[key]
 
 
+def _now(settings: Settings, now: datetime | None) -> datetime:
+    return now if now is not None else datetime.now(ZoneInfo(settings.timezone)).replace(tzinfo=None)
+
+
+def _iso(v: Any) -> str | None:
+    if v is None or (hasattr(v, "isoformat") is False) or str(v) == "NaT":
+        return None
+    return v.isoformat(sep=" ") if isinstance(v, datetime) else str(v)
+
+
 def _finish(
     con: Any,
     converted: ir.Table,
@@ -84,9 +102,9 @@ def _finish(
     settings: Settings,
     source_name: str,
     now: datetime | None = None,
+    key: str | None = None,
 ) -> Dataset:
-    if now is None:
-        now = datetime.now(ZoneInfo(settings.timezone)).replace(tzinfo=None)
+    now = _now(settings, now)
     clean, dropped, rows_read, days = validate(converted, mapping, settings, now)
     canon = [c for c in clean.columns if not c.startswith("_")]
     payments = clean.select(canon).mutate(day=clean.paid_at.date())
@@ -103,12 +121,6 @@ def _finish(
     # segment values of each customer's first purchase are only needed for the per-segment cohort
     # curves: built on first use (Dataset.customers_with_segments), not on every load
     customers = build_customers(daily).cache()
-
-    def _iso(v: Any) -> str | None:
-        if v is None or (hasattr(v, "isoformat") is False) or str(v) == "NaT":
-            return None
-        return v.isoformat(sep=" ") if isinstance(v, datetime) else str(v)
-
     quality = DataQuality(
         rows_read=rows_read,
         rows_used=int(days["rows"].sum()),
@@ -116,6 +128,16 @@ def _finish(
         first_payment=_iso(days["first"].min()) if len(days) else None,
         last_payment=_iso(days["last"].max()) if len(days) else None,
     )
+    if key is not None:  # kept for the next load of the same, unchanged source (data/cache.py)
+        meta = {"quality": quality.to_dict(), "now": now.isoformat(), "validated_on": now.date().isoformat(),
+                "future_dropped": dropped.get("future_paid_at", 0),
+                "created_at": datetime.now().astimezone().isoformat(timespec="seconds")}
+        cache.store(con, settings, key, daily, customers, days, meta)
+    return _dataset(con, payments, daily, customers, days, quality, source_name, settings, mapping)
+
+
+def _dataset(con: Any, payments: ir.Table, daily: ir.Table, customers: ir.Table, days: Any, quality: DataQuality,
+             source_name: str, settings: Settings, mapping: dict[str, str]) -> Dataset:
     return Dataset(
         con=con,
         payments=payments,
@@ -129,6 +151,29 @@ def _finish(
         has_order_id="order_id" in mapping,
         settings=settings,
     )
+
+
+def _from_cache(con: Any, converted: ir.Table, mapping: dict[str, str], settings: Settings, source_name: str,
+                entry: cache.CacheEntry) -> Dataset:
+    """A Dataset from cached derived tables: no validation pass, no derived table built. The
+    payments are the source's again, with the rows the cached validation dropped left out (an
+    expression: it runs only for the metrics that read payment rows)."""
+    meta = entry.meta
+    q = meta["quality"]
+    dropped = dict(q["rows_dropped"])
+    clean = converted
+    if set(dropped) - {r.name for r in PAYMENT_ID_RULES}:
+        clean = row_filter(converted, settings, datetime.fromisoformat(meta["now"]))
+    canon = [c for c in clean.columns if not c.startswith("_")]
+    payments = clean.select(canon).mutate(day=clean.paid_at.date())
+    if set(dropped) & {r.name for r in PAYMENT_ID_RULES}:
+        payments, _ = payment_id_duplicates(payments, settings, mapping)
+    quality = DataQuality(
+        rows_read=q["rows_read"], rows_used=q["rows_used"], rows_dropped=dropped,
+        first_payment=q["first_payment"], last_payment=q["last_payment"], cached_at=meta.get("created_at"),
+    )
+    days = days_frame(entry.days)
+    return _dataset(con, payments, entry.daily, entry.customers, days, quality, source_name, settings, mapping)
 
 
 def open_dataset(settings: Settings, now: datetime | None = None) -> Dataset:
@@ -146,7 +191,11 @@ def open_dataset(settings: Settings, now: datetime | None = None) -> Dataset:
     check_columns(raw.table, mapping, settings)
     converted = convert(raw.table, mapping, settings, getattr(raw.con, "name", "duckdb"), raw.text)
     try:
-        return _finish(raw.con, converted, mapping, settings, raw.name, now)
+        key = cache.cache_key(settings) if getattr(raw.con, "name", "") == "duckdb" else None
+        entry = cache.lookup(raw.con, settings, key, _now(settings, now).date().isoformat())
+        if entry is not None:
+            return _from_cache(raw.con, converted, mapping, settings, raw.name, entry)
+        return _finish(raw.con, converted, mapping, settings, raw.name, now, key)
     except DataError:
         raise
     except Exception as exc:

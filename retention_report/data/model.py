@@ -32,6 +32,8 @@ class DataQuality:
     rows_dropped: dict[str, int]
     first_payment: str | None
     last_payment: str | None
+    # when the validated, derived tables came from the cache of an earlier load: when it ran
+    cached_at: str | None = None
 
     @property
     def last_day(self) -> date | None:
@@ -62,4 +64,5 @@ class DataQuality:
             "rows_dropped": dict(self.rows_dropped),
             "first_payment": self.first_payment,
             "last_payment": self.last_payment,
+            **({"derived_tables_cached_at": self.cached_at} if self.cached_at else {}),
         }

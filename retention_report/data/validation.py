@@ -24,7 +24,7 @@ from ..config import Settings
 from .derived import day_aggregates, days_frame
 from .model import DataError
 
-__all__ = ["Rule", "ROW_RULES", "PAYMENT_ID_RULES", "RULES", "rule_label", "validate",
+__all__ = ["Rule", "ROW_RULES", "PAYMENT_ID_RULES", "RULES", "rule_label", "validate", "row_filter",
            "payment_id_duplicates", "require_payments", "DATE_FORMS", "AMOUNT_FORMS"]
 
 DATE_FORMS = (
@@ -181,6 +181,15 @@ def validate(
         exclusive = t.aggregate(**agg2).execute().iloc[0].to_dict()
         dropped = {k: int(v) for k, v in exclusive.items() if v}
     return remaining, dropped, rows_read, None
+
+
+def row_filter(t: ir.Table, settings: Settings, now: datetime) -> ir.Table:
+    """``t`` without the rows any row rule drops (an expression; nothing runs): what
+    :func:`validate` returns under ``on_invalid = "drop"``, rebuilt for a cached load."""
+    any_bad = ibis.literal(False)
+    for p in _predicates(t, settings, now).values():
+        any_bad = any_bad | p.fill_null(False)
+    return t.filter(~any_bad)
 
 
 def require_payments(days: Any, rows_read: int, dropped: dict[str, int], source_name: str) -> None:
