@@ -361,6 +361,35 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command()
+def scores(
+    period: PeriodOpt,
+    out: Annotated[str, typer.Option("--out", "-o", help="CSV file to write.")],
+    config: ConfigOpt = "",
+    data: DataOpt = "",
+    force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
+) -> None:
+    """Write per-customer predicted-value scores (P(alive), expected purchases and spend, CLV) of
+    the customers acquired by the period end to a CSV file for CRM use. The file holds customer
+    ids: it is written only by this command, never into a report."""
+    from .scores import ScoresError, check_scores_out, export_scores
+
+    p = _period(period)
+    settings = _settings(config, data)
+    try:
+        target = check_scores_out(out, force)  # before any data is read
+    except ScoresError as exc:
+        _fail(str(exc), 2)
+    from .data import DataError
+
+    _announce_sample(settings)
+    try:
+        n = export_scores(settings, p, target, force=force)
+    except (DataError, ScoresError) as exc:
+        _fail(str(exc), 1)
+    typer.echo(f"scores of {n:,} customers for {p.label} written to {target}")
+
+
 def _announce_sample(settings: Any) -> None:
     s = settings.source
     if s.path or s.url or s.kind not in ("auto", "sample"):

@@ -24,6 +24,7 @@ __all__ = [
     "CsvSettings",
     "ColumnSettings",
     "MetricSettings",
+    "ClvSettings",
     "ValidationSettings",
     "ReportSettings",
     "EngineSettings",
@@ -129,6 +130,18 @@ class MetricSettings(_Model):
         return v
 
 
+class ClvSettings(_Model):
+    """Predicted customer value (issue 17): BG/NBD (or Pareto/NBD) + Gamma-Gamma, fitted on the data
+    up to the period end (retention_report.metrics.predictive)."""
+
+    enabled: bool = Field(True, description="fit the models; false = no clv block, the section says so")
+    model: Literal["bg_nbd", "pareto_nbd"] = Field("bg_nbd", description="purchase model")
+    horizon_days: int = Field(365, gt=0, le=3650, description="prediction horizon of expected purchases and CLV")
+    annual_discount: float = Field(0.10, ge=0, lt=1, description="annual discount rate of the CLV (0.10 = 10%)")
+    at_risk_threshold: float = Field(0.5, gt=0, lt=1, description="repeat customers with P(alive) below it are at risk")
+    min_customers: int = Field(50, ge=2, description="fewer customers by the period end: no fit (the block is null)")
+
+
 class ValidationSettings(_Model):
     """What to do with bad rows (SPEC §2)."""
 
@@ -215,6 +228,7 @@ class Settings(_Model):
     source: SourceSettings = SourceSettings()
     columns: ColumnSettings = ColumnSettings()
     metrics: MetricSettings = MetricSettings()
+    clv: ClvSettings = ClvSettings()
     validation: ValidationSettings = ValidationSettings()
     report: ReportSettings = ReportSettings()
     engine: EngineSettings = EngineSettings()

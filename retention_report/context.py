@@ -103,6 +103,7 @@ class ReportContext:
     dataset: Dataset | None = field(default=None, repr=False)  # opened on first use when None
     # results by (method, arguments): computed once, shared with the run's notebooks
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+    _clv: dict[str, Any] = field(default_factory=dict, repr=False)  # the CLV fits (not shared)
 
     # ---- basics -------------------------------------------------------------------------------
     @property
@@ -132,7 +133,8 @@ class ReportContext:
         if self.metrics_path and Path(self.metrics_path).is_file():
             return json.loads(Path(self.metrics_path).read_text(encoding="utf-8"))
         self.ds.quality.require_overlap(self.period, self.ds.source_name)  # no report of zeros
-        return metrics_document(self.ds, self.period, self.metrics, kpis=self.kpis_of, extra=self.header_info())
+        return metrics_document(self.ds, self.period, self.metrics, kpis=self.kpis_of, clv=self.clv_block(),
+                                extra=self.header_info())
 
     def header_info(self) -> dict[str, Any]:
         """Report metadata stored in metrics.json (title, source, currency, generation time)."""
@@ -236,6 +238,31 @@ class ReportContext:
 
     def second_purchase(self) -> SecondPurchase:
         return self._memo(("second_purchase",), lambda: time_to_second_purchase(self.ds.customers, self.period.end))
+
+    def clv(self) -> Any:
+        """Predicted customer value (issue 17): a ``metrics.predictive.PredictedValue`` — the
+        ``clv`` block of metrics.json and the section's aggregates (no customer ids)."""
+        from .metrics.predictive import predicted_value
+
+        return self._memo(("clv",), lambda: predicted_value(
+            self.ds, self.period, self.settings, segment=self.cohort_segment(),
+            cohort_count=self.settings.metrics.cohort_count, core=self._clv_core()))
+
+    def clv_block(self) -> Any:
+        """The ``clv`` block of metrics.json (a ``ClvBlock``: block and reason), from the same fit
+        as :meth:`clv`."""
+        from .metrics.predictive import clv_block
+
+        return self._memo(("clv_block",), lambda: clv_block(self.ds, self.period, self.settings,
+                                                             core=self._clv_core()))
+
+    def _clv_core(self) -> Any:
+        """The fits behind both (kept out of the section results shared with the notebooks: large)."""
+        from .metrics.predictive import clv_core
+
+        if "core" not in self._clv:
+            self._clv["core"] = clv_core(self.ds, self.period, self.settings)
+        return self._clv["core"]
 
     # ---- sharing the section results with the notebooks of a run ------------------------------
     def fingerprint(self) -> str:

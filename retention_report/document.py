@@ -18,6 +18,7 @@ from .findings import findings
 from .metrics._common import ratio
 from .metrics.behaviour import empirical_ltv, time_to_second_purchase
 from .metrics.cohorts import cohort_matrices
+from .metrics.predictive import ClvBlock, clv_block
 from .metrics.segments import frequency_segments
 from .metrics.summary import KpiSource, kpis_of, period_coverage
 from .periods import Period
@@ -65,6 +66,7 @@ def metrics_document(
     metrics: MetricSettings | None = None,
     *,
     kpis: KpiSource | None = None,
+    clv: ClvBlock | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whole metrics.json document of SPEC §5 for ``period``.
@@ -142,6 +144,12 @@ def metrics_document(
         },
         "data_quality": ds.quality.to_dict(),
     }
+    # predicted customer value (BG/NBD + Gamma-Gamma, issue 17): null, with the reason, when the
+    # data cannot support a fit
+    out = clv if clv is not None else clv_block(ds, period, ds.settings)
+    doc["clv"] = out.block
+    if out.reason:
+        doc["clv_reason"] = out.reason
     if extra:
         doc.update(extra)
     doc["findings"] = findings(doc)

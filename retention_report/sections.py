@@ -47,6 +47,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("customer_base", "04_customer_base.ipynb", "Customer base flow", ("bridge",)),
     Section("cohorts", "05_cohorts.ipynb", "Cohort retention", ("cohorts", "cohort_curves")),
     Section("behaviour", "06_behaviour_ltv.ipynb", "Purchase behaviour and LTV", ("second_purchase",)),
+    Section("predicted_value", "08_predicted_value.ipynb", "Predicted customer value", ("clv",)),
     Section("appendix", "07_appendix.ipynb", "Appendix"),
 )
 

@@ -138,6 +138,7 @@ def test_defaults_without_a_file(path):
         "customer_base",
         "cohorts",
         "behaviour",
+        "predicted_value",
         "appendix",
     ]
     assert s.report.currency == "EUR"
@@ -596,6 +597,7 @@ def test_public_dict_is_plain_data():
         "source",
         "columns",
         "metrics",
+        "clv",
         "validation",
         "report",
         "engine",

@@ -110,7 +110,7 @@ def test_init_writes_the_project_layout(project):
 def test_init_config_is_the_commented_example_pointing_at_the_project(project, tmp_path, monkeypatch):
     text = (project / "config.toml").read_text()
     data = tomllib.loads(text)
-    assert data == {"source": {"csv": {}}, "columns": {}, "metrics": {}, "validation": {},
+    assert data == {"source": {"csv": {}}, "columns": {}, "metrics": {}, "clv": {}, "validation": {},
                     "report": {"notebooks_dir": "notebooks", "templates_dir": "templates"},
                     "engine": {}, "email": {}}
     monkeypatch.chdir(tmp_path)

@@ -7,7 +7,13 @@ import nbformat
 import papermill as pm
 import pytest
 
-from retention_report.runbook import ORIGIN, SectionClock, failed_cell, join_sections, split_sections
+from retention_report.runbook import (
+    ORIGIN,
+    SectionClock,
+    failed_cell,
+    join_sections,
+    split_sections,
+)
 
 
 def _nb(path, *sources):

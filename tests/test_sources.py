@@ -90,6 +90,32 @@ def test_postgres_table_equals_parquet(postgres, parquet_path, monkeypatch, tz):
 
 
 @pytest.mark.slow
+def test_clv_fit_from_postgres_equals_parquet(postgres, parquet_path, monkeypatch):
+    """Issue 17: the same data from DuckDB (Parquet) and PostgreSQL give the same compressed
+    histories and so the same fits: parameters equal to 1e-6 (in fact to the last digit: money sums
+    are rounded to 1e-6 before the engines' summation order could show)."""
+    from retention_report.metrics import predictive
+
+    url, _ = postgres
+    monkeypatch.setenv("RR_TEST_PG_PASSWORD", PG_PASSWORD)
+    pg = load_settings(None, **{"source.url": url, "source.table": "payments", "source.password_env": "RR_TEST_PG_PASSWORD"})
+    pq_ = load_settings(None, **{"source.path": str(parquet_path)})
+    blocks = {}
+    for name, settings in (("pq", pq_), ("pg", pg)):
+        blocks[name] = predictive.clv_block(open_dataset(settings, now=NOW), parse_period("2024-Q1"), settings).block
+    a, b = blocks["pq"], blocks["pg"]
+    assert a is not None and a["customers"] > 1000 and a["backtest"] is not None
+    for key in ("customers", "repeat_customers", "at_risk_customers", "calibration_end"):
+        assert a[key] == b[key], key
+    assert a["backtest"]["actual_purchases"] == b["backtest"]["actual_purchases"]
+    for key, value in a["params"].items():
+        assert abs(value - b["params"][key]) <= 1e-6 * abs(value), key
+    for key in ("expected_purchases", "expected_revenue", "clv_mean"):
+        assert abs(a[key] - b[key]) <= 1e-6 * abs(a[key]), key
+    assert abs(a["backtest"]["predicted_purchases"] - b["backtest"]["predicted_purchases"]) <= 1e-6 * a["backtest"]["predicted_purchases"]
+
+
+@pytest.mark.slow
 def test_postgres_query_source(postgres, parquet_path, monkeypatch):
     url, _ = postgres
     monkeypatch.setenv("RR_TEST_PG_PASSWORD", PG_PASSWORD)
