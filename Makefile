@@ -41,6 +41,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
 	$(CLI) kernel --name "$$KERNEL" >/dev/null
+	@# in a git checkout: notebooks stripped of outputs on commit, diffed by cell (retention_report/gitsetup.py)
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		$(PY) -m pip install --quiet -e ".[git]" && $(CLI) git-setup . >/dev/null; fi
 	@rm -f $(TEST_STAMP)
 	@touch $(STAMP)
 	@echo "environment ready in $(VENV) (Jupyter kernel '$(KERNEL)')"
@@ -101,10 +104,11 @@ sample: setup
 	$(CLI) sample-data
 
 .PHONY: lab
-## Open the notebooks in JupyterLab (installs it into .venv on first use)
+## Open JupyterLab on notebooks/explore.ipynb, kernel retention-report with package edits autoreloaded (installs it on first use)
 lab: setup
 	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet -e ".[lab]"
-	$(VENV)/bin/jupyter lab notebooks/
+	@$(CLI) kernel --name "$$KERNEL" >/dev/null
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/explore.ipynb
 
 .PHONY: test
 ## Run the whole test suite (installs Chromium/poppler/PostgreSQL first when root and missing)

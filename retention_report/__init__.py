@@ -26,6 +26,7 @@ _EXPORTS = {
     "period_kpis": "metrics",
     "ReportContext": "context",
     "open_report": "context",
+    "lead": "notebook",
 }
 
 __all__ = ["__version__", *_EXPORTS]

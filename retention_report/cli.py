@@ -1,4 +1,4 @@
-"""Command line: ``retention-report run|metrics|sample-data|validate|email|kernel|init``.
+"""Command line: ``retention-report run|metrics|sample-data|validate|email|kernel|git-setup|init``.
 
 Thin: each command parses options, makes one call into the library and turns known errors into
 one clear line on stderr and a non-zero exit code (2: bad PERIOD/config, 1: data or run failure).
@@ -86,6 +86,8 @@ def run(
     from .outputs import OutputError, check_report_out
 
     p = _period(period)
+    if data and "://" not in data:  # the notebooks run elsewhere (notebooks/): the same file for them
+        data = str(Path(data).expanduser().absolute())
     settings = _settings(config, data)
     target = _out_dir(settings, p, out)
     try:
@@ -307,13 +309,30 @@ def email_command(
 
 
 @app.command()
-def kernel(name: Annotated[str, typer.Option(help="Kernel name.")] = "retention-report") -> None:
-    """Register this environment as a named Jupyter kernel (used by the notebooks)."""
-    from ipykernel.kernelspec import install
+def kernel(
+    name: Annotated[str, typer.Option(help="Kernel name.")] = "retention-report",
+    autoreload: Annotated[bool, typer.Option(help="Reload edited retention_report modules before each cell.")] = True,
+) -> None:
+    """Register this environment as a named Jupyter kernel (used by the notebooks), with
+    autoreload for the package."""
+    from .kernelspec import install_kernel
 
-    path = install(user=False, prefix=sys.prefix, kernel_name=name,
-                   display_name=f"{name} (Python {sys.version_info.major}.{sys.version_info.minor})")
-    typer.echo(f"kernel {name!r} installed in {path}")
+    path = install_kernel(name, autoreload=autoreload)
+    typer.echo(f"kernel {name!r} installed in {path}" + (" (autoreload: retention_report)" if autoreload else ""))
+
+
+@app.command("git-setup")
+def git_setup(folder: Annotated[str, typer.Argument(metavar="[DIR]", help="A folder in the git repository.")] = ".") -> None:
+    """Strip notebook outputs on commit (nbstripout git filter) and diff notebooks cell by cell
+    (nbdime) in the git repository holding DIR; adds the lines to DIR/.gitattributes."""
+    from .gitsetup import GitSetupError, configure
+
+    try:
+        done = configure(folder)
+    except GitSetupError as exc:
+        _fail(str(exc), 1)
+    for line in done or [f"{folder} is not in a git repository: nothing to do"]:
+        typer.echo(line)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .sections import SECTION_NAMES
+from .sections import SECTION_NAMES, is_notebook_path, section
 
 __all__ = [
     "ConfigError",
@@ -181,9 +181,17 @@ class ReportSettings(_Model):
     @field_validator("sections")
     @classmethod
     def _sections(cls, v: list[str]) -> list[str]:
-        unknown = [s for s in v if s not in SECTIONS]
+        """Registered section names, or paths of one's own notebooks ending in ``.ipynb`` (relative
+        to the config file's folder: :func:`_project_dirs`); no notebook file name twice (a run keeps
+        each executed section under its file name)."""
+        unknown = [s for s in v if s not in SECTIONS and not is_notebook_path(s)]
         if unknown:
-            raise ValueError(f"unknown section(s) {unknown}; known: {list(SECTIONS)}")
+            raise ValueError(f"unknown section(s) {unknown}; known: {list(SECTIONS)}, "
+                             "or the path of a notebook of your own ending in .ipynb")
+        files = [Path(s).name if is_notebook_path(s) else section(s).notebook for s in dict.fromkeys(v)]
+        twice = sorted({f for f in files if files.count(f) > 1})
+        if twice:
+            raise ValueError(f"two sections have the notebook file name(s) {twice}; rename your own notebook")
         return v
 
 
@@ -307,12 +315,24 @@ def _validate(data: dict[str, Any], origin: str) -> Settings:
 def _project_dirs(settings: Settings, base: Path) -> Settings:
     """``report.notebooks_dir`` and ``report.templates_dir`` given relative in a config file are
     taken from the config file's folder (a report project's config sits next to its notebooks/ and
-    templates/), so a run finds them from any working directory."""
-    fixed = {}
+    templates/), so a run finds them from any working directory; so are the paths of one's own
+    notebooks in ``report.sections``, which must exist."""
+    fixed: dict[str, Any] = {}
     for key in ("notebooks_dir", "templates_dir"):
         value = getattr(settings.report, key)
         if value and not Path(value).expanduser().is_absolute():
             fixed[key] = os.path.abspath(base / value)
+    sections = []
+    for name in settings.report.sections:
+        if is_notebook_path(name):
+            path = Path(os.path.abspath(base / Path(name).expanduser()))
+            if not path.is_file():
+                raise ConfigError(f"report.sections: notebook not found: {path} ({name!r} is taken from "
+                                  f"the config file's folder {os.path.abspath(base)})")
+            name = str(path)
+        sections.append(name)
+    if sections != settings.report.sections:
+        fixed["sections"] = sections
     if not fixed:
         return settings
     return settings.model_copy(update={"report": settings.report.model_copy(update=fixed)})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import MetricSettings, Settings, load_settings
+from .config import ConfigError, MetricSettings, Settings, load_settings
 from .data import Dataset, open_dataset
 from .document import metrics_document
 from .fsio import atomic_path
@@ -48,7 +49,7 @@ from .metrics import (
 from .periods import Period, parse_period
 from .sections import SECTIONS, in_report_order
 
-__all__ = ["ReportContext", "open_report", "resolve_settings", "with_sample_columns", "sections_path"]
+__all__ = ["ReportContext", "open_report", "resolve_settings", "notebook_root", "with_sample_columns", "sections_path"]
 
 SECTIONS_FILE = ".sections.pickle"
 # report section → the ReportContext methods its shipped notebook reads the data through (registry)
@@ -61,19 +62,85 @@ def sections_path(metrics_path: str | Path) -> Path:
     return Path(metrics_path).with_name(SECTIONS_FILE)
 
 
-def resolve_settings(config_path: str | None = "", data: str | None = "", **overrides: Any) -> Settings:
+def resolve_settings(
+    config_path: str | None = "",
+    data: str | None = "",
+    *,
+    root: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> Settings:
     """Settings from a config file (or defaults) with ``data`` overriding the source.
 
     ``data`` is a file path, folder, glob or connection URL; a plain path needs no config when the
     file has the canonical columns ``customer_id, paid_at, amount``.
+
+    ``root`` is the folder relative paths are taken from — ``config_path``, a local ``data`` and
+    the config's ``source.path``, ``engine.cache_dir`` and ``engine.temp_directory`` — as a
+    notebook needs (:func:`open_report`); None leaves them to the working directory, as the command
+    line does (``make report`` runs in the project root, so both mean the same files, and a
+    notebook in JupyterLab reuses the cache of ``make report``).
+
+    Raises
+    ------
+    ConfigError
+        The config file is missing (the message names the full path looked at and the root), or
+        invalid.
     """
+    base = Path(root) if root is not None else None
+    if base is not None:
+        config_path = _from_root(config_path, base, "config file")
+        if data and "://" not in data:
+            data = _from_root(data, base, "")
     if data:
         if "://" in data:
             overrides.update({"source.url": data, "source.path": "", "source.kind": "auto"})
         else:
             overrides.update({"source.path": data, "source.url": "", "source.kind": "auto"})
     settings = load_settings(config_path or None, **overrides)
+    if base is not None:  # the config's relative paths, read as make report (in the root) reads them
+        fixed = {key: str(base / value) for key, value in (
+            ("source.path", settings.source.path),
+            ("engine.cache_dir", settings.engine.cache_dir),
+            ("engine.temp_directory", settings.engine.temp_directory),
+        ) if value and not Path(value).expanduser().is_absolute()}
+        if fixed:
+            settings = settings.with_overrides(**fixed)
     return with_sample_columns(settings)
+
+
+def _from_root(value: str | None, root: Path, what: str) -> str:
+    """``value`` made absolute from ``root`` when relative; for the config file, checked to exist,
+    naming where it was looked for."""
+    if not value:
+        return ""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    full = root / path
+    if what and not full.is_file():
+        raise ConfigError(f"{what} not found: {full} ({value!r} is taken from the project root {root}; "
+                          "give a path relative to it, or an absolute one)")
+    return str(full)
+
+
+def notebook_root(config_path: str | None = "", data: str | None = "",
+                  start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The project root relative notebook parameters are taken from: found from the notebook's
+    folder (``start``, default the working directory — JupyterLab runs a notebook in its folder) by
+    :func:`retention_report.paths.project_root`. None when no parameter is a relative path and
+    there is no root; a relative one without a root is an error naming the folders looked in."""
+    from .paths import PROJECT_MARKERS, project_root
+
+    root, looked = project_root(start)
+    if root is not None:
+        return root
+    for what, value in (("config_path", config_path), ("data", data)):
+        if value and "://" not in value and not Path(value).expanduser().is_absolute():
+            raise ConfigError(
+                f"{what} {value!r} is relative, but no project root was found: looked for "
+                f"{', '.join(PROJECT_MARKERS)} in {looked[0]} and every folder above it up to "
+                f"{looked[-1]}; give an absolute path, or open the notebook inside the project")
+    return None
 
 
 def with_sample_columns(settings: Settings) -> Settings:
@@ -319,9 +386,16 @@ def open_report(
     data: str | None = "",
     metrics_path: str | None = "",
 ) -> ReportContext:
-    """The context a section notebook needs (see the module docstring)."""
+    """The context a section notebook needs (see the module docstring).
+
+    Run interactively (no ``metrics_path``), relative ``config_path`` and ``data`` are taken from
+    the project root found from the notebook's folder (:func:`notebook_root`), so
+    ``config_path = "config/example.toml"`` means in JupyterLab what ``make report
+    CONFIG=config/example.toml`` means. In a report run the pipeline passes the run's parameters,
+    which are used as given (the section results it computed are recognised by them)."""
     p = period if isinstance(period, Period) else parse_period(period)
-    ctx = ReportContext(p, resolve_settings(config_path, data), metrics_path or "")
+    root = None if metrics_path else notebook_root(config_path, data)
+    ctx = ReportContext(p, resolve_settings(config_path, data, root=root), metrics_path or "")
     if metrics_path:
         ctx.load_sections(sections_path(metrics_path))
     return ctx

@@ -1,4 +1,5 @@
-"""Notebook conveniences: display setup and the short explanatory notes under tables and charts."""
+"""Notebook conveniences: display setup, the section leads and the short explanatory notes under
+tables and charts."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from .formatting import fmt_count, fmt_number, fmt_pct
 
-__all__ = ["setup", "split_basis_note", "segment_note", "cohort_note", "second_purchase_note", "BEHAVIOUR_KPIS"]
+__all__ = ["setup", "lead", "split_basis_note", "segment_note", "cohort_note", "second_purchase_note", "BEHAVIOUR_KPIS"]
 
 BEHAVIOUR_KPIS = [
     "purchases",
@@ -20,11 +21,14 @@ BEHAVIOUR_KPIS = [
 
 
 def setup() -> None:
-    """Apply the project chart theme and crisp (2x) inline PNGs."""
+    """Apply the project chart theme and crisp (2x) inline PNGs whose alt text is the chart's
+    title — the finding it states (:func:`retention_report.plots.alt_text`); the HTML report
+    writes it into the image's ``alt`` attribute."""
     from . import plots
 
     # inline figures even when MPLBACKEND is set in the environment (e.g. Agg in a CI shell), which
     # would otherwise make plt.show() draw nothing into the report
+    ip = None
     try:
         from IPython import get_ipython
 
@@ -40,6 +44,46 @@ def setup() -> None:
         set_matplotlib_formats("retina")
     except Exception:  # pragma: no cover - outside IPython
         pass
+    if ip is not None:
+        _png_with_alt_text(ip)
+
+
+def _png_with_alt_text(ip: Any) -> None:
+    """Wrap the shell's PNG formatter of matplotlib figures so every figure's PNG output carries
+    ``{"alt": <its title>}`` as display metadata (nbconvert's templates turn it into ``alt=``)."""
+    from matplotlib.figure import Figure
+
+    from .plots import alt_text
+
+    formatter = ip.display_formatter.formatters["image/png"]
+    try:
+        base = formatter.lookup_by_type(Figure)
+    except KeyError:  # pragma: no cover - no PNG formatter for figures
+        return
+    if getattr(base, "adds_alt_text", False):
+        return
+
+    def png(fig: Any) -> Any:
+        out = base(fig)
+        alt = alt_text(fig)
+        if out is None or not alt:
+            return out
+        data, meta = out if isinstance(out, tuple) else (out, None)
+        return data, {**(meta or {}), "alt": alt}
+
+    png.adds_alt_text = True  # type: ignore[attr-defined]
+    formatter.for_type(Figure, png)
+
+
+def lead(key: str) -> None:
+    """Display the lead of a section or chart (:data:`retention_report.texts.LEADS`) as Markdown:
+    in JupyterLab under the cell, in the report as a paragraph — the same words in both."""
+    from IPython.display import display
+
+    from .texts import lead_text
+
+    text = lead_text(key)
+    display({"text/markdown": text, "text/plain": text}, raw=True)
 
 
 def split_basis_note(ctx: Any) -> str:

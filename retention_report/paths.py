@@ -14,6 +14,11 @@ A report project made by ``retention-report init`` keeps its own copies: its ``c
 ``[report] notebooks_dir`` and ``templates_dir`` (relative to the config file's folder, see
 :func:`retention_report.config.load_settings`), and :func:`notebooks_dir` / :func:`templates_dir`
 resolve a run's folders: ``--notebooks`` on the command line, else the config, else the package's.
+
+A notebook opened in JupyterLab runs in its own folder (``notebooks/``), while ``make report`` and
+the command line run in the project's root: :func:`project_root` finds that root from the
+notebook's folder, so a relative ``config_path`` or ``data`` means the same file in both
+(:func:`retention_report.context.open_report`).
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ __all__ = [
     "CHECKOUT_ROOT",
     "EXAMPLE_CONFIG",
     "NOTEBOOKS_DIR",
+    "PROJECT_MARKERS",
     "PROJECT_TEMPLATE_DIR",
     "RESOURCES_DIR",
     "SAMPLE_PATH",
     "TEMPLATES_DIR",
     "email_templates_dir",
     "notebooks_dir",
+    "project_root",
     "templates_dir",
 ]
 
@@ -89,3 +96,22 @@ def templates_dir(settings: Any) -> Path:
 def email_templates_dir(settings: Any) -> Path:
     """The email templates (``body.html.j2``, ``body.txt.j2``): ``<templates_dir>/email``."""
     return templates_dir(settings) / "email"
+
+
+# what marks a project's root: the checkout's pyproject.toml, a report project's config.toml
+# (`retention-report init`) or a Makefile (`make report` runs there)
+PROJECT_MARKERS: tuple[str, ...] = ("pyproject.toml", "config.toml", "Makefile")
+
+
+def project_root(start: str | os.PathLike[str] | None = None) -> tuple[Path | None, list[Path]]:
+    """The project root above ``start`` (default: the working directory, i.e. a notebook's folder in
+    JupyterLab): the nearest folder, ``start`` itself included, holding one of
+    :data:`PROJECT_MARKERS`. Returns ``(root, looked_in)``: the root, or None when there is none
+    up to the file system's root, and the folders looked in (for error messages)."""
+    here = Path(os.path.abspath(Path(start or os.getcwd()).expanduser()))
+    looked: list[Path] = []
+    for folder in (here, *here.parents):
+        looked.append(folder)
+        if any((folder / m).is_file() for m in PROJECT_MARKERS):
+            return folder, looked
+    return None, looked

@@ -27,6 +27,7 @@ from .metrics.segments import SEGMENT_LABELS
 
 __all__ = [
     "PALETTE",
+    "alt_text",
     "cohort_heatmap",
     "cumulative_revenue_curves",
     "customer_bridge_waterfall",
@@ -87,6 +88,25 @@ def set_theme() -> None:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
+def alt_text(fig: Any) -> str:
+    """A chart's alt text: what its title says — the finding (every chart here states one) —
+    from the figure's suptitle and its axes' titles; without any title, what the axes show
+    ("Chart of <y label> by <x label>"); '' for a figure with neither."""
+    parts = []
+    sup = getattr(fig, "_suptitle", None)
+    if sup is not None and sup.get_text().strip():
+        parts.append(sup.get_text())
+    for ax in fig.axes:
+        parts += [ax.get_title(loc) for loc in ("left", "center", "right") if ax.get_title(loc).strip()]
+    if not parts:
+        for ax in fig.axes:
+            y, x = ax.get_ylabel().strip(), ax.get_xlabel().strip()
+            if y or x:
+                parts.append("Chart of " + " by ".join(t for t in (y, x) if t))
+                break
+    return " — ".join(" ".join(p.split()) for p in dict.fromkeys(parts))
+
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> Axes:
     if ax is not None:

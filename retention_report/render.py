@@ -21,6 +21,7 @@ from .paths import TEMPLATES_DIR
 __all__ = [
     "TEMPLATES_DIR",
     "combine_notebooks",
+    "describe_images",
     "render_html",
     "render_pdf",
     "add_toc",
@@ -31,7 +32,11 @@ REMOVE_TAGS = {"parameters", "injected-parameters", "remove-cell", "remove_cell"
 
 
 def combine_notebooks(paths: Iterable[Path]) -> nbformat.NotebookNode:
-    """Concatenate executed notebooks into one, dropping parameter cells and stderr outputs."""
+    """Concatenate executed notebooks into one, dropping parameter cells and stderr outputs.
+
+    Every image gets alt text: the chart's title, which :func:`retention_report.notebook.setup`
+    put into the output's metadata; an image without one (a notebook that skipped the setup) is
+    described by the heading it stands under (:func:`describe_images`)."""
     combined: nbformat.NotebookNode | None = None
     for path in paths:
         nb = nbformat.read(str(path), as_version=4)
@@ -48,9 +53,37 @@ def combine_notebooks(paths: Iterable[Path]) -> nbformat.NotebookNode:
                     if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
                 ]
             combined.cells.append(cell)
+    if combined is not None:
+        describe_images(combined)
     if combined is None:
         combined = nbformat.v4.new_notebook()
     return combined
+
+
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+_MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+
+
+def describe_images(nb: nbformat.NotebookNode) -> int:
+    """Give every image output without alt text (``metadata[<mimetype>].alt``) the alt text
+    "Chart: <the last heading above it>"; returns how many were described."""
+    heading, described = "", 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found = _MD_HEADING.findall(cell.source)
+            heading = found[-1] if found else heading
+            continue
+        for out in cell.get("outputs", []):
+            for mime in _IMAGE_TYPES:
+                if mime not in out.get("data", {}):
+                    continue
+                meta = out.setdefault("metadata", {})
+                own = meta.get(mime) if isinstance(meta.get(mime), dict) else {}
+                if own.get("alt") or meta.get("alt"):
+                    continue
+                meta[mime] = {**own, "alt": f"Chart: {heading}" if heading else "Chart"}
+                described += 1
+    return described
 
 
 _HEADING = re.compile(r"<h2(\s[^>]*)?>(.*?)</h2>", re.S)

@@ -8,9 +8,10 @@ customises and keeps in its own repository, and runs them with the installed pac
       templates/     report/ (nbconvert template, report.css) and email/ (the message)
       config.toml    every key of config/example.toml, commented out (the defaults), except
                      [report] notebooks_dir = "notebooks" and templates_dir = "templates"
-      Makefile       report, reports, metrics, email, validate, sample, kernel, lab, help — calling
-                     the installed ``retention-report`` (no virtual environment of its own)
+      Makefile       report, reports, metrics, email, validate, sample, kernel, lab, git-setup, help —
+                     calling the installed ``retention-report`` (no virtual environment of its own)
       .gitignore     reports/, *.failed/, .env, data/
+      .gitattributes notebooks stripped of outputs on commit, diffed by cell (``make git-setup``)
       README.md      how to use it
 
 DIR must be new or an empty folder; the project is written into a temporary sibling folder and
@@ -74,7 +75,8 @@ def _write_project(root: Path) -> None:
     shutil.copytree(TEMPLATES_DIR, root / "templates", ignore=_skip, copy_function=shutil.copyfile)
     (root / "config.toml").write_text(project_config(EXAMPLE_CONFIG.read_text(encoding="utf-8")),
                                       encoding="utf-8")
-    for name, dest in (("Makefile", "Makefile"), ("README.md", "README.md"), ("gitignore", ".gitignore")):
+    for name, dest in (("Makefile", "Makefile"), ("README.md", "README.md"), ("gitignore", ".gitignore"),
+                       ("gitattributes", ".gitattributes")):
         shutil.copyfile(PROJECT_TEMPLATE_DIR / name, root / dest)
 
 

@@ -8,6 +8,11 @@ methods the notebook reads the data through, so a report run computes them once 
 has open instead of every notebook reopening the data (a test checks each shipped notebook calls no
 other data-reading method).
 
+An analyst's own section can also live outside the shipped ones: ``report.sections`` may name a
+notebook file (``"analysis/churn_drivers.ipynb"``, relative to the config file's folder) besides
+the registry's names. It runs with the same parameters in the same kernel as the others and is
+placed after the shipped section named before it in the list (first when none is).
+
 This module imports nothing from the package: every layer may read it.
 """
 
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Section", "SECTIONS", "SECTION_NAMES", "section", "in_report_order"]
+__all__ = ["Section", "SECTIONS", "SECTION_NAMES", "section", "in_report_order", "is_notebook_path"]
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,32 @@ def section(name: str) -> Section:
         raise KeyError(f"unknown section {name!r}; known: {list(SECTION_NAMES)}") from None
 
 
+def is_notebook_path(name: str) -> bool:
+    """``name`` in ``report.sections`` names a notebook file of one's own, not a registered section."""
+    return name.lower().endswith(".ipynb")
+
+
 def in_report_order(names: list[str] | tuple[str, ...] | None = None) -> list[Section]:
-    """The sections named (all when None), in report order whatever order they were named in."""
-    wanted = set(SECTION_NAMES if names is None else names)
-    unknown = wanted - set(SECTION_NAMES)
+    """The sections named (all when None), in report order whatever order they were named in.
+
+    A notebook path among ``names`` (:func:`is_notebook_path`) is a section of its own
+    (``Section(path, path, "")``, no precomputed data), placed right after the registered section
+    that precedes it in ``names`` (at the start when none does); several such keep their order."""
+    if names is None:
+        return list(SECTIONS)
+    unknown = {n for n in names if n not in _BY_NAME and not is_notebook_path(n)}
     if unknown:
         raise KeyError(f"unknown section(s) {sorted(unknown)}; known: {list(SECTION_NAMES)}")
-    return [s for s in SECTIONS if s.name in wanted]
+    after: dict[str | None, list[Section]] = {}
+    anchor: str | None = None
+    for n in names:
+        if n in _BY_NAME:
+            anchor = n
+        elif all(s.notebook != n for group in after.values() for s in group):
+            after.setdefault(anchor, []).append(Section(n, n, ""))
+    wanted = set(names)
+    ordered = list(after.get(None, []))
+    for s in SECTIONS:
+        if s.name in wanted:
+            ordered += [s, *after.get(s.name, [])]
+    return ordered

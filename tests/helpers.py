@@ -69,3 +69,38 @@ SALES = [
     ("d", "2024-03-31 23:59:59", 5.0),
     ("e", "2024-02-02 10:00", -5.0),
 ]
+
+
+def committed_text(notebook: Path) -> str:
+    """What a commit of ``notebook`` stores: the file itself, unless it has outputs and git's
+    ``nbstripout`` filter is active for it (``make setup``; the outputs then never reach a commit),
+    in which case the version staged in the index (README, "Notebooks")."""
+    import json
+    import subprocess
+
+    text = notebook.read_text(encoding="utf-8")
+    cells = json.loads(text).get("cells", [])
+    if not any(c.get("outputs") or c.get("execution_count") for c in cells if c.get("cell_type") == "code"):
+        return text
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=notebook.parent, capture_output=True, text=True)
+
+    attr = git("check-attr", "filter", "--", notebook.name).stdout.strip()
+    if attr.endswith(": nbstripout") and git("config", "filter.nbstripout.clean").returncode == 0:
+        staged = git("show", f":./{notebook.name}")
+        if staged.returncode == 0:
+            return staged.stdout
+        return _stripped(notebook)
+    return text
+
+
+def _stripped(notebook: Path) -> str:
+    """``notebook`` as the nbstripout filter would store it (a new file, not staged yet)."""
+    import subprocess
+    import sys
+
+    from retention_report.gitsetup import STRIP_ARGS
+
+    return subprocess.run([sys.executable, "-m", "nbstripout", *STRIP_ARGS, "--textconv", str(notebook)],
+                          capture_output=True, text=True, check=True).stdout

@@ -349,6 +349,8 @@ def test_metrics_json_equals_fast_path(report, doc, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     fast = json.loads((tmp_path / "metrics.json").read_text())
+    for d in (fast, doc):  # the second load of the same file is warm: it says so
+        d["data_quality"].pop("derived_tables_cached_at", None)
     for key in ("kpis", "previous", "year_ago", "cohorts", "segments", "data_quality", "findings"):
         assert fast[key] == doc[key], key
 
@@ -370,3 +372,21 @@ def test_report_structure_snapshot(html, snapshot):
         ],
     }
     assert structure == snapshot
+
+
+def test_charts_have_their_finding_as_alt_text_and_sections_their_leads(html):
+    """Issue 15: every chart's alt text is its title (the finding); every section opens with the
+    lead its notebook shows in JupyterLab (retention_report/texts.py)."""
+    from retention_report.sections import SECTIONS
+    from retention_report.texts import LEADS
+
+    alts = re.findall(r"<img\b[^>]*?\balt=\"([^\"]*)\"", html)
+    assert len(alts) == len(re.findall(r"<img\b", html)) >= 8
+    assert all(alt and not alt.startswith("Chart:") for alt in alts), alts
+    assert "No description has been provided" not in html
+    from html import unescape
+
+    shown = unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html)))
+    for s in SECTIONS:
+        if s.name in LEADS:
+            assert LEADS[s.name].replace("**", "").split("?")[0] in shown, s.name
