@@ -86,8 +86,6 @@ def run(
     from .outputs import OutputError, check_report_out
 
     p = _period(period)
-    if data and "://" not in data:  # the notebooks run elsewhere (notebooks/): the same file for them
-        data = str(Path(data).expanduser().absolute())
     settings = _settings(config, data)
     target = _out_dir(settings, p, out)
     try:
