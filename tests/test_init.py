@@ -193,3 +193,20 @@ def test_project_make_metrics_runs_the_installed_package(project, tmp_path):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_project_makefile_uses_its_config_when_config_is_exported_empty(tmp_path):
+    """An outer `make` (the checkout's, running the tests) exports CONFIG="": the project's
+    Makefile must still pass its own config.toml (its notebooks and templates come from there)."""
+    if not shutil.which("make"):  # pragma: no cover
+        pytest.skip("make is not installed")
+    project = tmp_path / "p"
+    init_project(project)
+    rr = tmp_path / "rr"
+    rr.write_text("#!/bin/sh\necho \"$@\"\n")
+    rr.chmod(0o755)
+    env = {**os.environ, "CONFIG": ""}
+    r = subprocess.run(["make", "-s", "-C", str(project), "report", "PERIOD=2024-Q1", f"RR={rr}"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "--config config.toml" in r.stdout
