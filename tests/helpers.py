@@ -104,3 +104,15 @@ def _stripped(notebook: Path) -> str:
 
     return subprocess.run([sys.executable, "-m", "nbstripout", *STRIP_ARGS, "--textconv", str(notebook)],
                           capture_output=True, text=True, check=True).stdout
+
+
+def section_notebook(path: Path, body: str) -> None:
+    """A tiny section notebook: the typed parameters cell, a ``## Section`` heading, ``body``."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('period: str = "2024-Q1"\nconfig_path: str = ""\ndata: str = ""\nmetrics_path: str = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_markdown_cell("## Section"), nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import section_notebook
 from typer.testing import CliRunner
 
 from retention_report.cli import app
@@ -113,21 +114,12 @@ def test_validate_command(csv_file):
 # pipeline with tiny notebooks (fast): atomic output and a failing cell
 
 
-def _notebook(path: Path, body: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('period: str = "2024-Q1"\nconfig_path: str = ""\ndata: str = ""\nmetrics_path: str = ""')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_markdown_cell("## Section"), nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(path))
-
-
 @pytest.fixture()
 def tiny_notebooks(tmp_path) -> Path:
     d = tmp_path / "nbs"
     d.mkdir()
-    _notebook(d / "01_summary.ipynb", "import json\nprint(json.load(open(metrics_path))['kpis']['customers'])")
-    _notebook(d / "02_new_vs_returning.ipynb", "print('fine')")
+    section_notebook(d / "01_summary.ipynb", "import json\nprint(json.load(open(metrics_path))['kpis']['customers'])")
+    section_notebook(d / "02_new_vs_returning.ipynb", "print('fine')")
     return d
 
 
@@ -151,7 +143,7 @@ def test_failing_cell_keeps_previous_report(csv_file, tmp_path, tiny_notebooks, 
     assert b"Tiny &lt;Shop&gt;" in good_html and b"<Shop>" not in good_html
 
     # now the second notebook fails in its third cell
-    _notebook(tiny_notebooks / "02_new_vs_returning.ipynb", "x = 1\nraise ValueError('boom in the section')")
+    section_notebook(tiny_notebooks / "02_new_vs_returning.ipynb", "x = 1\nraise ValueError('boom in the section')")
     r = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 1
     assert "02_new_vs_returning.ipynb" in r.stderr and "cell 3" in r.stderr
@@ -168,7 +160,7 @@ def test_failing_cell_keeps_previous_report(csv_file, tmp_path, tiny_notebooks, 
 
 
 @pytest.mark.slow
-def test_bad_data_fails_before_any_notebook(tmp_path, tiny_notebooks, tiny_config):
+def test_bad_data_fails_before_anysection_notebook(tmp_path, tiny_notebooks, tiny_config):
     bad = tmp_path / "bad.csv"
     bad.write_text("customer_id,paid_at,amount\n,2024-01-10,10\n")
     out = tmp_path / "reports" / "2024-Q1"

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import section_notebook
 
 from retention_report.config import load_settings
 
@@ -223,17 +224,6 @@ def test_report_folder_recognition(tmp_path):
 # ------------------------------------------------------------------- interrupted runs (SIGTERM/INT)
 
 
-def _notebook(path: Path, body: str) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('period: str = "2024-Q1"\nconfig_path: str = ""\ndata: str = ""\nmetrics_path: str = ""')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_markdown_cell("## Section"), nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(path))
-
-
 def _fake_report(folder: Path, period: str = "2024-Q1") -> dict[str, bytes]:
     """A previous report of this tool (marker, metrics.json, report files); returns its files."""
     from retention_report.outputs import update_marker
@@ -264,7 +254,7 @@ def _processes_mentioning(text: str) -> list[str]:
 def test_an_interrupted_run_cleans_up_and_keeps_the_previous_report(tmp_path, sig, code):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    _notebook(nbs / "01_summary.ipynb", "import time\nprint('started', flush=True)\ntime.sleep(120)")
+    section_notebook(nbs / "01_summary.ipynb", "import time\nprint('started', flush=True)\ntime.sleep(120)")
     (tmp_path / "p.csv").write_text(CSV)
     (tmp_path / "c.toml").write_text('[report]\nsections = ["summary"]\n')
     reports = tmp_path / "reports"
@@ -364,7 +354,7 @@ def test_re_rendering_keeps_the_email_log_and_replaces_only_reports(tmp_path):
 
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    _notebook(nbs / "01_summary.ipynb", "print('fine')")
+    section_notebook(nbs / "01_summary.ipynb", "print('fine')")
     (tmp_path / "p.csv").write_text(CSV)
     (tmp_path / "c.toml").write_text('[report]\nsections = ["summary"]\ntitle = "Tiny shop"\n')
     out = tmp_path / "reports" / "2024-Q1"

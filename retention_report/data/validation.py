@@ -168,10 +168,7 @@ def validate(
         )
     # rows are attributed to the first rule they break, so the counts add up
     dropped = {rule.name: n for rule, n in bad.items()}
-    any_bad = ibis.literal(False)
-    for p in preds.values():
-        any_bad = any_bad | p.fill_null(False)
-    remaining = t.filter(~any_bad)
+    remaining = row_filter(t, settings, now)
     if len(bad) > 1:  # overlapping rules: recount exclusively in rule order
         seen = ibis.literal(False)
         agg2 = {}
