@@ -40,6 +40,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
+	@# the editable install runs from the checkout: compile its message catalogs (.po → .mo) in place
+	$(PY) -c "from retention_report.i18n import compile_catalogs; compile_catalogs()"
 	$(CLI) kernel --name "$$KERNEL" >/dev/null
 	@# in a git checkout: notebooks stripped of outputs on commit, diffed by cell (retention_report/gitsetup.py)
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
@@ -121,6 +123,16 @@ test: setup-test
 lint: setup-test
 	$(VENV)/bin/ruff check retention_report tests benchmarks
 	$(VENV)/bin/mypy
+
+LOCALE := retention_report/locale
+.PHONY: catalogs
+## Extract the reader's words into $(LOCALE)/retention_report.pot, update the ru/de catalogs, compile them
+catalogs: setup
+	$(VENV)/bin/pybabel extract -F babel.cfg --add-comments=TRANSLATORS: --strip-comment-tags --sort-by-file \
+		--project=retention-report --copyright-holder="retention-report" \
+		-o $(LOCALE)/retention_report.pot .
+	$(VENV)/bin/pybabel update -i $(LOCALE)/retention_report.pot -d $(LOCALE) -D retention_report
+	$(VENV)/bin/pybabel compile -d $(LOCALE) -D retention_report --statistics
 
 .PHONY: bench
 ## Run the metric benchmark (N=1000000 by default; BENCH_ARGS="--skip-pandas --memory-limit 8GB"; README "Performance")

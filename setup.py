@@ -1,10 +1,15 @@
-"""Build step: ship copies of the analysts' notebooks/, templates/ and config/example.toml in the wheel.
+"""Build step: ship copies of the analysts' notebooks/, templates/ and config/example.toml in the wheel,
+and the compiled message catalogs (``retention_report/locale/<lang>/LC_MESSAGES/*.mo``).
 
 The top-level folders stay where the analysts edit them (the project's layout); a wheel carries
 copies in ``retention_report/_resources/``, where :mod:`retention_report.paths` finds them when the
 package is installed (``pip install .``). An editable install (``pip install -e .``) runs from the
 checkout and reads the top-level folders directly, so nothing is copied. Everything else about the
 package is in pyproject.toml; the sdist carries the folders through MANIFEST.in.
+
+The catalogs' ``.po`` files are compiled with Babel (a build requirement) into the wheel's ``.mo``
+files, which ``retention_report.i18n`` reads; an editable install compiles them in place instead
+(``make setup``), and a checkout without them compiles the ``.po`` in memory.
 """
 
 from pathlib import Path
@@ -17,11 +22,28 @@ ROOT = Path(__file__).resolve().parent
 RESOURCES = (("notebooks", "*.ipynb"), ("templates", "**/*"), ("config", "example.toml"))
 
 
+def compile_catalogs(build_lib: Path) -> None:
+    """``retention_report/locale/*/LC_MESSAGES/*.po`` → the same ``.mo`` paths under ``build_lib``
+    (fuzzy translations left out, as msgfmt does)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    locale = ROOT / "retention_report" / "locale"
+    for po in sorted(locale.glob("*/LC_MESSAGES/*.po")):
+        mo = build_lib / po.relative_to(ROOT).with_suffix(".mo")
+        mo.parent.mkdir(parents=True, exist_ok=True)
+        with po.open("rb") as fh:
+            catalog = read_po(fh, locale=po.parent.parent.name)
+        with mo.open("wb") as fh:
+            write_mo(fh, catalog, use_fuzzy=False)
+
+
 class build_py_with_resources(build_py):
     def run(self) -> None:
         super().run()
         if getattr(self, "editable_mode", False):
             return
+        compile_catalogs(Path(self.build_lib))
         target = Path(self.build_lib) / "retention_report" / "_resources"
         for folder, pattern in RESOURCES:
             files = [f for f in sorted((ROOT / folder).glob(pattern))

@@ -27,6 +27,7 @@ _EXPORTS = {
     "ReportContext": "context",
     "open_report": "context",
     "lead": "notebook",
+    "heading": "notebook",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -154,6 +154,9 @@ class ValidationSettings(_Model):
 class ReportSettings(_Model):
     title: str = "Sales & customer retention"
     currency: str = Field("EUR", description="ISO code or symbol shown with money")
+    # the reader's language: every word, and how numbers, money and dates are written (i18n.py);
+    # independent of the currency
+    language: str = Field("en", description="language of the report and the email: en, ru or de")
     sections: list[str] = Field(default_factory=lambda: list(SECTIONS))
     output_dir: str = "reports"
     kernel: str = Field("retention-report", description="Jupyter kernel used to run the notebooks")
@@ -176,6 +179,16 @@ class ReportSettings(_Model):
         if (parts.scheme.lower() not in ("http", "https") or not parts.hostname
                 or any(c.isspace() or ord(c) < 32 or c in '<>"' for c in v)):
             raise ValueError("must be an absolute http:// or https:// URL, e.g. 'https://reports.example.com/2024-Q1/'")
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        """One of the languages the package has catalogs for (:data:`retention_report.i18n.LANGUAGES`)."""
+        from .i18n import LANGUAGES
+
+        if v not in LANGUAGES:
+            raise ValueError(f"unknown report language {v!r}; accepted: {', '.join(LANGUAGES)}")
         return v
 
     @field_validator("sections")

@@ -31,6 +31,7 @@ from .config import ConfigError, MetricSettings, Settings, load_settings
 from .data import Dataset, open_dataset
 from .document import metrics_document
 from .fsio import atomic_path
+from .i18n import set_language
 from .metrics import (
     CohortMatrices,
     CustomerBridge,
@@ -171,6 +172,11 @@ class ReportContext:
     # results by (method, arguments): computed once, shared with the run's notebooks
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
     _clv: dict[str, Any] = field(default_factory=dict, repr=False)  # the CLV fits (not shared)
+
+    def __post_init__(self) -> None:
+        # the reader's language is process-wide: a report run (the pipeline, `metrics`, each
+        # notebook's open_report) sets it here, once, before anything is formatted (i18n.py)
+        set_language(self.settings.report.language)
 
     # ---- basics -------------------------------------------------------------------------------
     @property

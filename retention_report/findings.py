@@ -19,13 +19,19 @@ from .formatting import (
     change,
     coverage,
     fmt_count,
+    fmt_date,
     fmt_money,
+    fmt_month,
+    fmt_number,
     fmt_pct,
     fmt_value,
     is_missing,
     kpi_spec,
     movement_phrase,
+    period_title,
+    segment_label,
 )
+from .i18n import _, get_language, ngettext
 
 __all__ = ["findings"]
 
@@ -39,14 +45,17 @@ def _period_name(doc: dict[str, Any], which: str) -> str:
 
     info = doc.get(which) or {}
     try:
-        return parse_period(info["period"]).title
+        return period_title(parse_period(info["period"]))
     except Exception:
         return str(info.get("period") or which.replace("_period", "").replace("_", " "))
 
 
 def _month(iso: str, grain: str) -> str:
     d = date.fromisoformat(str(iso)[:10])
-    return d.strftime("%b %Y") if grain == "month" else f"week of {d:%d %b %Y}"
+    if grain == "month":
+        return fmt_month(d)
+    # TRANSLATORS: a weekly cohort, named by its first day: "week of 01 Jan 2024"
+    return _("week of %(day)s") % {"day": d.strftime("%d %b %Y") if get_language() == "en" else fmt_date(d)}
 
 
 def _day(iso: Any) -> str | None:
@@ -54,17 +63,20 @@ def _day(iso: Any) -> str | None:
         d = date.fromisoformat(str(iso)[:10])
     except ValueError:
         return None
-    return f"{d.day} {d:%b %Y}"
+    return fmt_date(d)
 
 
 def _lower_label(label: str) -> str:
-    """"Churn rate" → "churn rate", but "AOV per order" stays."""
+    """"Churn rate" → "churn rate", but "AOV per order" stays (in German every noun keeps its
+    capital: labels stay as they are)."""
+    if get_language() == "de":
+        return label
     return label[:1].lower() + label[1:] if label[1:2].islower() else label
 
 
 def _shown(v: Any) -> bool:
-    """A share worth a sentence: present and not "0.0%" once formatted."""
-    return not is_missing(v) and fmt_pct(v) not in ("0.0%", "−0.0%")
+    """A share worth a sentence: present and not 0.0% once rounded to a tenth of a percent."""
+    return not is_missing(v) and round(100 * float(v), 1) != 0
 
 
 def _count(v: Any) -> bool:
@@ -73,12 +85,18 @@ def _count(v: Any) -> bool:
 
 def _not_compared(doc: dict[str, Any], skipped: list[tuple[str, str]]) -> str:
     """The clause naming the reference periods (``(name, which)``) not compared with, and why."""
-    names = " and ".join(name for name, _ in skipped)
-    verb = "are" if len(skipped) > 1 else "is"
     first = str((doc.get("data_quality") or {}).get("first_payment") or "")[:10]
-    if _day(first) and all(str((doc.get(w) or {}).get("start", "")) < first for _, w in skipped):
-        return f"{names} {verb} not compared: the data begin on {_day(first)}"
-    return f"{names} {verb} not compared: the data cover {'them' if len(skipped) > 1 else 'it'} only partly"
+    begin = _day(first) and all(str((doc.get(w) or {}).get("start", "")) < first for _n, w in skipped)
+    if len(skipped) > 1:
+        names = {"period": skipped[0][0], "other": skipped[1][0], "day": _day(first)}
+        if begin:
+            # TRANSLATORS: %(period)s and %(other)s are period names ("Q4 2023"), %(day)s a date
+            return _("%(period)s and %(other)s are not compared: the data begin on %(day)s") % names
+        return _("%(period)s and %(other)s are not compared: the data cover them only partly") % names
+    one = {"period": skipped[0][0], "day": _day(first)}
+    if begin:
+        return _("%(period)s is not compared: the data begin on %(day)s") % one
+    return _("%(period)s is not compared: the data cover it only partly") % one
 
 
 def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
@@ -101,24 +119,34 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     if not is_missing(rev) and (k.get("gross_revenue") or k.get("refunds") or rev):
         moves = (movement_phrase(rev, ref.get("revenue"), name) for ref, name in refs)
         parts = [m for m in moves if m]
-        tail = f", {' and '.join(parts)}" if parts else ""
+        # TRANSLATORS: joins two movements: "up 12.3% on Q4 2023 and down 4.0% on Q1 2023"
+        tail = ", " + _("%(first)s and %(second)s") % {"first": parts[0], "second": parts[1]} \
+            if len(parts) == 2 else f", {parts[0]}" if parts else ""
         if skipped:
             tail += f"; {_not_compared(doc, skipped)}"
-        out.append(f"Net revenue was {fmt_money(rev, cur)}{tail}.")
+        # TRANSLATORS: %(tail)s is empty or ", up 12.3% on Q4 2023 …" (starting with its comma)
+        out.append(_("Net revenue was %(amount)s%(tail)s.") % {"amount": fmt_money(rev, cur), "tail": tail})
 
     # 2. new vs returning
     share = k.get("new_revenue_share")
     if not is_missing(share) and k.get("gross_revenue") and (_shown(share) or _shown(1 - share)):
+        shares = {"new": fmt_pct(share), "returning": fmt_pct(1 - share)}
         if (doc.get("settings") or {}).get("split_basis") == "customer":
-            text = (f"Customers acquired in the period brought {fmt_pct(share)} of gross revenue and "
-                    f"earlier customers {fmt_pct(1 - share)}")
+            text = _("Customers acquired in the period brought %(new)s of gross revenue and "
+                     "earlier customers %(returning)s") % shares
         else:
-            text = (f"Repeat purchases brought {fmt_pct(1 - share)} of gross revenue and first purchases "
-                    f"{fmt_pct(share)}")
+            text = _("Repeat purchases brought %(returning)s of gross revenue and first purchases "
+                     "%(new)s") % shares
         new, ret = k.get("customers_new"), k.get("customers_returning")
         if _count(new) and _count(ret) and (new or ret):
-            text += (f"; {fmt_count(new)} new customers joined and {fmt_count(ret)} existing customers "
-                     "bought again")
+            # TRANSLATORS: English keeps the plural for 1 as the report always had; translate both
+            # forms with the right grammatical number
+            joined = ngettext("%(count)s new customers joined", "%(count)s new customers joined",
+                              int(new)) % {"count": fmt_count(new)}
+            again = ngettext("%(count)s existing customers bought again",
+                             "%(count)s existing customers bought again", int(ret)) % {"count": fmt_count(ret)}
+            # TRANSLATORS: "<share sentence>; <N new customers joined> and <N existing customers bought again>"
+            text = _("%(shares)s; %(joined)s and %(again)s") % {"shares": text, "joined": joined, "again": again}
         out.append(text + ".")
 
     # 3. the largest movement against a fully covered previous period or year ago
@@ -133,12 +161,22 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
             if spec.unit == "rate" and size < 0.5:
                 continue
             if best is None or size > best[0]:
-                verb = "rose" if c.absolute > 0 else "fell"
-                amount = (f"{abs(100 * c.absolute):.1f} percentage points" if spec.unit == "rate"
-                          else f"{abs(100 * (c.relative or 0)):.1f}%")
-                tone = {"good": " (good)", "bad": " (a warning sign)"}.get(c.tone, "")
-                best = (size, f"The largest movement: {_lower_label(spec.label)} {verb} {amount} "
-                        f"against {name}, to {fmt_value(key, k.get(key), cur)}{tone}.")
+                if spec.unit == "rate":
+                    amount = _("%(value)s percentage points") % {"value": fmt_number(abs(100 * c.absolute), 1)}
+                else:
+                    amount = fmt_pct(abs(c.relative or 0), 1, group=False)
+                words = {"kpi": _lower_label(spec.label), "amount": amount, "period": name,
+                         "value": fmt_value(key, k.get(key), cur)}
+                if c.absolute > 0:
+                    # TRANSLATORS: %(kpi)s is a KPI's label ("churn rate"), %(period)s a period name
+                    text = _("The largest movement: %(kpi)s rose %(amount)s against %(period)s, to %(value)s") % words
+                else:
+                    text = _("The largest movement: %(kpi)s fell %(amount)s against %(period)s, to %(value)s") % words
+                if c.tone == "good":
+                    text = _("%(sentence)s (good)") % {"sentence": text}
+                elif c.tone == "bad":
+                    text = _("%(sentence)s (a warning sign)") % {"sentence": text}
+                best = (size, text + ".")
     if best and best[0] >= 1:
         out.append(best[1])
 
@@ -147,9 +185,10 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     counts = [k.get(x) for x in ("customers_start", "customers_churned", "customers_reactivated")]
     if not is_missing(crr) and not is_missing(churn) and all(_count(x) for x in counts) and counts[0]:
         out.append(
-            f"Of {fmt_count(counts[0])} customers active at the start, {fmt_count(counts[1])} "
-            f"churned ({fmt_pct(churn)}); with {fmt_count(counts[2])} reactivated, the "
-            f"customer retention rate is {fmt_pct(crr)}."
+            _("Of %(start)s customers active at the start, %(churned)s churned (%(churn)s); with "
+              "%(reactivated)s reactivated, the customer retention rate is %(crr)s.")
+            % {"start": fmt_count(counts[0]), "churned": fmt_count(counts[1]), "churn": fmt_pct(churn),
+               "reactivated": fmt_count(counts[2]), "crr": fmt_pct(crr)}
         )
 
     # 5. the segment that brings most revenue; its share of customers is of all customers acquired
@@ -158,14 +197,14 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     segs = [s for s in all_segs if _shown(s.get("revenue_share"))]
     total = sum(s.get("customers") or 0 for s in all_segs)
     if segs and total:
-        from .metrics.segments import SEGMENT_LABELS
-
         top = max(segs, key=lambda s: s["revenue_share"])
-        text = (f"{SEGMENT_LABELS.get(top['segment'], top['segment'])} customers — "
-                f"{fmt_pct((top.get('customers') or 0) / total)} of all customers, lapsed included — brought "
-                f"the most revenue: {fmt_pct(top['revenue_share'])} of gross revenue")
+        words = {"segment": segment_label(top["segment"]), "customers": fmt_pct((top.get("customers") or 0) / total),
+                 "revenue": fmt_pct(top["revenue_share"])}
+        # TRANSLATORS: %(segment)s is a segment's name ("Frequent (X)"); the two others are percentages
+        text = _("%(segment)s customers — %(customers)s of all customers, lapsed included — brought the most "
+                 "revenue: %(revenue)s of gross revenue") % words
         if not is_missing(top.get("aov")):
-            text += f", at {fmt_money(top['aov'], cur)} per purchase"
+            text = _("%(sentence)s, at %(aov)s per purchase") % {"sentence": text, "aov": fmt_money(top["aov"], cur)}
         out.append(text + ".")
 
     # 6. the weakest recent cohort (age-1 retention among cohorts where it is observable)
@@ -177,20 +216,25 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
             cands.append((row[1], label, size))
     if len(cands) >= 3:
         worst = min(cands)
-        avg = sum(r * s for r, _, s in cands) / sum(s for _, _, s in cands)
+        avg = sum(r * s for r, _l, s in cands) / sum(s for _r, _l, s in cands)
         if worst[0] < avg:
-            out.append(
-                f"The weakest recent cohort is {_month(worst[1], co.get('grain', 'month'))}: "
-                f"{fmt_pct(worst[0])} of its {worst[2]:,} customers bought again one "
-                f"{co.get('grain', 'month')} later, against {fmt_pct(avg)} on average."
-            )
+            words = {"cohort": _month(worst[1], co.get("grain", "month")), "share": fmt_pct(worst[0]),
+                     "size": fmt_count(worst[2]), "average": fmt_pct(avg)}
+            if co.get("grain", "month") == "week":
+                text = _("The weakest recent cohort is %(cohort)s: %(share)s of its %(size)s customers bought "
+                         "again one week later, against %(average)s on average.")
+            else:
+                text = _("The weakest recent cohort is %(cohort)s: %(share)s of its %(size)s customers bought "
+                         "again one month later, against %(average)s on average.")
+            out.append(text % words)
 
     if not doc.get("complete", True):
         last = str((doc.get("data_quality") or {}).get("last_payment") or "")[:10]
         try:
             date.fromisoformat(last)
-            where = f": the data end on {last}, so"
+            # TRANSLATORS: %(day)s is an ISO date (2024-03-15)
+            out.insert(0, _("The period is incomplete: the data end on %(day)s, so totals will still grow.")
+                       % {"day": last})
         except ValueError:
-            where = ":"
-        out.insert(0, f"The period is incomplete{where} totals will still grow.")
+            out.insert(0, _("The period is incomplete: totals will still grow."))
     return out[:6]

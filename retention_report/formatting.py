@@ -2,14 +2,29 @@
 
 Shared by the report notebooks, the findings and the email, so a KPI reads the same everywhere.
 Values are the raw metrics.json values (rates as fractions); ``None``/NaN is shown as ``n/a``.
+
+Everything follows the current report language (:mod:`retention_report.i18n`): the words through
+gettext, numbers, money, percentages and dates through Babel's locale data (``ru``:
+``3 026 360,00 ₽``, ``12,3 %``; ``de``: ``3.026.360,00 €``). Numbers are rounded by Python first
+(as ``f"{x:.1f}"`` rounds) and only rendered by Babel, so every language shows the same digits.
+English keeps its own explicit layout (``€1,234,568``, ``12.3%``, ``1 Mar 2024``), identical to the
+report's before it had languages. Negative numbers take the typographic minus (U+2212) in every
+language.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
 from typing import Any, Literal
+
+from .i18n import N_, _, get_language, ngettext
+from .i18n import locale as _babel_locale
 
 __all__ = [
     "KpiSpec",
@@ -30,6 +45,14 @@ __all__ = [
     "fmt_count",
     "fmt_pct",
     "fmt_number",
+    "fmt_date",
+    "fmt_month",
+    "fmt_datetime",
+    "period_title",
+    "period_dates",
+    "segment_label",
+    "aov_label",
+    "report_title",
     "is_missing",
 ]
 
@@ -57,37 +80,37 @@ class KpiSpec:
 KPI_SPECS: dict[str, KpiSpec] = {
     s.key: s
     for s in [
-        KpiSpec("revenue", "Revenue (net)", "money", "up", "gross revenue minus refunds"),
-        KpiSpec("gross_revenue", "Gross revenue", "money", "up", "sum of positive payments"),
-        KpiSpec("refunds", "Refunds", "money", "down", "money paid back in the period"),
-        KpiSpec("revenue_new", "Revenue from first purchases", "money", "up"),
-        KpiSpec("revenue_returning", "Revenue from repeat purchases", "money", "up"),
-        KpiSpec("new_revenue_share", "New-customer revenue share", "rate", "neutral",
-                "first-purchase revenue / gross revenue"),
-        KpiSpec("margin", "Margin", "money", "up", "net revenue minus cost"),
-        KpiSpec("customers", "Customers", "count", "up", "customers with a purchase in the period"),
-        KpiSpec("customers_new", "New customers", "count", "up", "first purchase ever in the period"),
-        KpiSpec("customers_returning", "Returning customers", "count", "up",
-                "acquired before the period, bought in it"),
-        KpiSpec("purchases", "Purchases", "count", "up", "customer-days with a positive payment"),
+        KpiSpec("revenue", N_("Revenue (net)"), "money", "up", N_("gross revenue minus refunds")),
+        KpiSpec("gross_revenue", N_("Gross revenue"), "money", "up", N_("sum of positive payments")),
+        KpiSpec("refunds", N_("Refunds"), "money", "down", N_("money paid back in the period")),
+        KpiSpec("revenue_new", N_("Revenue from first purchases"), "money", "up"),
+        KpiSpec("revenue_returning", N_("Revenue from repeat purchases"), "money", "up"),
+        KpiSpec("new_revenue_share", N_("New-customer revenue share"), "rate", "neutral",
+                N_("first-purchase revenue / gross revenue")),
+        KpiSpec("margin", N_("Margin"), "money", "up", N_("net revenue minus cost")),
+        KpiSpec("customers", N_("Customers"), "count", "up", N_("customers with a purchase in the period")),
+        KpiSpec("customers_new", N_("New customers"), "count", "up", N_("first purchase ever in the period")),
+        KpiSpec("customers_returning", N_("Returning customers"), "count", "up",
+                N_("acquired before the period, bought in it")),
+        KpiSpec("purchases", N_("Purchases"), "count", "up", N_("customer-days with a positive payment")),
         # labelled by the document's ``aov_basis`` (see kpi_spec); this generic label only for
         # documents that do not say whether AOV was per order or per purchase
-        KpiSpec("aov", "AOV", "money", "up", "gross revenue / orders when order ids are mapped, else / purchases"),
-        KpiSpec("purchase_frequency", "Purchases per customer", "number", "up",
-                "purchases / customers in the period"),
-        KpiSpec("repeat_purchase_rate", "Repeat purchase rate", "rate", "up",
-                "customers with 2+ purchases in the period / customers"),
-        KpiSpec("refund_rate", "Refund rate", "rate", "down", "refunds / gross revenue"),
-        KpiSpec("customers_start", "Active customers at start", "count", "up"),
-        KpiSpec("customers_end", "Active customers at end", "count", "up"),
-        KpiSpec("customers_churned", "Churned customers", "count", "down"),
-        KpiSpec("customers_reactivated", "Reactivated customers", "count", "up"),
-        KpiSpec("customers_new_lapsed", "New customers already lapsed", "count", "down"),
-        KpiSpec("crr", "Customer retention rate (CRR)", "rate", "up", "(CE − CN) / CS"),
-        KpiSpec("churn_rate", "Churn rate", "rate", "down", "CL / CS"),
-        KpiSpec("avg_lifetime_years", "Average customer lifetime", "years", "up"),
-        KpiSpec("ltv", "Customer lifetime value (LTV)", "money", "up", "AOV × AF × AL"),
-        KpiSpec("median_days_to_second_purchase", "Median days to 2nd purchase", "days", "down"),
+        KpiSpec("aov", N_("AOV"), "money", "up", N_("gross revenue / orders when order ids are mapped, else / purchases")),
+        KpiSpec("purchase_frequency", N_("Purchases per customer"), "number", "up",
+                N_("purchases / customers in the period")),
+        KpiSpec("repeat_purchase_rate", N_("Repeat purchase rate"), "rate", "up",
+                N_("customers with 2+ purchases in the period / customers")),
+        KpiSpec("refund_rate", N_("Refund rate"), "rate", "down", N_("refunds / gross revenue")),
+        KpiSpec("customers_start", N_("Active customers at start"), "count", "up"),
+        KpiSpec("customers_end", N_("Active customers at end"), "count", "up"),
+        KpiSpec("customers_churned", N_("Churned customers"), "count", "down"),
+        KpiSpec("customers_reactivated", N_("Reactivated customers"), "count", "up"),
+        KpiSpec("customers_new_lapsed", N_("New customers already lapsed"), "count", "down"),
+        KpiSpec("crr", N_("Customer retention rate (CRR)"), "rate", "up", "(CE − CN) / CS"),
+        KpiSpec("churn_rate", N_("Churn rate"), "rate", "down", "CL / CS"),
+        KpiSpec("avg_lifetime_years", N_("Average customer lifetime"), "years", "up"),
+        KpiSpec("ltv", N_("Customer lifetime value (LTV)"), "money", "up", "AOV × AF × AL"),
+        KpiSpec("median_days_to_second_purchase", N_("Median days to 2nd purchase"), "days", "down"),
     ]
 }
 
@@ -95,20 +118,52 @@ KPI_SPECS: dict[str, KpiSpec] = {
 # ids are mapped (SPEC §4.5) and says which in ``aov_basis``; tables that divide by purchases
 # (new vs returning, segments) always say "per purchase".
 AOV_SPECS: dict[str, KpiSpec] = {
-    "order": KpiSpec("aov", "AOV per order", "money", "up", "gross revenue / orders"),
-    "purchase": KpiSpec("aov", "AOV per purchase", "money", "up", "gross revenue / purchases"),
+    "order": KpiSpec("aov", N_("AOV per order"), "money", "up", N_("gross revenue / orders")),
+    "purchase": KpiSpec("aov", N_("AOV per purchase"), "money", "up", N_("gross revenue / purchases")),
 }
+
+
+# [report] title's default (config.ReportSettings): shown translated; a title of one's own as it is
+DEFAULT_TITLE = N_("Sales & customer retention")
+
+
+def report_title(title: str) -> str:
+    """The report's title for the reader: the default one in the current language, one's own as
+    configured."""
+    return _(title) if title == DEFAULT_TITLE else title
+
+
+def _shown_spec(spec: KpiSpec) -> KpiSpec:
+    """``spec`` with its label and help in the current language (the constants hold the English
+    msgids: the language is set at run time)."""
+    return replace(spec, label=_(spec.label), help=_(spec.help))
 
 
 def kpi_spec(key: str, doc: Any = None) -> KpiSpec:
     """The spec of KPI ``key`` as shown for metrics document ``doc`` (AOV per order or per purchase,
-    by ``doc["aov_basis"]``)."""
+    by ``doc["aov_basis"]``), its label and help in the current language."""
     basis = doc.get("aov_basis") if isinstance(doc, dict) else None
     if basis in AOV_SPECS and key == "aov":
-        return AOV_SPECS[basis]
+        return _shown_spec(AOV_SPECS[basis])
     if key == "ltv":  # AF counts purchases: the LTV's AOV is per purchase whatever the headline's
-        return replace(KPI_SPECS[key], help=f"{AOV_SPECS['purchase'].label} × AF × AL")
-    return KPI_SPECS[key]
+        return replace(_shown_spec(KPI_SPECS[key]), help=f"{aov_label('purchase')} × AF × AL")
+    return _shown_spec(KPI_SPECS[key])
+
+
+def aov_label(basis: str | None) -> str:
+    """"AOV per order" / "AOV per purchase" (``basis`` ``order``/``purchase``), else "AOV", in the
+    current language."""
+    spec = AOV_SPECS[basis] if basis in AOV_SPECS else KPI_SPECS["aov"]
+    return _(spec.label)
+
+
+def segment_label(segment: Any) -> str:
+    """The name of a frequency segment (``frequent`` → "Frequent (X)") in the current language;
+    any other value (from the data) as it is."""
+    from .metrics.segments import SEGMENT_LABELS
+
+    key = str(segment)
+    return _(SEGMENT_LABELS[key]) if key in SEGMENT_LABELS else key
 
 
 def coverage(doc: Any, which: str) -> str:
@@ -169,37 +224,89 @@ def _symbol(currency: str) -> str:
     return _CURRENCY_SYMBOLS.get(currency.upper(), currency)
 
 
+def _na() -> str:
+    # TRANSLATORS: a value that is missing or cannot be computed (a table cell, a KPI)
+    return _("n/a")
+
+
+@cache
+def _pattern(language: str, kind: str, decimals: int) -> Any:
+    """The locale's standard ``decimal``/``percent``/``currency`` pattern with exactly ``decimals``
+    fraction digits and no scaling (values arrive rounded, percentages already × 100)."""
+    loc = _babel_locale(language)
+    base = {"decimal": loc.decimal_formats[None], "percent": loc.percent_formats[None],
+            "currency": loc.currency_formats["standard"]}[kind]
+    p = copy.copy(base)
+    p.frac_prec = (decimals, decimals)
+    p.scale = 0
+    return p
+
+
+def _render(x: float, decimals: int, kind: str = "decimal", *, group: bool = True, symbol: str = "") -> str:
+    """``x`` rounded as Python rounds (``f"{x:.{decimals}f}"``), written with the current locale's
+    ``kind`` pattern (``¤`` → ``symbol``); minus signs as U+2212."""
+    if not math.isfinite(float(x)):  # an infinite lifetime (no churn): no digits to round
+        return ("−" if float(x) < 0 else "") + "∞"
+    x = round(float(x), decimals) if decimals else float(round(float(x)))
+    text = _pattern(get_language(), kind, decimals).apply(
+        Decimal(repr(x)), _babel_locale(), group_separator=group)
+    return text.replace("¤", symbol).replace("-", "−")
+
+
+def _money_symbol(currency: str) -> str:
+    """The currency's symbol in the current language: Babel's (``₽`` for RUB in Russian), or this
+    module's table where Babel knows only the code (``₽`` for RUB in German and English)."""
+    if get_language() == "en":
+        return _symbol(currency)
+    from babel.numbers import get_currency_symbol
+
+    sym = get_currency_symbol(currency.upper(), _babel_locale()) if currency.isalpha() else currency
+    return _symbol(currency) if sym.upper() == currency.upper() else sym
+
+
 def fmt_money(v: Any, currency: str = "EUR", decimals: int | None = None) -> str:
-    """``1234567.8`` → ``€1,234,568``; small values keep cents (``€45.60``)."""
+    """``1234567.8`` → ``€1,234,568``; small values keep cents (``€45.60``). In Russian
+    ``1 234 568 €``, in German ``1.234.568 €`` (the locale's currency pattern)."""
     if is_missing(v):
-        return "n/a"
+        return _na()
     v = float(v)
     if decimals is None:
         decimals = 0 if abs(v) >= 1000 else 2
-    sym = _symbol(currency)
+    sym = _money_symbol(currency)
+    if get_language() != "en":
+        return _render(v, decimals, "currency", symbol=sym)
     sign = "−" if v < 0 else ""
-    text = f"{abs(v):,.{decimals}f}"
+    text = _render(abs(v), decimals)
     return f"{sign}{sym}{text}" if len(sym) == 1 else f"{sign}{text} {sym}"
 
 
 def fmt_count(v: Any) -> str:
-    """``12345`` → ``12,345``."""
+    """``12345`` → ``12,345`` (``12 345`` in Russian, ``12.345`` in German)."""
     if is_missing(v):
-        return "n/a"
-    return f"{int(round(float(v))):,}".replace("-", "−")
+        return _na()
+    return _render(int(round(float(v))), 0)
 
 
-def fmt_pct(v: Any, decimals: int = 1) -> str:
-    """A fraction as a percent: ``0.1234`` → ``12.3%``."""
+def fmt_pct(v: Any, decimals: int = 1, group: bool = True) -> str:
+    """A fraction as a percent: ``0.1234`` → ``12.3%`` (``12,3 %`` in Russian and German);
+    ``group=False``: no thousands separators (``1234.5%``)."""
     if is_missing(v):
-        return "n/a"
-    return f"{100 * float(v):,.{decimals}f}%".replace("-", "−")
+        return _na()
+    return _render(100 * float(v), decimals, "percent", group=group)
 
 
 def fmt_number(v: Any, decimals: int = 2) -> str:
     if is_missing(v):
-        return "n/a"
-    return f"{float(v):,.{decimals}f}".replace("-", "−")
+        return _na()
+    return _render(float(v), decimals)
+
+
+def _signed(x: float, decimals: int, kind: str = "decimal") -> str:
+    """``+12.3`` / ``−4.0`` (``+0.0`` for zero, ``−0.0`` for a negative that rounds to it) with the
+    locale's digits and no thousands separators."""
+    r = round(x, decimals)
+    sign = "−" if math.copysign(1.0, r) < 0 else "+"
+    return sign + _render(abs(r), decimals, kind, group=False)
 
 
 def fmt_value(key: str, v: Any, currency: str = "EUR") -> str:
@@ -212,10 +319,102 @@ def fmt_value(key: str, v: Any, currency: str = "EUR") -> str:
     if unit == "rate":
         return fmt_pct(v)
     if unit == "days":
-        return "n/a" if is_missing(v) else f"{float(v):,.0f} days"
+        if is_missing(v):
+            return _na()
+        n = round(float(v))
+        return ngettext("%(count)s day", "%(count)s days", n) % {"count": _render(n, 0)}
     if unit == "years":
-        return "n/a" if is_missing(v) else f"{float(v):,.1f} years"
+        # TRANSLATORS: always one decimal (1.0, 2.5): the form used with a fraction
+        return _na() if is_missing(v) else _("%(value)s years") % {"value": _render(float(v), 1)}
     return fmt_number(v)
+
+
+# ---------------------------------------------------------------------------------------- dates
+
+def _as_date(d: Any) -> date:
+    if isinstance(d, datetime):
+        return d.date()
+    if isinstance(d, date):
+        return d
+    if hasattr(d, "to_pydatetime"):  # pandas Timestamp
+        return d.to_pydatetime().date()
+    return date.fromisoformat(str(d)[:10])
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def fmt_date(d: Any) -> str:
+    """A day: ``1 Mar 2024`` (``1 мар. 2024 г.``, ``1. März 2024``)."""
+    d = _as_date(d)
+    if get_language() == "en":
+        return f"{d.day} {d:%b %Y}"
+    from babel.dates import format_skeleton
+
+    return format_skeleton("yMMMd", d, locale=_babel_locale())
+
+
+def fmt_month(d: Any, full: bool = False) -> str:
+    """A month: ``Mar 2024``, or ``March 2024`` with ``full`` (``март 2024 г.``, ``März 2024``)."""
+    d = _as_date(d)
+    if get_language() == "en":
+        return d.strftime("%B %Y" if full else "%b %Y")
+    from babel.dates import format_skeleton
+
+    return format_skeleton("yMMMM" if full else "yMMM", d, locale=_babel_locale())
+
+
+def fmt_datetime(t: datetime) -> str:
+    """When a report was made: ``01 Mar 2024 14:05 CET`` (the time zone's abbreviation when known)."""
+    zone = t.strftime("%Z")
+    if get_language() == "en":
+        return t.strftime("%d %b %Y %H:%M %Z").strip()
+    from babel.dates import format_skeleton, format_time
+
+    loc = _babel_locale()
+    return f"{format_skeleton('yMMMd', t, locale=loc)} {format_time(t, 'short', locale=loc)} {zone}".strip()
+
+
+def _range(start: date, end: date) -> str:
+    if get_language() == "en":
+        return f"{fmt_date(start)} – {fmt_date(end)}"
+    from babel.dates import format_interval
+
+    return format_interval(start, end, "yMMMd", locale=_babel_locale())
+
+
+def period_title(p: Any) -> str:
+    """A :class:`~retention_report.periods.Period`'s name for people in the current language:
+    ``Q1 2024``, ``H1 2024``, ``March 2024``, ``Week 5 2024``, ``15 Jan 2024 – 14 Feb 2024``
+    (English as :attr:`Period.title <retention_report.periods.Period.title>`)."""
+    kind, start, end = getattr(p, "kind", ""), p.start, p.end
+    if get_language() == "en" or kind not in ("year", "half", "quarter", "month", "week", "range"):
+        return str(p.title)
+    if kind == "year":
+        return str(start.year)
+    if kind == "half":
+        # TRANSLATORS: a half-year as a period name, e.g. "H1 2024"
+        return _("H%(half)s %(year)s") % {"half": 1 if start.month == 1 else 2, "year": start.year}
+    if kind == "quarter":
+        from babel.dates import format_skeleton
+
+        return format_skeleton("yQQQ", start, locale=_babel_locale())
+    if kind == "month":
+        return _cap(fmt_month(start, full=True))
+    if kind == "week":
+        y, w, _d = start.isocalendar()
+        # TRANSLATORS: an ISO week as a period name, e.g. "Week 5 2024"
+        return _("Week %(week)s %(year)s") % {"week": w, "year": y}
+    return _range(start, end)
+
+
+def period_dates(p: Any) -> str:
+    """The first and last day of period ``p``: ``1 Jan 2024 – 31 Mar 2024`` (in Russian
+    ``1 янв. – 31 мар. 2024 г.``)."""
+    if get_language() == "en":
+        return str(p.date_range)
+    return _range(p.start, p.end)
 
 
 @dataclass(frozen=True)
@@ -237,7 +436,7 @@ class Change:
 def change(key: str, current: Any, reference: Any, currency: str = "EUR") -> Change:
     """Compare ``current`` with ``reference`` for KPI ``key`` and format the change for people."""
     if is_missing(current) or is_missing(reference):
-        return Change(None, None, "n/a", "neutral", "n/a")
+        return Change(None, None, "n/a", "neutral", _na())
     cur, ref = float(current), float(reference)
     absolute = cur - ref
     relative = absolute / abs(ref) if ref != 0 else None
@@ -251,9 +450,10 @@ def change(key: str, current: Any, reference: Any, currency: str = "EUR") -> Cha
     unit = KPI_SPECS[key].unit if key in KPI_SPECS else "number"
     arrow = {"up": "▲", "down": "▼", "flat": "▶"}[direction]
     if unit == "rate":
-        text = f"{arrow} {100 * absolute:+.1f} pp"
+        # TRANSLATORS: a change of a rate in percentage points, e.g. "+1.2 pp"
+        text = f"{arrow} " + _("%(value)s pp") % {"value": _signed(100 * absolute, 1)}
     elif relative is not None:
-        text = f"{arrow} {100 * relative:+.1f}%"
+        text = f"{arrow} {_signed(100 * relative, 1, 'percent')}"
     else:
         text = f"{arrow} {fmt_value(key, absolute, currency)}"
     return Change(absolute, relative, direction, tone, text.replace("-", "−"))
@@ -270,9 +470,14 @@ def movement_phrase(value: Any, reference: Any, period_name: str, decimals: int 
         return None
     absolute = float(value) - float(reference)
     if not absolute:
-        return f"flat on {period_name}"
-    relative = absolute / abs(float(reference))
-    return f"{'up' if absolute > 0 else 'down'} {abs(100 * relative):.{decimals}f}% on {period_name}"
+        # TRANSLATORS: part of a sentence about revenue: "Net revenue was €280.00, flat on Q4 2023"
+        return _("flat on %(period)s") % {"period": period_name}
+    pct = _render(abs(100 * absolute / abs(float(reference))), decimals, "percent", group=False)
+    if absolute > 0:
+        # TRANSLATORS: part of a sentence about revenue: "…, up 12.3% on Q4 2023"
+        return _("up %(percent)s on %(period)s") % {"percent": pct, "period": period_name}
+    # TRANSLATORS: part of a sentence about revenue: "…, down 12.3% on Q4 2023"
+    return _("down %(percent)s on %(period)s") % {"percent": pct, "period": period_name}
 
 
 @dataclass(frozen=True)

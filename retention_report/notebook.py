@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from .formatting import fmt_count, fmt_number, fmt_pct
+from .i18n import _, ngettext
 
-__all__ = ["setup", "lead", "split_basis_note", "segment_note", "cohort_note", "second_purchase_note", "BEHAVIOUR_KPIS"]
+__all__ = ["setup", "lead", "heading", "split_basis_note", "segment_note", "cohort_note", "second_purchase_note", "BEHAVIOUR_KPIS"]
 
 BEHAVIOUR_KPIS = [
     "purchases",
@@ -86,45 +87,78 @@ def lead(key: str) -> None:
     display({"text/markdown": text, "text/plain": text}, raw=True)
 
 
+def heading(key: str, **values: str) -> None:
+    """Display a heading in the reader's language (:func:`retention_report.texts.heading_text`):
+    a section's title (``rr.heading("cohorts")``, ``<h2>``, listed in the report's table of
+    contents) or a sub-heading (``rr.heading("cohorts.revenue_retention")``, ``<h3>``). ``values``
+    fill its fields; they come from the data or config and are shortened and escaped, never
+    translated."""
+    import html
+
+    from IPython.display import display
+
+    from .formatting import shorten
+    from .texts import heading_text
+
+    text = heading_text(key, **{k: shorten(v) for k, v in values.items()})
+    level = 3 if "." in key else 2
+    display({"text/html": f"<h{level}>{html.escape(text)}</h{level}>", "text/plain": text}, raw=True)
+
+
 def split_basis_note(ctx: Any) -> str:
     if ctx.metrics.split_basis == "customer":
-        return ("Convention: all purchases in the period of customers acquired in it count as new "
-                "(split_basis = customer). Refunds are not split and are shown in the KPIs.")
+        return _("Convention: all purchases in the period of customers acquired in it count as new "
+                 "(split_basis = customer). Refunds are not split and are shown in the KPIs.")
     k = ctx.kpis
-    return (
+    # TRANSLATORS: "split_basis = purchase" is a config setting: keep it as it is
+    return _(
         "Convention: a purchase is new when it is the customer's first purchase ever; a new customer's "
         "later purchases in the same period are returning revenue (split_basis = purchase). "
-        f"New customers: {fmt_count(k.get('customers_new'))}; returning customers: "
-        f"{fmt_count(k.get('customers_returning'))}. Refunds ({fmt_pct(k.get('refund_rate'))} of gross) "
+        "New customers: %(new)s; returning customers: %(returning)s. Refunds (%(refund_rate)s of gross) "
         "are not split."
-    )
+    ) % {"new": fmt_count(k.get("customers_new")), "returning": fmt_count(k.get("customers_returning")),
+         "refund_rate": fmt_pct(k.get("refund_rate"))}
 
 
 def segment_note(seg: Any) -> str:
     if seg.low is None:
-        return "No returning active customers in the period: frequency segments are empty."
-    how = "terciles of the customers' frequencies" if seg.data_driven else "the configured thresholds"
-    return (
-        f"Frequency = purchases per month over the last {seg.lookback_months} months. Rare: at most "
-        f"{fmt_number(seg.low)}; medium: up to {fmt_number(seg.high)}; frequent: above "
-        f"({how}). Lapsed: no purchase within the activity window at the period end."
-    )
+        return _("No returning active customers in the period: frequency segments are empty.")
+    how = _("terciles of the customers' frequencies") if seg.data_driven else _("the configured thresholds")
+    # TRANSLATORS: %(how)s is "terciles of the customers' frequencies" or "the configured thresholds"
+    return ngettext(
+        "Frequency = purchases per month over the last %(months)s month. Rare: at most %(low)s; medium: "
+        "up to %(high)s; frequent: above (%(how)s). Lapsed: no purchase within the activity window at the "
+        "period end.",
+        "Frequency = purchases per month over the last %(months)s months. Rare: at most %(low)s; medium: "
+        "up to %(high)s; frequent: above (%(how)s). Lapsed: no purchase within the activity window at the "
+        "period end.",
+        seg.lookback_months,
+    ) % {"months": seg.lookback_months, "low": fmt_number(seg.low), "high": fmt_number(seg.high), "how": how}
 
 
 def cohort_note(co: Any) -> str:
-    unit = "month" if co.grain == "month" else "week"
-    text = (f"Each row is a cohort of customers by {unit} of first purchase; each column the {unit}s "
-            "since then. Blank cells are not observable yet.")
-    if co.partial_bucket is not None:
-        text += f" Cells marked * fall in the {unit} still in progress at the period end."
+    if co.grain == "month":
+        text = _("Each row is a cohort of customers by month of first purchase; each column the months "
+                 "since then. Blank cells are not observable yet.")
+        if co.partial_bucket is not None:
+            text += " " + _("Cells marked * fall in the month still in progress at the period end.")
+    else:
+        text = _("Each row is a cohort of customers by week of first purchase; each column the weeks "
+                 "since then. Blank cells are not observable yet.")
+        if co.partial_bucket is not None:
+            text += " " + _("Cells marked * fall in the week still in progress at the period end.")
     return text
 
 
 def second_purchase_note(sp: Any) -> str:
     if not sp.customers:
-        return "No customer had a second purchase by the period end."
-    return (
-        f"{fmt_count(sp.customers)} customers made a second purchase by the period end (whole history). "
-        f"Median time to it: {fmt_number(sp.median_days, 0)} days; within 30 days: {fmt_pct(sp.within_30)}, "
-        f"90 days: {fmt_pct(sp.within_90)}, 180 days: {fmt_pct(sp.within_180)}."
-    )
+        return _("No customer had a second purchase by the period end.")
+    return ngettext(
+        "%(customers)s customer made a second purchase by the period end (whole history). Median time to "
+        "it: %(median)s days; within 30 days: %(within_30)s, 90 days: %(within_90)s, 180 days: %(within_180)s.",
+        "%(customers)s customers made a second purchase by the period end (whole history). Median time to "
+        "it: %(median)s days; within 30 days: %(within_30)s, 90 days: %(within_90)s, 180 days: %(within_180)s.",
+        int(sp.customers),
+    ) % {"customers": fmt_count(sp.customers), "median": fmt_number(sp.median_days, 0),
+         "within_30": fmt_pct(sp.within_30), "within_90": fmt_pct(sp.within_90),
+         "within_180": fmt_pct(sp.within_180)}

@@ -376,21 +376,27 @@ def _run_report(
         combined = combine_notebooks(executed)
         prev, ago = period.previous(), period.year_ago()
         last = ds.quality.last_payment
+        # the reader's words, in [report] language (set by ReportContext; i18n.py)
+        from .formatting import fmt_datetime, period_dates, period_title, report_title
+        from .i18n import _, get_language
+
         report = {
-            "title": settings.report.title,
-            "kicker": "Sales & retention report",
-            "period_title": period.title,
-            "date_range": period.date_range,
+            "title": report_title(settings.report.title),
+            "kicker": _("Sales & retention report"),
+            "period_title": period_title(period),
+            "date_range": period_dates(period),
             "source": doc.get("source") or ds.source_name,
-            "previous_title": prev.title,
-            "year_ago_title": ago.title,
-            "generated_at": datetime.now().astimezone().strftime("%d %b %Y %H:%M %Z").strip(),
+            "previous_title": period_title(prev),
+            "year_ago_title": period_title(ago),
+            "generated_at": fmt_datetime(datetime.now().astimezone()),
             "complete": bool(doc.get("complete")),
             "incomplete_text": (
-                f"Incomplete period: the data end on {str(last)[:10]}, before the period ends on "
-                f"{period.end.isoformat()}. Totals and rates for this period will still change."
-                if last else "Incomplete period: there are no payments in the data."
+                # TRANSLATORS: %(last)s and %(end)s are ISO dates (2024-03-15)
+                _("Incomplete period: the data end on %(last)s, before the period ends on %(end)s. Totals and "
+                  "rates for this period will still change.") % {"last": str(last)[:10], "end": period.end.isoformat()}
+                if last else _("Incomplete period: there are no payments in the data.")
             ),
+            "lang": get_language(),
             "version": __version__,
         }
         html = render_html(combined, report, paths.templates_dir(settings))

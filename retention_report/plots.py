@@ -22,8 +22,18 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
-from .formatting import _symbol, fmt_count, fmt_money, fmt_pct, movement_phrase, shorten_all
-from .metrics.segments import SEGMENT_LABELS
+from .formatting import (
+    _money_symbol,
+    fmt_count,
+    fmt_money,
+    fmt_month,
+    fmt_pct,
+    movement_phrase,
+    segment_label,
+    shorten_all,
+)
+from .i18n import _, get_language, ngettext
+from .i18n import locale as _babel_locale
 
 __all__ = [
     "PALETTE",
@@ -103,7 +113,9 @@ def alt_text(fig: Any) -> str:
         for ax in fig.axes:
             y, x = ax.get_ylabel().strip(), ax.get_xlabel().strip()
             if y or x:
-                parts.append("Chart of " + " by ".join(t for t in (y, x) if t))
+                # TRANSLATORS: a chart's alt text from its axes: "Chart of <y axis> by <x axis>"
+                what = _("%(y)s by %(x)s") % {"y": y, "x": x} if y and x else y or x
+                parts.append(_("Chart of %(what)s") % {"what": what})
                 break
     return " — ".join(" ".join(p.split()) for p in dict.fromkeys(parts))
 
@@ -111,11 +123,12 @@ def alt_text(fig: Any) -> str:
 def _axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> Axes:
     if ax is not None:
         return ax
-    _, ax = plt.subplots(figsize=figsize)
+    _fig, ax = plt.subplots(figsize=figsize)
     return ax
 
 
-def _empty(ax: Axes, title: str, message: str = "No data for this period") -> Axes:
+def _empty(ax: Axes, title: str, message: str | None = None) -> Axes:
+    message = _("No data for this period") if message is None else message
     ax.set_title(title)
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#7B8794",
             fontsize=11)
@@ -126,7 +139,18 @@ def _empty(ax: Axes, title: str, message: str = "No data for this period") -> Ax
 
 
 def _compact_money(currency: str) -> FuncFormatter:
-    sym = _symbol(currency)
+    """Axis and bar labels of amounts: ``€3.1M``, ``€310k`` (Babel's short compact form in other
+    languages: ``3,1 млн €``, ``3,1 Mio. €``)."""
+    sym = _money_symbol(currency)
+    if get_language() != "en":
+        from babel.numbers import format_compact_decimal
+
+        def compact(v: float, _pos: Any = None) -> str:
+            text = format_compact_decimal(v, format_type="short", fraction_digits=1, locale=_babel_locale())
+            return fmt_money(0, currency, 0).replace("0", text.replace("-", "−"), 1) if abs(v) >= 1000 \
+                else fmt_money(v, currency, 0)
+
+        return FuncFormatter(compact)
 
     def fmt(v: float, _pos: Any = None) -> str:
         a = abs(v)
@@ -164,7 +188,7 @@ def _bucket_label(value: Any, grain: str) -> str:
     if grain == "week":
         iso = ts.isocalendar()
         return f"{iso.year}-W{iso.week:02d}"
-    return ts.strftime("%b %Y")
+    return fmt_month(ts)
 
 
 # ----------------------------------------------------------------------------------- new vs returning
@@ -176,10 +200,10 @@ def new_vs_returning_bars(nvr: pd.DataFrame, currency: str = "EUR", ax: Axes | N
     ``total``; columns ``revenue``, ``purchases``, ``customers`` …).
     """
     ax = _axes(ax, (8.6, 2.9))
-    title = "New vs returning customers"
+    title = _("New vs returning customers")
     if nvr is None or nvr.empty or "new" not in nvr.index or not nvr.loc[["new", "returning"], "revenue"].sum():
         return _empty(ax, title)
-    measures = [("revenue", "Revenue"), ("purchases", "Purchases"), ("customers", "Customers")]
+    measures = [("revenue", _("Revenue")), ("purchases", _("Purchases")), ("customers", _("Customers"))]
     rows = []
     for col, label in measures:
         new, ret = float(nvr.loc["new", col]), float(nvr.loc["returning", col])
@@ -188,8 +212,8 @@ def new_vs_returning_bars(nvr: pd.DataFrame, currency: str = "EUR", ax: Axes | N
     y = np.arange(len(rows))[::-1]
     new_share = np.array([r[1] for r in rows])
     ret_share = np.array([r[2] for r in rows])
-    ax.barh(y, ret_share, color=PALETTE["returning"], label="Returning", height=0.62)
-    ax.barh(y, new_share, left=ret_share, color=PALETTE["new"], label="New", height=0.62)
+    ax.barh(y, ret_share, color=PALETTE["returning"], label=_("Returning"), height=0.62)
+    ax.barh(y, new_share, left=ret_share, color=PALETTE["new"], label=_("New"), height=0.62)
     for yi, (_label, ns, rs, nv, rv, col) in zip(y, rows, strict=False):
         fmt = (lambda v: fmt_money(v, currency)) if col == "revenue" else fmt_count
         if rs > 0.12:
@@ -200,14 +224,14 @@ def new_vs_returning_bars(nvr: pd.DataFrame, currency: str = "EUR", ax: Axes | N
     ax.set_yticks(y, [r[0] for r in rows])
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.set_xlabel("Share of the period's total")
+    ax.set_xlabel(_("Share of the period's total"))
     ax.grid(axis="y", visible=False)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False, fontsize=9,
               borderaxespad=0.2)
     rev_share = rows[0][2]
     cust_share = rows[2][2]
-    ax.set_title(f"Returning customers bring {fmt_pct(rev_share, 0)} of revenue "
-                 f"while making up {fmt_pct(cust_share, 0)} of buyers", pad=24)
+    ax.set_title(_("Returning customers bring %(revenue)s of revenue while making up %(buyers)s of buyers")
+                 % {"revenue": fmt_pct(rev_share, 0), "buyers": fmt_pct(cust_share, 0)}, pad=24)
     return ax
 
 
@@ -218,15 +242,15 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     ``period``, ``revenue_new``, ``revenue_returning`` and ``new_revenue_share``).
     """
     ax = _axes(ax)
-    title = "Revenue trend"
+    title = _("Revenue trend")
     if trend is None or trend.empty:
         return _empty(ax, title)
     t = trend.reset_index(drop=True)
     x = np.arange(len(t))
     new = t["revenue_new"].astype(float).fillna(0).to_numpy()
     ret = t["revenue_returning"].astype(float).fillna(0).to_numpy()
-    ax.bar(x, ret, color=PALETTE["returning"], label="Returning", width=0.66)
-    ax.bar(x, new, bottom=ret, color=PALETTE["new"], label="New", width=0.66)
+    ax.bar(x, ret, color=PALETTE["returning"], label=_("Returning"), width=0.66)
+    ax.bar(x, new, bottom=ret, color=PALETTE["new"], label=_("New"), width=0.66)
     gross = new + ret
     for xi, g in zip(x, gross, strict=False):
         if g > 0:
@@ -236,16 +260,21 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     if len(t) > 10:
         ax.tick_params(axis="x", labelrotation=45)
     ax.yaxis.set_major_formatter(_compact_money(currency))
-    ax.set_ylabel(f"Gross revenue ({currency})")
+    # TRANSLATORS: an axis label; %(currency)s is the currency's code (EUR)
+    ax.set_ylabel(_("Gross revenue (%(currency)s)") % {"currency": currency})
     ax.set_ylim(0, max(gross.max(), 1) * 1.14)
     ax.grid(axis="x", visible=False)
     ax.legend(loc="upper left", ncols=2)
     last = t.iloc[-1]
-    title = f"Revenue in {last['period']}: {fmt_money(gross[-1], currency)}"
+    title = _("Revenue in %(period)s: %(amount)s") % {"period": last["period"], "amount": fmt_money(gross[-1], currency)}
+    moves = []
     if len(t) >= 2 and (move := movement_phrase(gross[-1], gross[-2], t.iloc[-2]["period"], decimals=0)):
-        title += f", {move}"
+        moves.append(move)
     if len(t) >= 5 and (move := movement_phrase(gross[-1], gross[-5], t.iloc[-5]["period"], decimals=0)):
-        title += f" and {move}"
+        moves.append(move)
+    if moves:
+        title += ", " + (_("%(first)s and %(second)s") % {"first": moves[0], "second": moves[1]}
+                         if len(moves) == 2 else moves[0])
     ax.set_title(title)
     return ax
 
@@ -259,36 +288,39 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
     ``aov``). The gap between the two bars answers "big-but-rare or small-but-frequent?".
     """
     ax = _axes(ax, (8.6, 3.7))
-    title = "Customers and revenue by segment"
+    title = _("Customers and revenue by segment")
     if table is None or table.empty or not table["revenue_share"].fillna(0).any():
         return _empty(ax, title)
     t = table.copy()
-    names = [SEGMENT_LABELS.get(str(s), str(s)) for s in t.index]
+    names = [segment_label(s) for s in t.index]
     y = np.arange(len(t))[::-1]
     h = 0.38
-    ax.barh(y + h / 2, t["customer_share"].fillna(0), height=h, color=PALETTE["muted"], label="Share of customers")
-    ax.barh(y - h / 2, t["revenue_share"].fillna(0), height=h, color=PALETTE["returning"], label="Share of revenue")
+    ax.barh(y + h / 2, t["customer_share"].fillna(0), height=h, color=PALETTE["muted"], label=_("Share of customers"))
+    ax.barh(y - h / 2, t["revenue_share"].fillna(0), height=h, color=PALETTE["returning"],
+            label=_("Share of revenue"))
     top = float(max(t["customer_share"].max(), t["revenue_share"].max()))
-    for yi, (_, r) in zip(y, t.iterrows(), strict=False):
+    for yi, (_seg, r) in zip(y, t.iterrows(), strict=False):
         ax.text(r["customer_share"] + top * 0.01, yi + h / 2, fmt_pct(r["customer_share"], 0), va="center", fontsize=8.5)
         ax.text(r["revenue_share"] + top * 0.01, yi - h / 2, fmt_pct(r["revenue_share"], 0), va="center", fontsize=8.5,
                 color=PALETTE["returning"])
         aov = r.get("aov")
-        ax.text(1.0, yi, f"AOV per purchase {fmt_money(aov, currency)}" if _finite(aov) else "no purchases",
+        ax.text(1.0, yi, _("AOV per purchase %(amount)s") % {"amount": fmt_money(aov, currency)} if _finite(aov)
+                else _("no purchases"),
                 transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=8.5, color="#52606D")
     ax.set_yticks(y, names)
     ax.set_xlim(0, top * 1.45)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.set_xlabel("Share of all customers in the base / of the period's gross revenue")
+    ax.set_xlabel(_("Share of all customers in the base / of the period's gross revenue"))
     ax.grid(axis="y", visible=False)
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, borderaxespad=0.2)
     ratio = (t["revenue_share"] / t["customer_share"]).replace([np.inf, -np.inf], np.nan)
     regular = ratio.reindex([s for s in ("frequent", "medium", "rare") if s in ratio.index]).dropna()
     if not regular.empty:
         best = regular.idxmax()
-        title = (f"{SEGMENT_LABELS.get(best, best).split(' (')[0]} customers: "
-                 f"{fmt_pct(t.loc[best, 'customer_share'], 0)} of customers, "
-                 f"{fmt_pct(t.loc[best, 'revenue_share'], 0)} of revenue")
+        # TRANSLATORS: %(segment)s is a segment's name without its letter ("Frequent")
+        title = (_("%(segment)s customers: %(customers)s of customers, %(revenue)s of revenue")
+                 % {"segment": segment_label(best).split(" (")[0], "customers": fmt_pct(t.loc[best, "customer_share"], 0),
+                    "revenue": fmt_pct(t.loc[best, "revenue_share"], 0)})
     ax.set_title(title, pad=22)
     return ax
 
@@ -305,14 +337,14 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None) -> Axes:
     ax = _axes(ax)
     get = (lambda k: int(bridge[k])) if isinstance(bridge, dict) else (lambda k: int(getattr(bridge, k)))
     cs, cl, cn, nl, re_, ce = (get(k) for k in ("start", "churned", "new", "new_lapsed", "reactivated", "end"))
-    title = "Active customer base"
+    title = _("Active customer base")
     if cs == 0 and ce == 0 and cn == 0:
-        return _empty(ax, title, "No active customers in this period")
-    steps: list[tuple[str, int, str]] = [("Active at start", cs, "total"), ("Churned", -cl, "bad"),
-                                         ("New", cn, "good")]
+        return _empty(ax, title, _("No active customers in this period"))
+    steps: list[tuple[str, int, str]] = [(_("Active at start"), cs, "total"), (_("Churned"), -cl, "bad"),
+                                         (_("New"), cn, "good")]
     if nl:
-        steps.append(("New, lapsed", -nl, "bad"))
-    steps += [("Reactivated", re_, "good"), ("Active at end", ce, "total")]
+        steps.append((_("New, lapsed"), -nl, "bad"))
+    steps += [(_("Reactivated"), re_, "good"), (_("Active at end"), ce, "total")]
     level = 0
     labels = []
     for i, (label, value, kind) in enumerate(steps):
@@ -332,25 +364,37 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None) -> Axes:
         labels.append(label)
     ax.set_xticks(range(len(steps)), labels)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_count(v)))
-    ax.set_ylabel("Active customers")
+    ax.set_ylabel(_("Active customers"))
     ax.set_ylim(0, max(cs, ce, level, 1) * 1.15)
     ax.grid(axis="x", visible=False)
     ch = _pct_change(ce, cs)
     if ch is None:
-        ax.set_title(f"{fmt_count(ce)} active customers at the end of the period")
+        ax.set_title(ngettext("%(count)s active customer at the end of the period",
+                              "%(count)s active customers at the end of the period", ce) % {"count": fmt_count(ce)})
     else:
-        verb = "grew" if ch > 0 else ("shrank" if ch < 0 else "held steady")
-        ax.set_title(f"The active customer base {verb} {fmt_pct(abs(ch), 1) + ' ' if ch else ''}"
-                     f"to {fmt_count(ce)}: {fmt_count(cn + re_)} won, {fmt_count(cl + nl)} lost")
+        words = {"change": fmt_pct(abs(ch), 1), "end": fmt_count(ce), "won": fmt_count(cn + re_),
+                 "lost": fmt_count(cl + nl)}
+        if ch > 0:
+            text = _("The active customer base grew %(change)s to %(end)s: %(won)s won, %(lost)s lost")
+        elif ch < 0:
+            text = _("The active customer base shrank %(change)s to %(end)s: %(won)s won, %(lost)s lost")
+        else:
+            text = _("The active customer base held steady to %(end)s: %(won)s won, %(lost)s lost")
+        ax.set_title(text % words)
     return ax
 
 
 # ------------------------------------------------------------------------------------------- cohorts
 
-_HEATMAP_TEXT = {
-    "retention": ("Share of each cohort buying again", "Customer retention"),
-    "revenue_retention": ("Cohort revenue relative to its first {grain}", "Revenue retention"),
-}
+def _heatmap_text(kind: str, grain: str) -> tuple[str, str]:
+    """(colour bar label, short title) of a cohort heatmap."""
+    if kind == "retention":
+        return _("Share of each cohort buying again"), _("Customer retention")
+    if kind == "revenue_retention":
+        first = _("Cohort revenue relative to its first month") if grain == "month" else \
+            _("Cohort revenue relative to its first week")
+        return first, _("Revenue retention")
+    return kind, kind
 
 
 def cohort_heatmap(
@@ -370,10 +414,9 @@ def cohort_heatmap(
     n_rows = 0 if matrix is None else len(matrix)
     n_cols = 0 if matrix is None else matrix.shape[1]
     ax = _axes(ax, (8.6, max(3.2, 0.34 * n_rows + 1.4)))
-    heading, short = _HEATMAP_TEXT.get(kind, (kind, kind))
-    heading = heading.format(grain=grain)
+    heading, short = _heatmap_text(kind, grain)
     if matrix is None or matrix.empty or matrix.isna().all().all():
-        return _empty(ax, short, "No cohorts to show for this period")
+        return _empty(ax, short, _("No cohorts to show for this period"))
     m = matrix.astype(float)
     # colour scale from ages ≥ 1: age 0 is 100 % by definition and would wash out the gradient
     later = m.iloc[:, 1:] if n_cols > 1 else m
@@ -392,24 +435,44 @@ def cohort_heatmap(
     ax.set_yticks(np.arange(n_rows) + 0.5, [_bucket_label(c, grain) for c in m.index], rotation=0)
     ax.set_xticks(np.arange(n_cols) + 0.5, [str(c) for c in m.columns], rotation=0)
     hatched = partial is not None and bool(partial.to_numpy().any())
-    ax.set_xlabel(f"{grain.capitalize()}s since first purchase (0 = the first {grain})"
-                  + (f"; hatched = partial {grain}" if hatched else ""))
-    ax.set_ylabel(f"Cohort (first purchase {grain})")
+    week = grain == "week"
+    xlabel = (_("Weeks since first purchase (0 = the first week)") if week
+              else _("Months since first purchase (0 = the first month)"))
+    if hatched:
+        xlabel += "; " + (_("hatched = partial week") if week else _("hatched = partial month"))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(_("Cohort (first purchase week)") if week else _("Cohort (first purchase month)"))
     ax.tick_params(length=0)
     ax.grid(False)
     if n_cols > 1 and m.iloc[:, 1].notna().any():
         col1 = m.iloc[:, 1].dropna()
         if kind == "retention":
             worst = col1.idxmin()
-            title = (f"On average {fmt_pct(col1.mean(), 0)} of a cohort buys again in the {grain} after "
-                     f"its first; weakest: {_bucket_label(worst, grain)} ({fmt_pct(col1.min(), 0)})")
+            words = {"average": fmt_pct(col1.mean(), 0), "cohort": _bucket_label(worst, grain),
+                     "weakest": fmt_pct(col1.min(), 0)}
+            title = (_("On average %(average)s of a cohort buys again in the week after its first; weakest: "
+                       "%(cohort)s (%(weakest)s)") if week else
+                     _("On average %(average)s of a cohort buys again in the month after its first; weakest: "
+                       "%(cohort)s (%(weakest)s)")) % words
         else:
             last_age = max(k for k in range(n_cols) if m.iloc[:, k].notna().sum() >= 1)
-            title = (f"A cohort's revenue {grain} 1 after its first is {fmt_pct(col1.mean(), 0)} of its "
-                     f"first-{grain} revenue; {m.columns[last_age]} {grain}s after, "
-                     f"{fmt_pct(m.iloc[:, last_age].dropna().mean(), 0)}")
+            age = int(m.columns[last_age])
+            words = {"first": fmt_pct(col1.mean(), 0), "age": age,
+                     "last": fmt_pct(m.iloc[:, last_age].dropna().mean(), 0)}
+            if week:
+                title = ngettext("A cohort's revenue week 1 after its first is %(first)s of its first-week revenue; "
+                                 "%(age)s week after, %(last)s",
+                                 "A cohort's revenue week 1 after its first is %(first)s of its first-week revenue; "
+                                 "%(age)s weeks after, %(last)s", age) % words
+            else:
+                title = ngettext("A cohort's revenue month 1 after its first is %(first)s of its first-month "
+                                 "revenue; %(age)s month after, %(last)s",
+                                 "A cohort's revenue month 1 after its first is %(first)s of its first-month "
+                                 "revenue; %(age)s months after, %(last)s", age) % words
     else:
-        title = f"{short}: too early to see a second {grain}"
+        # TRANSLATORS: %(chart)s is "Customer retention" or "Revenue retention"
+        title = (_("%(chart)s: too early to see a second week") if week
+                 else _("%(chart)s: too early to see a second month")) % {"chart": short}
     ax.set_title(title)
     return ax
 
@@ -419,9 +482,9 @@ def cumulative_revenue_curves(matrix: pd.DataFrame, currency: str = "EUR", ax: A
     """Cumulative gross revenue per customer by cohort age (the empirical LTV curve) for each cohort,
     with the average over the cohorts observed at each age in bold."""
     ax = _axes(ax)
-    title = "Cumulative revenue per customer"
+    title = _("Cumulative revenue per customer")
     if matrix is None or matrix.empty or matrix.isna().all().all():
-        return _empty(ax, title, "No cohorts to show for this period")
+        return _empty(ax, title, _("No cohorts to show for this period"))
     m = matrix.astype(float)
     ages = np.array([int(c) for c in m.columns])
     colors = sns_blues(len(m))
@@ -431,23 +494,25 @@ def cumulative_revenue_curves(matrix: pd.DataFrame, currency: str = "EUR", ax: A
     count = m.notna().sum(axis=0)
     ok = count >= min(3, len(m))
     ax.plot(ages[ok.to_numpy()], mean[ok].to_numpy(), color=PALETTE["new"], lw=2.6,
-            label="Average of the cohorts observed")
+            label=_("Average of the cohorts observed"))
     first, last = m.index[0], m.index[-1]
-    ax.plot([], [], color=colors[0], lw=1.1, label=f"Each cohort, {_bucket_label(first, grain)} (light) "
-            f"to {_bucket_label(last, grain)} (dark)")
+    ax.plot([], [], color=colors[0], lw=1.1, label=_("Each cohort, %(first)s (light) to %(last)s (dark)")
+            % {"first": _bucket_label(first, grain), "last": _bucket_label(last, grain)})
     ax.yaxis.set_major_formatter(_compact_money(currency) if m.max().max() >= 1000 else
                                  FuncFormatter(lambda v, _p: fmt_money(v, currency, 0)))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(f"{grain.capitalize()}s since first purchase")
-    ax.set_ylabel(f"Gross revenue per customer ({currency})")
+    week = grain == "week"
+    ax.set_xlabel(_("Weeks since first purchase") if week else _("Months since first purchase"))
+    ax.set_ylabel(_("Gross revenue per customer (%(currency)s)") % {"currency": currency})
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper left")
     valid = [a for a in ages if ok.iloc[list(ages).index(a)]]
     if valid:
         a_last = max(valid)
-        title = (f"A new customer brings {fmt_money(mean.iloc[0], currency)} in the first {grain} "
-                 f"and {fmt_money(mean.loc[m.columns[list(ages).index(a_last)]], currency)} "
-                 f"by {grain} {a_last}")
+        words = {"first": fmt_money(mean.iloc[0], currency),
+                 "later": fmt_money(mean.loc[m.columns[list(ages).index(a_last)]], currency), "age": a_last}
+        title = (_("A new customer brings %(first)s in the first week and %(later)s by week %(age)s") if week else
+                 _("A new customer brings %(first)s in the first month and %(later)s by month %(age)s")) % words
     ax.set_title(title)
     return ax
 
@@ -461,9 +526,9 @@ def sns_blues(n: int) -> list[Any]:
 def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain: str = "month") -> Axes:
     """Retention by age for each value of a segment column (long frame ``segment, age, retention``)."""
     ax = _axes(ax)
-    title = "Retention by segment"
+    title = _("Retention by segment")
     if curves is None or curves.empty:
-        return _empty(ax, title, "No cohorts to show for this period")
+        return _empty(ax, title, _("No cohorts to show for this period"))
     order = (curves[curves.age == 0].sort_values("customers", ascending=False).segment.tolist()
              or sorted(curves.segment.unique().tolist()))
     shown = order[:8]
@@ -473,8 +538,9 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
         ax.plot(c.age, c.retention, marker="o", ms=3, lw=1.6, color=color, label=name[seg])
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(f"{grain.capitalize()}s since first purchase")
-    ax.set_ylabel(f"Cohort customers buying that {grain}")
+    week = grain == "week"
+    ax.set_xlabel(_("Weeks since first purchase") if week else _("Months since first purchase"))
+    ax.set_ylabel(_("Cohort customers buying that week") if week else _("Cohort customers buying that month"))
     later = curves.loc[curves.age >= 1, "retention"]
     ax.set_ylim(0, min(1.0, float(later.max()) * 1.25) if later.notna().any() else 1.0)
     ax.legend(loc="upper right", ncols=2 if len(shown) > 4 else 1)
@@ -484,14 +550,29 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
         at = probe[probe.age == age].set_index("segment").retention.dropna()
         if len(at) >= 2:
             best, worst = at.idxmax(), at.idxmin()
-            title = (f"{_cap(name[best])} customers are retained best: {fmt_pct(at[best], 0)} buy "
-                     f"{age} {grain}{'s' if age != 1 else ''} after their first purchase "
-                     f"(vs {fmt_pct(at[worst], 0)} for {name[worst]})")
+            # TRANSLATORS: %(best)s and %(worst)s are values from the data (a channel: "email")
+            words = {"best": _cap(name[best]), "share": fmt_pct(at[best], 0), "age": age,
+                     "other": fmt_pct(at[worst], 0), "worst": name[worst]}
+            title = (ngettext("%(best)s customers are retained best: %(share)s buy %(age)s week after their first "
+                              "purchase (vs %(other)s for %(worst)s)",
+                              "%(best)s customers are retained best: %(share)s buy %(age)s weeks after their first "
+                              "purchase (vs %(other)s for %(worst)s)", age) if week else
+                     ngettext("%(best)s customers are retained best: %(share)s buy %(age)s month after their first "
+                              "purchase (vs %(other)s for %(worst)s)",
+                              "%(best)s customers are retained best: %(share)s buy %(age)s months after their first "
+                              "purchase (vs %(other)s for %(worst)s)", age)) % words
         elif len(at) == 1:
-            title = (f"{fmt_pct(at.iloc[0], 0)} of {name[at.index[0]]} customers buy {age} "
-                     f"{grain}{'s' if age != 1 else ''} after their first purchase")
+            words = {"share": fmt_pct(at.iloc[0], 0), "segment": name[at.index[0]], "age": age}
+            title = (ngettext("%(share)s of %(segment)s customers buy %(age)s week after their first purchase",
+                              "%(share)s of %(segment)s customers buy %(age)s weeks after their first purchase",
+                              age) if week else
+                     ngettext("%(share)s of %(segment)s customers buy %(age)s month after their first purchase",
+                              "%(share)s of %(segment)s customers buy %(age)s months after their first purchase",
+                              age)) % words
     if len(order) > len(shown):
-        ax.text(1.0, -0.2, f"{len(order) - len(shown)} smaller segments not shown", transform=ax.transAxes,
+        hidden = len(order) - len(shown)
+        ax.text(1.0, -0.2, ngettext("%(count)s smaller segment not shown", "%(count)s smaller segments not shown",
+                                    hidden) % {"count": hidden}, transform=ax.transAxes,
                 ha="right", fontsize=8, color="#52606D")
     # two long (shortened) names can still make the title wider than the chart: wrap it
     ax.set_title(textwrap.fill(title, 110))
@@ -505,9 +586,9 @@ def second_purchase_histogram(distribution: pd.DataFrame, median_days: float | N
     """Days from first to second purchase (frame ``days, customers``), weekly bins up to ``max_days``;
     later second purchases are summarised in a note, the median is marked."""
     ax = _axes(ax)
-    title = "Time to second purchase"
+    title = _("Time to second purchase")
     if distribution is None or distribution.empty or not distribution["customers"].sum():
-        return _empty(ax, title, "No customer has a second purchase yet")
+        return _empty(ax, title, _("No customer has a second purchase yet"))
     d = distribution
     total = float(d["customers"].sum())
     inside = d[d["days"] <= max_days]
@@ -516,19 +597,23 @@ def second_purchase_histogram(distribution: pd.DataFrame, median_days: float | N
             edgecolor="white", linewidth=0.4)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_xlim(0, max_days)
-    ax.set_xlabel("Days from first to second purchase (weekly bins)")
-    ax.set_ylabel("Share of repeat customers")
+    ax.set_xlabel(_("Days from first to second purchase (weekly bins)"))
+    ax.set_ylabel(_("Share of repeat customers"))
     ax.grid(axis="x", visible=False)
     beyond = 1.0 - float(inside["customers"].sum()) / total
     if beyond > 0:
-        ax.text(0.99, 0.95, f"{fmt_pct(beyond, 0)} return after more than {max_days} days (not shown)",
+        ax.text(0.99, 0.95, _("%(share)s return after more than %(days)s days (not shown)")
+                % {"share": fmt_pct(beyond, 0), "days": max_days},
                 transform=ax.transAxes, ha="right", va="top", fontsize=8.5, color="#52606D")
     within = float(d.loc[d["days"] <= 30, "customers"].sum()) / total
     if _finite(median_days):
         ax.axvline(float(median_days), color=PALETTE["new"], lw=2)
-        ax.text(float(median_days) + 4, ax.get_ylim()[1] * 0.82, f"median {float(median_days):.0f} days",
+        days = round(float(median_days))
+        ax.text(float(median_days) + 4, ax.get_ylim()[1] * 0.82,
+                ngettext("median %(days)s day", "median %(days)s days", days) % {"days": fmt_count(days)},
                 color=PALETTE["new"], fontsize=9, fontweight="bold")
-        title = (f"Half of repeat customers buy again within {float(median_days):.0f} days; "
-                 f"{fmt_pct(within, 0)} within 30")
+        title = ngettext("Half of repeat customers buy again within %(days)s day; %(share)s within 30",
+                         "Half of repeat customers buy again within %(days)s days; %(share)s within 30",
+                         days) % {"days": fmt_count(days), "share": fmt_pct(within, 0)}
     ax.set_title(title)
     return ax

@@ -16,7 +16,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from .formatting import fmt_count, fmt_money, fmt_pct, shorten_all
+from .formatting import fmt_count, fmt_date, fmt_money, fmt_month, fmt_pct, shorten_all
+from .i18n import _, get_language, ngettext
 from .plots import FIGSIZE, OKABE_ITO, PALETTE, _axes, _cap, _compact_money, _empty, _finite
 
 __all__ = ["backtest_chart", "clv_by_cohort", "clv_by_segment", "clv_deciles"]
@@ -28,8 +29,19 @@ def _money_axis(ax: Axes, top: float, currency: str, axis: str = "y") -> None:
 
 
 def _day(d: Any) -> str:
-    d = pd.Timestamp(d)
-    return f"{d.day} {d:%b %Y}"
+    return fmt_date(pd.Timestamp(d))
+
+
+def _day_month(v: Any, _pos: Any = None) -> str:
+    """A date axis tick: ``5 Jan`` (``5 янв.``, ``5. Jan.``)."""
+    d = mdates.num2date(v)
+    if get_language() == "en":
+        return d.strftime("%-d %b")
+    from babel.dates import format_skeleton
+
+    from .i18n import locale
+
+    return format_skeleton("MMMd", d.date(), locale=locale())
 
 
 def backtest_chart(backtest: pd.DataFrame | None, period_title: str = "the period",
@@ -41,13 +53,13 @@ def backtest_chart(backtest: pd.DataFrame | None, period_title: str = "the perio
     ``backtest``: ``PredictedValue.backtest`` (week, days, date, predicted, actual; cumulative).
     """
     ax = _axes(ax)
-    title = "Backtest: predicted and actual purchases"
+    title = _("Backtest: predicted and actual purchases")
     if backtest is None or backtest.empty:
-        return _empty(ax, title, "No history before the period to test the model on")
+        return _empty(ax, title, _("No history before the period to test the model on"))
     b = backtest
     x = pd.to_datetime(b["date"])
-    ax.plot(x, b["actual"], color=PALETTE["returning"], lw=2.4, marker="o", ms=3.5, label="Actual")
-    ax.plot(x, b["predicted"], color=PALETTE["new"], lw=2.2, ls="--", label="Predicted by the model")
+    ax.plot(x, b["actual"], color=PALETTE["returning"], lw=2.4, marker="o", ms=3.5, label=_("Actual"))
+    ax.plot(x, b["predicted"], color=PALETTE["new"], lw=2.2, ls="--", label=_("Predicted by the model"))
     pred, act = float(b["predicted"].iloc[-1]), float(b["actual"].iloc[-1])
     # the end values, pushed apart so that close ones do not overlap
     low, high = sorted([(act, PALETTE["returning"]), (pred, PALETTE["new"])], key=lambda t: t[0])
@@ -57,22 +69,33 @@ def backtest_chart(backtest: pd.DataFrame | None, period_title: str = "the perio
     ax.set_xlim(x.iloc[0] - pd.Timedelta(days=3), x.iloc[-1] + pd.Timedelta(days=12))
     ax.set_ylim(0, max(pred, act, 1) * 1.12)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_count(v)))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%-d %b"))
-    ax.set_ylabel("Purchases since the period start")
-    since = f"up to {_day(calibration_end)}" if calibration_end is not None else "before the period"
-    ax.set_xlabel(f"Week ending (customers acquired {since}; the model saw no data after that day)")
+    ax.xaxis.set_major_formatter(FuncFormatter(_day_month))
+    ax.set_ylabel(_("Purchases since the period start"))
+    if calibration_end is not None:
+        ax.set_xlabel(_("Week ending (customers acquired up to %(day)s; the model saw no data after that day)")
+                      % {"day": _day(calibration_end)})
+    else:
+        ax.set_xlabel(_("Week ending (customers acquired before the period; the model saw no data after that day)"))
     ax.legend(loc="upper left")
     if act > 0:
         err = pred / act - 1.0
-        word = "too high" if err > 0 else "too low"
-        title = (f"Backtest: {fmt_count(pred)} purchases predicted for {period_title}, "
-                 f"{fmt_count(act)} made ({fmt_pct(abs(err), 0)} {word})")
+        words = {"predicted": fmt_count(pred), "period": period_title, "actual": fmt_count(act),
+                 "error": fmt_pct(abs(err), 0)}
+        # TRANSLATORS: %(period)s is a period name ("Q1 2024"); %(error)s a percentage
+        title = (_("Backtest: %(predicted)s purchases predicted for %(period)s, %(actual)s made (%(error)s too high)")
+                 if err > 0 else
+                 _("Backtest: %(predicted)s purchases predicted for %(period)s, %(actual)s made (%(error)s too low)")
+                 ) % words
     ax.set_title(title)
     return ax
 
 
-_DECILE_LABELS = ["Top 10%", "10–20%", "20–30%", "30–40%", "40–50%", "50–60%", "60–70%", "70–80%", "80–90%",
-                  "Bottom 10%"]
+def _decile_labels() -> list[str]:
+    """``Top 10%``, ``10–20%`` … ``Bottom 10%`` (the percentages in the current language)."""
+    pct = [fmt_pct(p / 10, 0) for p in range(11)]
+    low = [p.replace("%", "") if get_language() == "en" else p for p in pct]  # "10–20%" in English
+    middle = [f"{low[i]}–{pct[i + 1]}" for i in range(1, 9)]
+    return [_("Top %(share)s") % {"share": pct[1]}, *middle, _("Bottom %(share)s") % {"share": pct[1]}]
 
 
 def clv_deciles(deciles: pd.DataFrame | None, currency: str = "EUR", ax: Axes | None = None) -> Axes:
@@ -82,29 +105,32 @@ def clv_deciles(deciles: pd.DataFrame | None, currency: str = "EUR", ax: Axes | 
     ``deciles``: ``PredictedValue.deciles`` (decile 1 = highest, customers, clv, share).
     """
     ax = _axes(ax)
-    title = "Predicted value by customer decile"
+    title = _("Predicted value by customer decile")
     if deciles is None or deciles.empty or not np.isfinite(deciles["share"]).any():
-        return _empty(ax, title, "No prediction for this period")
+        return _empty(ax, title, _("No prediction for this period"))
     d = deciles.sort_values("decile").reset_index(drop=True)
     xs = np.arange(len(d))
     colors = [PALETTE["returning"] if i == 0 else PALETTE["muted"] for i in range(len(d))]
     ax.bar(xs, d["share"], color=colors, width=0.7)
     for xi, (share, clv, n) in enumerate(zip(d["share"], d["clv"], d["customers"], strict=True)):
         mean = clv / n if n else None
-        ax.text(xi, share, f"{fmt_pct(share, 0)}\n{fmt_money(mean, currency, 0)} each", ha="center", va="bottom",
+        # TRANSLATORS: under a bar: its share, a line break, then the mean per customer ("€120 each")
+        ax.text(xi, share, _("%(share)s\n%(amount)s each") % {"share": fmt_pct(share, 0),
+                                                             "amount": fmt_money(mean, currency, 0)},
+                ha="center", va="bottom",
                 fontsize=8, color=PALETTE["text"], linespacing=1.1)
-    labels = _DECILE_LABELS if len(d) == 10 else [str(v) for v in d["decile"]]
+    labels = _decile_labels() if len(d) == 10 else [str(v) for v in d["decile"]]
     ax.set_xticks(xs, labels)
     ax.tick_params(axis="x", labelsize=8.5)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_ylim(0, float(d["share"].max()) * 1.3)
-    ax.set_ylabel("Share of the predicted value")
-    ax.set_xlabel("Customers ranked by predicted value over the horizon, in tenths")
+    ax.set_ylabel(_("Share of the predicted value"))
+    ax.set_xlabel(_("Customers ranked by predicted value over the horizon, in tenths"))
     ax.grid(axis="x", visible=False)
     top = float(d["share"].iloc[0])
     bottom_half = float(d["share"].iloc[len(d) // 2:].sum())
-    ax.set_title(f"The top 10% of customers hold {fmt_pct(top, 0)} of the predicted value; "
-                 f"the bottom half {fmt_pct(bottom_half, 0)}")
+    ax.set_title(_("The top %(tenth)s of customers hold %(top)s of the predicted value; the bottom half %(bottom)s")
+                 % {"tenth": fmt_pct(0.1, 0), "top": fmt_pct(top, 0), "bottom": fmt_pct(bottom_half, 0)})
     return ax
 
 
@@ -116,19 +142,19 @@ def clv_by_cohort(cohorts: pd.DataFrame | None, currency: str = "EUR", overall: 
     ``cohorts``: ``PredictedValue.cohorts`` (cohort = month start, customers, clv_mean).
     """
     ax = _axes(ax)
-    title = "Predicted value per customer by month of first purchase"
+    title = _("Predicted value per customer by month of first purchase")
     if cohorts is None or cohorts.empty:
-        return _empty(ax, title, "No prediction for this period")
+        return _empty(ax, title, _("No prediction for this period"))
     c = cohorts.reset_index(drop=True)
     xs = np.arange(len(c))
-    labels = [pd.Timestamp(v).strftime("%b %Y") for v in c["cohort"]]
+    labels = [fmt_month(pd.Timestamp(v)) for v in c["cohort"]]
     ax.bar(xs, c["clv_mean"], color=PALETTE["returning"], width=0.66)
     top = float(c["clv_mean"].max())
     for xi, v in zip(xs, c["clv_mean"], strict=True):
         ax.text(xi, v, fmt_money(v, currency, 0), ha="center", va="bottom", fontsize=8.5, color=PALETTE["text"])
     if _finite(overall):
-        ax.axhline(float(overall), color=PALETTE["new"], lw=1.6, ls="--", label=f"All customers: "
-                   f"{fmt_money(overall, currency, 0)} each")
+        ax.axhline(float(overall), color=PALETTE["new"], lw=1.6, ls="--",
+                   label=_("All customers: %(amount)s each") % {"amount": fmt_money(overall, currency, 0)})
         ax.legend(loc="upper left")
         top = max(top, float(overall))
     ax.set_xticks(xs, labels)
@@ -136,14 +162,16 @@ def clv_by_cohort(cohorts: pd.DataFrame | None, currency: str = "EUR", overall: 
         ax.tick_params(axis="x", labelrotation=45)
     _money_axis(ax, top, currency)
     ax.set_ylim(0, top * 1.25)
-    ax.set_ylabel(f"Predicted CLV per customer ({currency})")
-    ax.set_xlabel("Month of first purchase")
+    ax.set_ylabel(_("Predicted CLV per customer (%(currency)s)") % {"currency": currency})
+    ax.set_xlabel(_("Month of first purchase"))
     ax.grid(axis="x", visible=False)
     if len(c) >= 2:
         best, worst = int(c["clv_mean"].idxmax()), int(c["clv_mean"].idxmin())
-        title = (f"Customers first buying in {labels[best]} are worth most: "
-                 f"{fmt_money(c['clv_mean'].iloc[best], currency, 0)} each ({labels[worst]}: "
-                 f"{fmt_money(c['clv_mean'].iloc[worst], currency, 0)})")
+        # TRANSLATORS: %(best)s and %(worst)s are months ("Mar 2024")
+        title = _("Customers first buying in %(best)s are worth most: %(best_value)s each (%(worst)s: "
+                  "%(worst_value)s)") % {"best": labels[best], "best_value": fmt_money(c["clv_mean"].iloc[best], currency, 0),
+                                         "worst": labels[worst],
+                                         "worst_value": fmt_money(c["clv_mean"].iloc[worst], currency, 0)}
     ax.set_title(title)
     return ax
 
@@ -158,9 +186,10 @@ def clv_by_segment(segments: pd.DataFrame | None, segment: str = "segment", curr
     n = 0 if segments is None else min(len(segments), top)
     ax = _axes(ax, (FIGSIZE[0], max(2.6, 0.42 * n + 1.5)))
     name = shorten_all([segment])[0]
-    title = f"Predicted value per customer by first-purchase {name}"
+    # TRANSLATORS: %(segment)s is the name of a column of the data ("channel")
+    title = _("Predicted value per customer by first-purchase %(segment)s") % {"segment": name}
     if segments is None or segments.empty:
-        return _empty(ax, title, "No segment column to break the prediction down by")
+        return _empty(ax, title, _("No segment column to break the prediction down by"))
     # the largest values (by customers), ordered by their value per customer
     s = (segments.sort_values("customers", ascending=False).head(top)
          .sort_values("clv_mean", ascending=False).reset_index(drop=True))
@@ -170,24 +199,28 @@ def clv_by_segment(segments: pd.DataFrame | None, segment: str = "segment", curr
     ax.barh(ys, s["clv_mean"], color=colors, height=0.62)
     hi = float(s["clv_mean"].max())
     for yi, (v, share) in zip(ys, zip(s["clv_mean"], s["customer_share"], strict=True), strict=True):
-        ax.text(v + hi * 0.01, yi, f"{fmt_money(v, currency, 0)}  ({fmt_pct(share, 0)} of customers)",
+        ax.text(v + hi * 0.01, yi, _("%(amount)s  (%(share)s of customers)")
+                % {"amount": fmt_money(v, currency, 0), "share": fmt_pct(share, 0)},
                 va="center", fontsize=8.5, color=PALETTE["text"])
     ax.set_yticks(ys, names)
     ax.set_xlim(0, hi * 1.45)
     _money_axis(ax, hi, currency, axis="x")
-    ax.set_xlabel(f"Predicted CLV per customer ({currency})")
+    ax.set_xlabel(_("Predicted CLV per customer (%(currency)s)") % {"currency": currency})
     ax.grid(axis="y", visible=False)
     if len(s) >= 2:
         best, worst = s.iloc[0], s.iloc[-1]
         gap = best["clv_mean"] / worst["clv_mean"] - 1 if worst["clv_mean"] else None
+        words = {"segment": name, "best": _cap(names[0]), "worst": names[-1],
+                 "low": fmt_money(worst["clv_mean"], currency, 0), "high": fmt_money(best["clv_mean"], currency, 0)}
         if gap is not None and gap < 0.10:
-            title = (f"Value per customer hardly depends on the first-purchase {name} "
-                     f"({fmt_money(worst['clv_mean'], currency, 0)} to {fmt_money(best['clv_mean'], currency, 0)})")
+            title = _("Value per customer hardly depends on the first-purchase %(segment)s (%(low)s to %(high)s)") % words
         else:
-            title = (f"{_cap(names[0])} customers are worth most: {fmt_money(best['clv_mean'], currency, 0)} each "
-                     f"(vs {fmt_money(worst['clv_mean'], currency, 0)} for {names[-1]})")
+            # TRANSLATORS: %(best)s and %(worst)s are values from the data (a channel: "Email")
+            title = _("%(best)s customers are worth most: %(high)s each (vs %(low)s for %(worst)s)") % words
     if segments is not None and len(segments) > len(s):
-        ax.text(1.0, -0.25, f"{len(segments) - len(s)} values with fewer customers not shown", transform=ax.transAxes,
-                ha="right", fontsize=8, color="#52606D")
+        hidden = len(segments) - len(s)
+        ax.text(1.0, -0.25, ngettext("%(count)s value with fewer customers not shown",
+                                     "%(count)s values with fewer customers not shown", hidden) % {"count": hidden},
+                transform=ax.transAxes, ha="right", fontsize=8, color="#52606D")
     ax.set_title(title)
     return ax

@@ -11,11 +11,14 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Mapping
+from html import escape as html_escape
+from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+from .i18n import _, ngettext
 from .paths import TEMPLATES_DIR
 
 __all__ = [
@@ -62,11 +65,13 @@ def combine_notebooks(paths: Iterable[Path]) -> nbformat.NotebookNode:
 
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+_HTML_HEADING = re.compile(r"<h([1-6])>([^<]*)</h\1>")
 
 
 def describe_images(nb: nbformat.NotebookNode) -> int:
     """Give every image output without alt text (``metadata[<mimetype>].alt``) the alt text
-    "Chart: <the last heading above it>"; returns how many were described."""
+    "Chart: <the last heading above it>" (a Markdown heading, or one ``rr.heading`` showed); returns
+    how many were described."""
     heading, described = "", 0
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -74,6 +79,10 @@ def describe_images(nb: nbformat.NotebookNode) -> int:
             heading = found[-1] if found else heading
             continue
         for out in cell.get("outputs", []):
+            shown = _HTML_HEADING.fullmatch(str(out.get("data", {}).get("text/html", "")).strip())
+            if shown:  # a heading shown by rr.heading (retention_report.notebook.heading)
+                heading = html_unescape(shown.group(2))
+                continue
             for mime in _IMAGE_TYPES:
                 if mime not in out.get("data", {}):
                     continue
@@ -81,7 +90,8 @@ def describe_images(nb: nbformat.NotebookNode) -> int:
                 own = meta.get(mime) if isinstance(meta.get(mime), dict) else {}
                 if own.get("alt") or meta.get("alt"):
                     continue
-                meta[mime] = {**own, "alt": f"Chart: {heading}" if heading else "Chart"}
+                # TRANSLATORS: the alt text of a chart without a title: "Chart: <the heading above it>"
+                meta[mime] = {**own, "alt": _("Chart: %(heading)s") % {"heading": heading} if heading else _("Chart")}
                 described += 1
     return described
 
@@ -106,7 +116,8 @@ def add_toc(html: str) -> str:
         return f"<h2{attrs}>{inner}</h2>"
 
     html = _HEADING.sub(visit, html)
-    toc = '<p class="rr-toc-title">Contents</p><ol>' + "".join(items) + "</ol>" if items else ""
+    title = html_escape(_("Contents"))
+    toc = f'<p class="rr-toc-title">{title}</p><ol>' + "".join(items) + "</ol>" if items else ""
     return html.replace("<!-- rr:toc -->", toc, 1)
 
 
@@ -135,7 +146,11 @@ def render_html(nb: nbformat.NotebookNode, report: Mapping[str, Any],
         template_name="report",
         extra_template_basedirs=[str(templates_dir or TEMPLATES_DIR)],
     )
-    body, _ = exporter.from_notebook_node(nb, resources={"report": dict(report)})
+    # the template's words in [report] language (i18n.py), before the template is first loaded
+    env = exporter.environment
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(gettext=_, ngettext=ngettext, newstyle=True)
+    body, _resources = exporter.from_notebook_node(nb, resources={"report": dict(report)})
     body = add_toc(body)
     check_self_contained(body)
     return body

@@ -2,8 +2,8 @@
 section data and the tests all read.
 
 Adding a section is two steps: write its notebook in ``notebooks/`` (a ``parameters`` cell, then
-``ctx = rr.open_report(...)`` and calls into the package, under a ``## <title>`` heading), and add
-one :class:`Section` entry here. ``data`` names the :class:`~retention_report.context.ReportContext`
+``ctx = rr.open_report(...)`` and calls into the package, under its heading ``rr.heading("<name>")``),
+and add one :class:`Section` entry here. ``data`` names the :class:`~retention_report.context.ReportContext`
 methods the notebook reads the data through, so a report run computes them once on the data set it
 has open instead of every notebook reopening the data (a test checks each shipped notebook calls no
 other data-reading method).
@@ -13,12 +13,15 @@ notebook file (``"analysis/churn_drivers.ipynb"``, relative to the config file's
 the registry's names. It runs with the same parameters in the same kernel as the others and is
 placed after the shipped section named before it in the list (first when none is).
 
-This module imports nothing from the package: every layer may read it.
+This module imports nothing from the package but :mod:`retention_report.i18n`: every layer may
+read it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .i18n import N_, _
 
 __all__ = ["Section", "SECTIONS", "SECTION_NAMES", "section", "in_report_order", "is_notebook_path"]
 
@@ -34,7 +37,8 @@ class Section:
     notebook
         The notebook's file name in the notebooks folder.
     title
-        The section's heading (the notebook's ``##`` heading, the report's table of contents).
+        The section's heading (``rr.heading(name)`` in the notebook, the report's table of
+        contents), in English: a gettext msgid, shown translated by :attr:`heading`.
     data
         ReportContext methods the notebook reads the data through (precomputed by a report run).
     """
@@ -44,16 +48,22 @@ class Section:
     title: str
     data: tuple[str, ...] = ()
 
+    @property
+    def heading(self) -> str:
+        """The title in the current report language (:mod:`retention_report.i18n`)."""
+        return _(self.title)
+
 
 SECTIONS: tuple[Section, ...] = (
-    Section("summary", "01_summary.ipynb", "Executive summary"),
-    Section("new_vs_returning", "02_new_vs_returning.ipynb", "New vs returning sales", ("new_vs_returning", "trend")),
-    Section("segments", "03_segments.ipynb", "Regular-customer segments", ("segments",)),
-    Section("customer_base", "04_customer_base.ipynb", "Customer base flow", ("bridge",)),
-    Section("cohorts", "05_cohorts.ipynb", "Cohort retention", ("cohorts", "cohort_curves")),
-    Section("behaviour", "06_behaviour_ltv.ipynb", "Purchase behaviour and LTV", ("second_purchase",)),
-    Section("predicted_value", "08_predicted_value.ipynb", "Predicted customer value", ("clv",)),
-    Section("appendix", "07_appendix.ipynb", "Appendix"),
+    Section("summary", "01_summary.ipynb", N_("Executive summary")),
+    Section("new_vs_returning", "02_new_vs_returning.ipynb", N_("New vs returning sales"),
+            ("new_vs_returning", "trend")),
+    Section("segments", "03_segments.ipynb", N_("Regular-customer segments"), ("segments",)),
+    Section("customer_base", "04_customer_base.ipynb", N_("Customer base flow"), ("bridge",)),
+    Section("cohorts", "05_cohorts.ipynb", N_("Cohort retention"), ("cohorts", "cohort_curves")),
+    Section("behaviour", "06_behaviour_ltv.ipynb", N_("Purchase behaviour and LTV"), ("second_purchase",)),
+    Section("predicted_value", "08_predicted_value.ipynb", N_("Predicted customer value"), ("clv",)),
+    Section("appendix", "07_appendix.ipynb", N_("Appendix")),
 )
 
 SECTION_NAMES: tuple[str, ...] = tuple(s.name for s in SECTIONS)

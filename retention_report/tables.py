@@ -22,6 +22,7 @@ from .data.validation import rule_label
 from .formatting import (
     AOV_SPECS,
     HEADLINE_KPIS,
+    aov_label,
     coverage,
     fmt_count,
     fmt_money,
@@ -30,9 +31,13 @@ from .formatting import (
     fmt_value,
     is_missing,
     kpi_rows,
+    kpi_spec,
+    period_title,
+    segment_label,
     shorten,
     shorten_all,
 )
+from .i18n import N_, _, ngettext
 from .periods import parse_period
 
 __all__ = [
@@ -57,7 +62,7 @@ esc = html.escape
 
 def _period_title(info: Mapping[str, Any] | None, fallback: str) -> str:
     try:
-        return parse_period(str(info["period"])).title  # type: ignore[index]
+        return period_title(parse_period(str(info["period"])))  # type: ignore[index]
     except Exception:
         return fallback
 
@@ -76,17 +81,19 @@ def _kpi_attr(key: str, period: str = "current") -> str:
     return f' data-kpi="{esc(key)}" data-period="{esc(period)}"'
 
 
-_COVERAGE_NOTE = {"partial": "partial data", "none": "no data"}
+_COVERAGE_NOTE = {"partial": N_("partial data"), "none": N_("no data")}
 
 
 def _coverage_footnote(doc: Mapping[str, Any], title: str, cov: str) -> str:
     first = str((doc.get("data_quality") or {}).get("first_payment") or "")[:10]
     last = str((doc.get("data_quality") or {}).get("last_payment") or "")[:10]
+    # TRANSLATORS: %(period)s is a period name ("Q1 2023"); %(first)s and %(last)s ISO dates
+    words = {"period": title, "first": first or "?", "last": last or "?"}
     if cov == "none":
-        return (f"{title}: no data — it lies outside the data ({first or '?'} to {last or '?'}), "
-                "so there is nothing to compare with.")
-    return (f"{title}: partial data — the data ({first or '?'} to {last or '?'}) cover only part of it, "
-            "so its values are incomplete and the changes against it are shown in grey, not judged.")
+        return _("%(period)s: no data — it lies outside the data (%(first)s to %(last)s), "
+                 "so there is nothing to compare with.") % words
+    return _("%(period)s: partial data — the data (%(first)s to %(last)s) cover only part of it, "
+             "so its values are incomplete and the changes against it are shown in grey, not judged.") % words
 
 
 def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, currency: str = "EUR") -> str:
@@ -96,21 +103,23 @@ def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, curre
     A reference period the data cover only partly (``coverage`` of ``previous_period`` /
     ``year_ago_period``) says so in its column headers and its changes are not coloured; one with no
     data at all shows "no data" instead of zeros and changes."""
-    cur_t = _period_title(doc, doc.get("period", "This period"))
+    cur_t = _period_title(doc, doc.get("period", _("This period")))
     refs = [(_period_title(doc.get(which), fallback), coverage(doc, which), period)
-            for which, fallback, period in (("previous_period", "Previous", "previous"),
-                                            ("year_ago_period", "Year ago", "year_ago"))]
+            for which, fallback, period in (("previous_period", _("Previous"), "previous"),
+                                            ("year_ago_period", _("Year ago"), "year_ago"))]
 
     def head_cell(text: str, cov: str, cls: str = "num") -> str:
-        note_ = _COVERAGE_NOTE.get(cov)
+        note_ = _(_COVERAGE_NOTE.get(cov, ""))
         extra = f"<br><span class='rr-col-note'>{esc(note_)}</span>" if note_ else ""
         return f"<th scope='col' class='{cls}'>{esc(text)}{extra}</th>"
 
+    kpi = esc(_("KPI"))
     head = (
-        "<thead><tr><th scope='col' class='rr-label'>KPI</th>"
+        f"<thead><tr><th scope='col' class='rr-label'>{kpi}</th>"
         f"<th scope='col' class='num rr-current'>{esc(cur_t)}</th>"
-        + "".join(head_cell(t, cov) for t, cov, _ in refs)
-        + "".join(head_cell(f"vs {t}", cov) for t, cov, _ in refs)
+        + "".join(head_cell(t, cov) for t, cov, _p in refs)
+        # TRANSLATORS: a column of changes against a period: "vs Q4 2023"
+        + "".join(head_cell(_("vs %(period)s") % {"period": t}, cov) for t, cov, _p in refs)
         + "</tr></thead>"
     )
     rows = []
@@ -118,21 +127,21 @@ def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, curre
         key, spec = row.key, row.spec
         cells = [f"<th scope='row' class='rr-label' title='{esc(spec.help)}'>{esc(spec.label)}</th>"]
         cells.append(f"<td class='num rr-current'{_kpi_attr(key)}>{esc(row.value)}</td>")
-        for _, cov, period in refs:
-            shown = "no data" if cov == "none" else getattr(row, period)
+        for _t, cov, period in refs:
+            shown = _("no data") if cov == "none" else getattr(row, period)
             cls = " rr-nodata" if cov == "none" else ""
             cells.append(f"<td class='num{cls}'{_kpi_attr(key, period)}>{esc(shown)}</td>")
-        for _, cov, period in refs:
+        for _t, cov, period in refs:
             if cov == "none":
-                cells.append("<td class='num rr-change rr-nodata'>no data</td>")
+                cells.append("<td class='num rr-change rr-nodata'>" + esc(_("no data")) + "</td>")
                 continue
             c = getattr(row, f"vs_{period}")
             tone = "partial" if cov == "partial" else c.tone
             cells.append(f"<td class='num rr-change rr-{tone}'>{esc(c.text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    notes = ["▲/▼ direction of the change; green is good, red is bad for the business. "
-             "Changes of rates are in percentage points (pp)."]
-    notes += [_coverage_footnote(doc, t, cov) for t, cov, _ in refs if cov != "full"]
+    notes = [_("▲/▼ direction of the change; green is good, red is bad for the business. "
+               "Changes of rates are in percentage points (pp).")]
+    notes += [_coverage_footnote(doc, t, cov) for t, cov, _p in refs if cov != "full"]
     return (
         "<table class='rr-table rr-kpis'>" + head + "<tbody>" + "".join(rows) + "</tbody></table>"
         + "".join(f"<p class='rr-note'>{esc(n)}</p>" for n in notes)
@@ -218,12 +227,11 @@ def new_vs_returning_table(table: pd.DataFrame, currency: str = "EUR", has_margi
     if has_margin:
         formats["margin"] = "money"
     formats.update({"customers": "count", "purchases": "count", "payments": "count", "aov": "money"})
-    labels = {"revenue": "Gross revenue", "revenue_share": "Share", "margin": "Margin",
-              "customers": "Customers", "purchases": "Purchases", "payments": "Payments",
-              "aov": AOV_SPECS["purchase"].label}
-    return frame_table(table, formats, labels, "", {"new": "New (first purchase)", "returning": "Returning",
-                                                    "total": "Total"}, currency, total_row="total",
-                       cell_kpis=_NVR_KPIS)
+    labels = {"revenue": _("Gross revenue"), "revenue_share": _("Share"), "margin": _("Margin"),
+              "customers": _("Customers"), "purchases": _("Purchases"), "payments": _("Payments"),
+              "aov": aov_label("purchase")}
+    rows = {"new": _("New (first purchase)"), "returning": _("Returning"), "total": _("Total")}
+    return frame_table(table, formats, labels, "", rows, currency, total_row="total", cell_kpis=_NVR_KPIS)
 
 
 def aov_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
@@ -233,37 +241,39 @@ def aov_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
     if doc.get("aov_basis") != "order" or not k.get("purchases"):
         return ""
     per_purchase = k["gross_revenue"] / k["purchases"]
-    return (
-        "<p class='rr-note'>AOV per purchase = gross revenue / purchases "
-        f"(<span{_kpi_attr('aov_per_purchase')}>{esc(fmt_money(per_purchase, currency))}</span> in total); the "
-        "summary's AOV per order = gross revenue / orders "
-        f"(<span{_kpi_attr('aov')}>{esc(fmt_money(k.get('aov'), currency))}</span>): one purchase (a customer's "
-        "payments on one day) can hold several orders.</p>"
-    )
+    # TRANSLATORS: %(per_purchase)s and %(per_order)s are amounts of money
+    text = esc(_("AOV per purchase = gross revenue / purchases (%(per_purchase)s in total); the summary's "
+                 "AOV per order = gross revenue / orders (%(per_order)s): one purchase (a customer's payments "
+                 "on one day) can hold several orders."))
+    return "<p class='rr-note'>" + text % {
+        "per_purchase": f"<span{_kpi_attr('aov_per_purchase')}>{esc(fmt_money(per_purchase, currency))}</span>",
+        "per_order": f"<span{_kpi_attr('aov')}>{esc(fmt_money(k.get('aov'), currency))}</span>",
+    } + "</p>"
 
 
 def segment_table(table: pd.DataFrame, currency: str = "EUR") -> str:
     """The §4.2 segment table. Customer shares are of *all* customers acquired by the period end,
     lapsed included (the rows add up to 100%), as the findings state them; AOV is per purchase."""
-    from .metrics.segments import SEGMENT_LABELS
-
     frame = table.copy()
     frame["rev_per_customer"] = frame["revenue"] / frame["customers"].where(frame["customers"] > 0)
     formats = {"customers": "count", "customer_share": "pct", "revenue": "money", "revenue_share": "pct",
                "purchases": "count", "aov": "money", "rev_per_customer": "money"}
-    labels = {"customers": "Customers", "customer_share": "% of all customers", "revenue": "Revenue",
-              "revenue_share": "% of revenue", "purchases": "Purchases", "aov": AOV_SPECS["purchase"].label,
-              "rev_per_customer": "Revenue / customer"}
+    # TRANSLATORS: a column header; "%%" is the percent sign
+    labels = {"customers": _("Customers"), "customer_share": _("%% of all customers") % {}, "revenue": _("Revenue"),
+              "revenue_share": _("%% of revenue") % {}, "purchases": _("Purchases"), "aov": aov_label("purchase"),
+              "rev_per_customer": _("Revenue / customer")}
     kpis: dict[tuple[Any, str], str] = {("new", "customers"): "customers_new"}
     for name in frame.index:
         kpis[(name, "customer_share")] = f"segment_customer_share.{name}"
         kpis[(name, "revenue_share")] = f"segment_revenue_share.{name}"
         kpis[(name, "aov")] = f"segment_aov.{name}"
     total = int(frame["customers"].sum())
-    caption = (f"% of all customers: of the {fmt_count(total)} customers acquired by the period end, lapsed "
-               "included; % of revenue: of the period's gross revenue.")
-    return frame_table(frame, formats, labels, "Segment", SEGMENT_LABELS, currency, caption=caption,
-                       cell_kpis=kpis, css_class="rr-segments")
+    # TRANSLATORS: begins with the two column headers "% of all customers" and "% of revenue"
+    caption = _("%(customer_share)s: of the %(total)s customers acquired by the period end, lapsed included; "
+                "%(revenue_share)s: of the period's gross revenue.") % {
+        "customer_share": labels["customer_share"], "total": fmt_count(total), "revenue_share": labels["revenue_share"]}
+    return frame_table(frame, formats, labels, _("Segment"), {s: segment_label(s) for s in frame.index}, currency,
+                       caption=caption, cell_kpis=kpis, css_class="rr-segments")
 
 
 def bridge_formulas(k: Mapping[str, Any], window_days: int) -> str:
@@ -271,41 +281,48 @@ def bridge_formulas(k: Mapping[str, Any], window_days: int) -> str:
     cs, ce, cn = k["customers_start"], k["customers_end"], k["customers_new"]
     cl, re_, nl = k["customers_churned"], k["customers_reactivated"], k["customers_new_lapsed"]
     rows = [
-        ("Active at start (CS)", cs, "", "customers_start"),
-        ("− Churned (CL)", cl, "active at start, no purchase in the last "
-                               f"{window_days} days at the end", "customers_churned"),
-        ("+ New (CN)", cn, "first purchase ever in the period", "customers_new"),
-        ("− New, already lapsed (NL)", nl, "only when the window is shorter than the period", "customers_new_lapsed"),
-        ("+ Reactivated (RE)", re_, "inactive at start, bought again in the period", "customers_reactivated"),
-        ("= Active at end (CE)", ce, "", "customers_end"),
+        (_("Active at start (CS)"), cs, "", "customers_start"),
+        ("− " + _("Churned (CL)"), cl, ngettext("active at start, no purchase in the last %(days)s day at the end",
+                                                "active at start, no purchase in the last %(days)s days at the end",
+                                                window_days) % {"days": fmt_count(window_days)}, "customers_churned"),
+        ("+ " + _("New (CN)"), cn, _("first purchase ever in the period"), "customers_new"),
+        ("− " + _("New, already lapsed (NL)"), nl, _("only when the window is shorter than the period"),
+         "customers_new_lapsed"),
+        ("+ " + _("Reactivated (RE)"), re_, _("inactive at start, bought again in the period"), "customers_reactivated"),
+        ("= " + _("Active at end (CE)"), ce, "", "customers_end"),
     ]
     body = "".join(
         f"<tr{' class=rr-total' if i in (0, 5) else ''}><th scope='row' class='rr-label'>{esc(a)}</th>"
         f"<td class='num'{_kpi_attr(key)}>{esc(fmt_count(b))}</td><td class='rr-muted'>{esc(c)}</td></tr>"
         for i, (a, b, c, key) in enumerate(rows)
     )
-    table = ("<table class='rr-table rr-bridge'><thead><tr><th scope='col' class='rr-label'>Customer base</th>"
-             "<th scope='col' class='num'>Customers</th><th scope='col'>Meaning</th></tr></thead>"
-             f"<tbody>{body}</tbody></table>")
+    head = [esc(_("Customer base")), esc(_("Customers")), esc(_("Meaning"))]
+    table = (f"<table class='rr-table rr-bridge'><thead><tr><th scope='col' class='rr-label'>{head[0]}"
+             f"</th><th scope='col' class='num'>{head[1]}</th><th scope='col'>{head[2]}</th></tr>"
+             f"</thead><tbody>{body}</tbody></table>")
 
     def n(key: str, value: Any) -> str:
         """A number of the formula, marked with its metric."""
         text = fmt_pct(value) if key in ("crr", "churn_rate") else fmt_count(value)
         return f'<span{_kpi_attr(key)}>{esc(text)}</span>'
 
+    # TRANSLATORS: the name of the churn rate in a formula, "Churn = CL / CS"
+    churn = esc(_("Churn"))
+    # TRANSLATORS: a check of the formula: "Check: CS − CL + CN − NL + RE = … = CE"
+    check = esc(_("Check"))
     if cs:
         lines = [
             f"CRR = (CE − CN) / CS = ({n('customers_end', ce)} − {n('customers_new', cn)}) / "
             f"{n('customers_start', cs)} = {n('crr', k['crr'])}",
-            f"Churn = CL / CS = {n('customers_churned', cl)} / {n('customers_start', cs)} = "
+            f"{churn} = CL / CS = {n('customers_churned', cl)} / {n('customers_start', cs)} = "
             f"{n('churn_rate', k['churn_rate'])}",
-            f"Check: CS − CL + CN − NL + RE = {n('customers_start', cs)} − {n('customers_churned', cl)} + "
+            f"{check}: CS − CL + CN − NL + RE = {n('customers_start', cs)} − {n('customers_churned', cl)} + "
             f"{n('customers_new', cn)} − {n('customers_new_lapsed', nl)} + {n('customers_reactivated', re_)} = "
             f"{esc(fmt_count(cs - cl + cn - nl + re_))} = CE",
         ]
     else:
-        lines = [esc("CRR = (CE − CN) / CS is n/a: no customer was active at the start of the period"),
-                 esc("Churn = CL / CS is n/a for the same reason")]
+        lines = [esc(_("CRR = (CE − CN) / CS is n/a: no customer was active at the start of the period")),
+                 esc(_("%(churn)s = CL / CS is n/a for the same reason") % {"churn": _("Churn")})]
     formulas = "".join(f"<div class='rr-formula'>{t}</div>" for t in lines)
     return table + formulas
 
@@ -319,84 +336,91 @@ def ltv_table(doc: Mapping[str, Any], currency: str = "EUR") -> str:
     extra = doc.get("extra") or {}
     # AF counts purchases, so the LTV's AOV is per purchase (AOV × AF = revenue per customer) even
     # when the headline AOV is per order
-    aov = AOV_SPECS["purchase"]
+    aov = kpi_spec("aov", {"aov_basis": "purchase"})
     purchases = k.get("purchases")
     aov_value = k.get("gross_revenue") / purchases if purchases and not is_missing(k.get("gross_revenue")) else None
     aov_key = "aov" if doc.get("aov_basis") != "order" else "aov_per_purchase"
     rows = [
         (aov.label, fmt_money(aov_value, currency), aov.help, aov_key),
-        ("Purchase frequency in the period (AF)", fmt_number(af), "purchases / customers", "purchase_frequency"),
-        ("AF per year", fmt_number(af_year), f"AF × 365.25 / {days} days", ""),
-        ("Average lifetime (AL)", fmt_value("avg_lifetime_years", k.get("avg_lifetime_years")),
-         "1 / annual churn, annual churn = 1 − (1 − churn)^(365.25 / days)", "avg_lifetime_years"),
-        ("LTV", fmt_money(k.get("ltv"), currency), f"{aov.label} × AF per year × AL", "ltv"),
-        ("LTV on margin", fmt_money(extra.get("ltv_margin"), currency), "LTV × margin / net revenue", ""),
-        ("Empirical 12-month revenue per customer", fmt_money(extra.get("ltv_empirical_12m"), currency),
-         "what the 12 most recent cohorts with a full year of history spent in their first 12 months", ""),
+        (_("Purchase frequency in the period (AF)"), fmt_number(af), _("purchases / customers"), "purchase_frequency"),
+        (_("AF per year"), fmt_number(af_year),
+         ngettext("AF × 365.25 / %(days)s day", "AF × 365.25 / %(days)s days", days) % {"days": days}, ""),
+        (_("Average lifetime (AL)"), fmt_value("avg_lifetime_years", k.get("avg_lifetime_years")),
+         _("1 / annual churn, annual churn = 1 − (1 − churn)^(365.25 / days)"), "avg_lifetime_years"),
+        ("LTV", fmt_money(k.get("ltv"), currency),
+         # TRANSLATORS: %(aov)s is "AOV per purchase"
+         _("%(aov)s × AF per year × AL") % {"aov": aov.label}, "ltv"),
+        (_("LTV on margin"), fmt_money(extra.get("ltv_margin"), currency), _("LTV × margin / net revenue"),
+         "ltv_margin"),
+        (_("Empirical 12-month revenue per customer"), fmt_money(extra.get("ltv_empirical_12m"), currency),
+         _("what the 12 most recent cohorts with a full year of history spent in their first 12 months"), ""),
     ]
     if is_missing(extra.get("ltv_margin")):
-        rows = [r for r in rows if r[0] != "LTV on margin"]
+        rows = [r for r in rows if r[3] != "ltv_margin"]
     body = "".join(
         f"<tr><th scope='row' class='rr-label'>{esc(a)}</th><td class='num'{_kpi_attr(key) if key else ''}>"
         f"{esc(b)}</td><td class='rr-muted'>{esc(c)}</td></tr>"
-        for a, b, c, key in rows
+        for a, b, c, key in ((a, b, c, "" if key == "ltv_margin" else key) for a, b, c, key in rows)
     )
-    return ("<table class='rr-table'><thead><tr><th scope='col' class='rr-label'>Input</th>"
-            "<th scope='col' class='num'>Value</th><th scope='col'>How</th></tr></thead>"
+    head = [esc(_("Input")), esc(_("Value")), esc(_("How"))]
+    return (f"<table class='rr-table'><thead><tr><th scope='col' class='rr-label'>{head[0]}</th>"
+            f"<th scope='col' class='num'>{head[1]}</th><th scope='col'>{head[2]}</th></tr></thead>"
             f"<tbody>{body}</tbody></table>")
 
 
 def data_quality_table(dq: Mapping[str, Any]) -> str:
-    rows = [("Rows read", fmt_count(dq.get("rows_read"))), ("Rows used", fmt_count(dq.get("rows_used")))]
+    rows = [(_("Rows read"), fmt_count(dq.get("rows_read"))), (_("Rows used"), fmt_count(dq.get("rows_used")))]
     dropped = dq.get("rows_dropped") or {}
     for reason, n in dropped.items():
-        rows.append((f"Dropped: {rule_label(reason)}", fmt_count(n)))
+        # TRANSLATORS: %(reason)s says why rows were dropped, e.g. "empty customer id"
+        rows.append((_("Dropped: %(reason)s") % {"reason": rule_label(reason)}, fmt_count(n)))
     if not dropped:
-        rows.append(("Rows dropped", "0"))
-    rows.append(("First payment", str(dq.get("first_payment") or "n/a")))
-    rows.append(("Last payment", str(dq.get("last_payment") or "n/a")))
+        rows.append((_("Rows dropped"), fmt_count(0)))
+    rows.append((_("First payment"), str(dq.get("first_payment") or _("n/a"))))
+    rows.append((_("Last payment"), str(dq.get("last_payment") or _("n/a"))))
     if dq.get("derived_tables_cached_at"):  # a warm run: validation and derived tables of an earlier load
-        rows.append(("Validated and derived", f"{str(dq['derived_tables_cached_at'])[:16].replace('T', ' ')} "
-                                              "(cached; the source files are unchanged since)"))
+        # TRANSLATORS: %(when)s is a date and time, "2024-04-02 10:15"
+        rows.append((_("Validated and derived"), _("%(when)s (cached; the source files are unchanged since)")
+                     % {"when": str(dq["derived_tables_cached_at"])[:16].replace("T", " ")}))
     body = "".join(f"<tr><th scope='row' class='rr-label'>{esc(a)}</th><td class='num'>{esc(b)}</td></tr>"
                    for a, b in rows)
     return f"<table class='rr-table rr-narrow'><tbody>{body}</tbody></table>"
 
 
+# (term, definition) as gettext msgids; ``%(days)s`` is the activity window in days
 DEFINITIONS = [
-    ("Purchase", "All of a customer's positive payments on one calendar day, merged. Counts and "
-                 "frequencies are in purchases, not payment rows."),
-    ("New / returning purchase", "A purchase is new when it is the customer's first purchase ever; "
-                                 "every later purchase is returning."),
-    ("New customer", "First purchase ever falls in the period (acquisition date from the whole history)."),
-    ("Returning customer", "Acquired before the period and bought in it."),
-    ("Revenue", "Gross revenue = sum of positive payments; refunds = money paid back; "
-                "net revenue = gross − refunds."),
-    ("Active customer", "At least one purchase in the activity window (W days) up to the date."),
-    ("Churn rate", "CL / CS: customers active at the start who are no longer active at the end, "
-                   "over those active at the start."),
-    ("CRR", "(CE − CN) / CS: active customers at the end, without the new ones, over those at the "
-            "start. Reactivated customers count as retained."),
-    ("Frequency segments", "Returning active customers ranked by purchases per month over the "
-                           "lookback: frequent (X), medium (Y), rare (Z); plus new and lapsed."),
-    ("Cohort retention", "Share of a cohort (acquisition month) buying in each later month."),
-    ("Revenue retention", "Cohort revenue in a month over its revenue in the acquisition month."),
-    (AOV_SPECS["purchase"].label, "Gross revenue / purchases — in the new-vs-returning and segment tables, "
-                                  "in LTV, and the headline AOV when order ids are not mapped."),
-    (AOV_SPECS["order"].label, "Gross revenue / orders (distinct order ids of positive payments) — the "
-                               "headline AOV when order ids are mapped."),
-    ("Repeat purchase rate", "Customers with two or more purchases in the period / customers."),
-    ("LTV", "AOV per purchase × purchases per year × average lifetime in years (1 / annual churn): "
-            "revenue per customer and year × lifetime."),
+    (N_("Purchase"), N_("All of a customer's positive payments on one calendar day, merged. Counts and "
+                        "frequencies are in purchases, not payment rows.")),
+    (N_("New / returning purchase"), N_("A purchase is new when it is the customer's first purchase ever; "
+                                        "every later purchase is returning.")),
+    (N_("New customer"), N_("First purchase ever falls in the period (acquisition date from the whole history).")),
+    (N_("Returning customer"), N_("Acquired before the period and bought in it.")),
+    (N_("Revenue"), N_("Gross revenue = sum of positive payments; refunds = money paid back; "
+                       "net revenue = gross − refunds.")),
+    (N_("Active customer"), N_("At least one purchase in the activity window (%(days)s days) up to the date.")),
+    (N_("Churn rate"), N_("CL / CS: customers active at the start who are no longer active at the end, "
+                          "over those active at the start.")),
+    ("CRR", N_("(CE − CN) / CS: active customers at the end, without the new ones, over those at the "
+               "start. Reactivated customers count as retained.")),
+    (N_("Frequency segments"), N_("Returning active customers ranked by purchases per month over the "
+                                  "lookback: frequent (X), medium (Y), rare (Z); plus new and lapsed.")),
+    (N_("Cohort retention"), N_("Share of a cohort (acquisition month) buying in each later month.")),
+    (N_("Revenue retention"), N_("Cohort revenue in a month over its revenue in the acquisition month.")),
+    (AOV_SPECS["purchase"].label, N_("Gross revenue / purchases — in the new-vs-returning and segment tables, "
+                                     "in LTV, and the headline AOV when order ids are not mapped.")),
+    (AOV_SPECS["order"].label, N_("Gross revenue / orders (distinct order ids of positive payments) — the "
+                                  "headline AOV when order ids are mapped.")),
+    (N_("Repeat purchase rate"), N_("Customers with two or more purchases in the period / customers.")),
+    ("LTV", N_("AOV per purchase × purchases per year × average lifetime in years (1 / annual churn): "
+               "revenue per customer and year × lifetime.")),
 ]
 
 
 def definitions(window_days: int = 365, aov_basis: str | None = None) -> str:
-    """The appendix definitions. ``aov_basis`` (metrics.json's): "AOV per order" is defined only
-    when the report shows it (``order``)."""
-    aov = AOV_SPECS[aov_basis].label if aov_basis in AOV_SPECS else "AOV"
+    """The appendix definitions, in the current language. ``aov_basis`` (metrics.json's): "AOV per
+    order" is defined only when the report shows it (``order``)."""
     items = "".join(
-        f"<dt>{esc(t)}</dt><dd>{esc(d.replace('W days', f'{window_days} days').replace('{aov}', aov))}</dd>"
+        f"<dt>{esc(_(t))}</dt><dd>{esc(_(d) % {'days': fmt_count(window_days)} if '%(days)s' in d else _(d))}</dd>"
         for t, d in DEFINITIONS
         if t != AOV_SPECS["order"].label or aov_basis == "order"
     )
@@ -407,17 +431,20 @@ def run_details(settings_public: Mapping[str, Any], version: str, generated_at: 
     """Config summary without secrets (values are escaped)."""
     src = settings_public.get("source", {})
     m = settings_public.get("metrics", {})
+    window, lookback, cohorts = m.get("activity_window_days"), m.get("lookback_months"), m.get("cohort_count")
     rows = [
-        ("Package version", f"retention-report {version}"),
-        ("Generated", generated_at),
-        ("Data source", src.get("name") or src.get("path") or src.get("url") or "embedded sample data"),
-        ("Time zone", settings_public.get("timezone", "")),
-        ("Activity window", f"{m.get('activity_window_days')} days"),
-        ("New/returning basis", str(m.get("split_basis"))),
-        ("Cohort grain", f"{m.get('cohort_grain')} ({m.get('cohort_count')} cohorts)"),
-        ("Frequency lookback", f"{m.get('lookback_months')} months"),
-        ("Lifetime method", str(m.get("lifetime_method"))),
-        ("Invalid rows", str(settings_public.get("validation", {}).get("on_invalid"))),
+        (_("Package version"), f"retention-report {version}"),
+        (_("Generated"), generated_at),
+        (_("Data source"), src.get("name") or src.get("path") or src.get("url") or _("embedded sample data")),
+        (_("Time zone"), settings_public.get("timezone", "")),
+        (_("Activity window"), ngettext("%(count)s day", "%(count)s days", window or 0) % {"count": window}),
+        # the values of settings (purchase, month, churn, drop …) are config values: not translated
+        (_("New/returning basis"), str(m.get("split_basis"))),
+        (_("Cohort grain"), ngettext("%(grain)s (%(count)s cohort)", "%(grain)s (%(count)s cohorts)", cohorts or 0)
+         % {"grain": m.get("cohort_grain"), "count": cohorts}),
+        (_("Frequency lookback"), ngettext("%(count)s month", "%(count)s months", lookback or 0) % {"count": lookback}),
+        (_("Lifetime method"), str(m.get("lifetime_method"))),
+        (_("Invalid rows"), str(settings_public.get("validation", {}).get("on_invalid"))),
     ]
     body = "".join(f"<tr><th scope='row' class='rr-label'>{esc(a)}</th><td>{esc(str(b))}</td></tr>"
                    for a, b in rows if b)

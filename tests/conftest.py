@@ -41,6 +41,16 @@ def _cache_outside_the_checkout(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _english_after_each_test():
+    """The report language is process-wide (retention_report/i18n.py): a test that renders in another
+    language does not leave it to the next."""
+    yield
+    from retention_report.i18n import set_language
+
+    set_language("en")
+
+
+@pytest.fixture(autouse=True)
 def _no_smtp_password_leak(monkeypatch):
     # tests never see a developer's real SMTP password
     monkeypatch.delenv("RETENTION_REPORT_SMTP_PASSWORD", raising=False)

@@ -101,7 +101,7 @@ def _lead_keys(path: Path) -> list[str]:
 def test_each_section_notebook_opens_with_its_lead_and_hides_its_setup(section):
     path = NOTEBOOKS / section.notebook
     nb = nbformat.read(str(path), as_version=4)
-    heading = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## "))
+    heading = next(i for i, c in enumerate(nb.cells) if c.source.strip() == f'rr.heading("{section.name}")')
     assert nb.cells[heading + 1].source.strip() == f'rr.lead("{section.name}")', "the lead follows the heading"
     for key in _lead_keys(path):
         assert key == section.name or key.startswith(section.name + "."), key

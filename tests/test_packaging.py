@@ -135,6 +135,9 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_from_any_folder(tmp_path):
         if f.is_file():
             assert res + f.relative_to(REPO).as_posix() in names
     assert {res + "config/example.toml", "retention_report/_project/Makefile", "retention_report/py.typed"} <= names
+    # the message catalogs, compiled by the build step (the reader's language: README)
+    catalogs = sorted((REPO / "retention_report" / "locale").glob("*/LC_MESSAGES/retention_report.po"))
+    assert len(catalogs) >= 2 and all(po.relative_to(REPO).with_suffix(".mo").as_posix() in names for po in catalogs)
     assert not [n for n in names if "pgtemp" in n or n.startswith(("tests/", "notebooks/", "templates/"))]
 
     venv = tmp_path / "venv"
@@ -171,7 +174,9 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_from_any_folder(tmp_path):
     _run(["retention-report", "init", "my-reports"], env=env, cwd=empty)
     project = empty / "my-reports"
     appendix = project / "notebooks" / "07_appendix.ipynb"
-    appendix.write_text(appendix.read_text().replace("## Appendix", "## Appendix (project-notebook-marker)"))
+    appendix.write_text(appendix.read_text().replace('rr.heading(\\"appendix\\")',
+                                                     'rr.heading(\\"appendix\\"); print(\\"project-notebook-marker\\")'))
+    assert "project-notebook-marker" in appendix.read_text()
     with (project / "templates" / "report" / "report.css").open("a") as fh:
         fh.write("\n/* project-template-marker */\n")
     _run(["make", "-C", "my-reports", "kernel"], env=env, cwd=empty)

@@ -3,6 +3,8 @@ its heading; config validation, the pipeline and the precomputation read it."""
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 
@@ -13,14 +15,18 @@ from retention_report.sections import SECTION_NAMES, SECTIONS, in_report_order, 
 
 
 def test_every_shipped_notebook_is_registered_once_with_its_heading():
+    """Each notebook shows its section's title with ``rr.heading("<name>")`` (in the reader's
+    language, i18n.py) before any other heading, and has no Markdown heading of its own (it would
+    stay English)."""
     shipped = sorted(p.name for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
     assert sorted(s.notebook for s in SECTIONS) == shipped
     assert len(set(SECTION_NAMES)) == len(SECTIONS)
     for s in SECTIONS:
         nb = nbformat.read(str(NOTEBOOKS_DIR / s.notebook), as_version=4)
-        headings = [line[3:].strip() for c in nb.cells if c.cell_type == "markdown"
-                    for line in c.source.splitlines() if line.startswith("## ")]
-        assert headings[:1] == [s.title], s.notebook
+        headings = [k for c in nb.cells if c.cell_type == "code" for k in re.findall(r'rr\.heading\("([^"]+)"', c.source)]
+        assert headings[:1] == [s.name], s.notebook
+        assert all(k.startswith(s.name + ".") for k in headings[1:]), s.notebook
+        assert not [c for c in nb.cells if c.cell_type == "markdown" and c.source.lstrip().startswith("#")], s.notebook
 
 
 def test_config_pipeline_and_precompute_read_the_registry():

@@ -21,6 +21,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from ..config import Settings
+from ..i18n import N_, _
 from .derived import day_aggregates, days_frame
 from .model import DataError
 
@@ -54,7 +55,8 @@ class Rule:
     accepted
         What the column accepts, or how to fix it.
     label
-        How the report's data-quality table names dropped rows.
+        How the report's data-quality table names dropped rows (a gettext msgid: translated by
+        :func:`rule_label`; the messages to the operator stay English).
     quote
         The converted-table column whose value the examples quote (the raw text where kept).
     predicate
@@ -86,35 +88,38 @@ def _future(t: ir.Table, settings: Settings, now: datetime) -> ir.BooleanValue |
 
 ROW_RULES: tuple[Rule, ...] = (
     Rule("null_customer_id", "customer_id", "have an empty customer id", "every payment needs a customer id",
-         "empty customer id", "customer_id", lambda t, s, now: t.customer_id.isnull()),
+         N_("empty customer id"), "customer_id", lambda t, s, now: t.customer_id.isnull()),
     Rule("unparsable_paid_at", "paid_at", "have an empty or unparsable date", f"accepted: {DATE_FORMS}",
-         "date missing or not a date", "_raw_paid_at", lambda t, s, now: t.paid_at.isnull()),
+         N_("date missing or not a date"), "_raw_paid_at", lambda t, s, now: t.paid_at.isnull()),
     Rule("non_numeric_amount", "amount", "have an empty or non-numeric amount",
          f"accepted: {AMOUNT_FORMS}; NaN and infinity are not amounts",
-         "amount missing or not a number", "_raw_amount", lambda t, s, now: t.amount.isnull()),
+         N_("amount missing or not a number"), "_raw_amount", lambda t, s, now: t.amount.isnull()),
     Rule("non_numeric_cost", "cost", "have a non-numeric cost",
          f"accepted: {AMOUNT_FORMS}, or empty; NaN and infinity are not amounts",
-         "cost not a number", "_raw_cost", lambda t, s, now: t._bad_cost if "_bad_cost" in t.columns else None),
+         N_("cost not a number"), "_raw_cost", lambda t, s, now: t._bad_cost if "_bad_cost" in t.columns else None),
     Rule("future_paid_at", "paid_at", "are dated in the future",
          "set validation.allow_future_dates = true if that is expected",
-         "dated in the future", "_raw_paid_at", _future),
+         N_("dated in the future"), "_raw_paid_at", _future),
 )
 
 PAYMENT_ID_RULES: tuple[Rule, ...] = (
     # dropped and counted in both modes: one payment exported twice is no error in the data
     Rule("duplicate_payment_id", "payment_id", "repeat a payment id with identical values",
-         "double exports: all copies but one are dropped", "double export (payment id repeated, identical row)"),
+         "double exports: all copies but one are dropped",
+         N_("double export (payment id repeated, identical row)")),
     Rule("conflicting_payment_id", "payment_id", "repeat a payment id with different values",
-         "a payment id must identify one payment", "payment id repeated with different values"),
+         "a payment id must identify one payment",
+         N_("payment id repeated with different values")),
 )
 
 RULES: dict[str, Rule] = {r.name: r for r in (*ROW_RULES, *PAYMENT_ID_RULES)}
 
 
 def rule_label(name: str) -> str:
-    """The data-quality table's words for the rows a rule dropped (the name when unknown)."""
+    """The data-quality table's words for the rows a rule dropped, in the report's language (the
+    name when unknown)."""
     rule = RULES.get(name)
-    return rule.label if rule else name
+    return _(rule.label) if rule else name
 
 
 def _quoted(value: Any) -> str:

@@ -21,8 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..formatting import fmt_money, kpi_rows, movement_phrase
+from ..formatting import (
+    fmt_money,
+    kpi_rows,
+    movement_phrase,
+    period_dates,
+    period_title,
+    report_title,
+)
 from ..fsio import write_atomic
+from ..i18n import _, get_language, ngettext, set_language
 from ..paths import TEMPLATES_DIR as _TEMPLATES
 from ..periods import Period
 from .addresses import MailError, Recipients, bare, recipients_from, validate_address
@@ -39,13 +47,17 @@ TONE_COLOURS = {"good": "#1a7f37", "bad": "#c0392b", "neutral": "#5b6475"}
 def _jinja():
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2", "html"), default=False),
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
     )
+    # the words of the templates in [report] language (i18n.py); new-style: _("%(name)s", name=…)
+    env.install_gettext_callables(gettext=_, ngettext=ngettext, newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
 def _kpi_rows(doc: dict[str, Any], currency: str) -> list[dict[str, Any]]:
@@ -71,7 +83,8 @@ def chart_png(doc: dict[str, Any], currency: str, labels: list[str] | None = Non
     always matches the KPI table beside it, and is sized for a 600-pixel mail column at 2x
     resolution for high-density screens.
 
-    ``labels``: the three bar labels (year ago, previous, current); default the periods' labels.
+    ``labels``: the three bar labels (year ago, previous, current); default the periods' labels
+    (the bars' legend is in the current report language).
     The chart has no title: :func:`chart_caption` is shown as text above it.
     """
     import matplotlib
@@ -84,8 +97,8 @@ def chart_png(doc: dict[str, Any], currency: str, labels: list[str] | None = Non
     plots.set_theme()
     blocks = ("year_ago", "previous", "kpis")
     if labels is None:
-        labels = [doc.get("year_ago_period", {}).get("period", "year ago"),
-                  doc.get("previous_period", {}).get("period", "previous"), doc["period"]]
+        labels = [doc.get("year_ago_period", {}).get("period", _("Year ago")),
+                  doc.get("previous_period", {}).get("period", _("Previous")), doc["period"]]
     frame = pd.DataFrame({
         "period": labels,
         "revenue_new": [doc[b].get("revenue_new") or 0.0 for b in blocks],
@@ -113,8 +126,10 @@ def chart_caption(doc: dict[str, Any], currency: str, labels: list[str]) -> str:
     moves = (movement_phrase(gross[-1], ref, label, decimals=0)
              for ref, label in ((gross[1], labels[1]), (gross[0], labels[0])))
     moves_shown = [m for m in moves if m]
-    return f"Gross revenue in {labels[-1]}: {fmt_money(gross[-1], currency)}" + (
-        ", " + " and ".join(moves_shown) if moves_shown else "")
+    text = _("Gross revenue in %(period)s: %(amount)s") % {"period": labels[-1], "amount": fmt_money(gross[-1], currency)}
+    if len(moves_shown) == 2:
+        return text + ", " + _("%(first)s and %(second)s") % {"first": moves_shown[0], "second": moves_shown[1]}
+    return text + (", " + moves_shown[0] if moves_shown else "")
 
 
 def check_headers(settings: Settings) -> tuple[str, str]:
@@ -160,16 +175,20 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
         raise MailError(f"attachments of {total_mb:.1f} MB exceed email.max_attachment_mb = "
                         f"{em.max_attachment_mb:g} MB ({names}); nothing was sent")
 
-    title = settings.report.title
-    chart_labels = [period.year_ago().title, period.previous().title, period.title]
+    set_language(settings.report.language)  # the mail speaks the report's language (i18n.py)
+    title = report_title(settings.report.title)
+    chart_labels = [period_title(period.year_ago()), period_title(period.previous()), period_title(period)]
     where = settings.report.report_url or str((report_dir / "report.html").resolve())
     context = {
         "title": title,
         "period": period,
+        "period_title": chart_labels[2],
+        "date_range": period_dates(period),
+        "lang": get_language(),
         "complete": bool(doc.get("complete")),
         "rows": _kpi_rows(doc, currency),
-        "previous_label": period.previous().title,
-        "year_ago_label": period.year_ago().title,
+        "previous_label": chart_labels[1],
+        "year_ago_label": chart_labels[0],
         "findings": doc.get("findings", []),
         "where": where,
         "where_is_url": bool(settings.report.report_url),
@@ -183,7 +202,7 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
     html = env.get_template("body.html.j2").render(**context)
 
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["Subject"] = f"{title} — {period.title}"
+    msg["Subject"] = f"{title} — {chart_labels[2]}"
     msg["From"] = sender
     msg["To"] = ", ".join(recipients.to)
     if recipients.cc:

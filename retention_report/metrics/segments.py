@@ -9,18 +9,20 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from ..i18n import N_
 from ..periods import Period, add_months
 from ._common import in_range, ratio
 
 __all__ = ["SEGMENT_ORDER", "SEGMENT_LABELS", "FrequencySegments", "frequency_segments"]
 
 SEGMENT_ORDER = ["frequent", "medium", "rare", "new", "lapsed"]
+# the segments' names for people, as gettext msgids (formatting.segment_label translates them)
 SEGMENT_LABELS = {
-    "frequent": "Frequent (X)",
-    "medium": "Medium (Y)",
-    "rare": "Rare (Z)",
-    "new": "New",
-    "lapsed": "Lapsed",
+    "frequent": N_("Frequent (X)"),
+    "medium": N_("Medium (Y)"),
+    "rare": N_("Rare (Z)"),
+    "new": N_("New"),
+    "lapsed": N_("Lapsed"),
 }
 
 
