@@ -80,25 +80,30 @@ setup-test: $(TEST_STAMP)
 .PHONY: report
 ## Render reports/$(PERIOD)/: report.html, report.pdf, metrics.json, executed notebooks
 report: _need_period setup
-	@$(CLI) check-period "$$PERIOD" >/dev/null
-	$(CLI) run --period "$$PERIOD" $(cli_args)
+	@$(CLI) check-period "$$PERIOD" $(as_of_arg) >/dev/null
+	$(CLI) run --period "$$PERIOD" $(as_of_arg) $(cli_args)
 
 .PHONY: reports
 ## Render several periods: make reports PERIODS="2024-Q1 2024-Q2"
 reports: setup
 	@if [ -z "$$PERIODS" ]; then echo 'error: PERIODS is required, e.g. make reports PERIODS="2024-Q1 2024-Q2"' >&2; exit 2; fi
-	@set -f; for p in $$PERIODS; do $(CLI) check-period "$$p" >/dev/null || exit 2; done
-	@set -f; for p in $$PERIODS; do $(CLI) run --period "$$p" $(cli_args) || exit 1; done
+	@set -f; for p in $$PERIODS; do $(CLI) check-period "$$p" $(as_of_arg) >/dev/null || exit 2; done
+	@set -f; for p in $$PERIODS; do $(CLI) run --period "$$p" $(as_of_arg) $(cli_args) || exit 1; done
 
 .PHONY: metrics
 ## Write reports/$(PERIOD)/metrics.json only (no notebooks, no rendering)
 metrics: _need_period setup
-	$(CLI) metrics --period "$$PERIOD" $(cli_args)
+	$(CLI) metrics --period "$$PERIOD" $(as_of_arg) $(cli_args)
+
+.PHONY: index
+## Rebuild reports/index.html, the archive of every rendered period (each run updates it too)
+index: setup
+	$(CLI) index $(cli_args)
 
 .PHONY: email
-## Email the rendered report of $(PERIOD) (DRY_RUN=1 writes email.eml instead; TO="a@x, b@y" overrides)
+## Email the report of $(PERIOD), rendering it first if missing (DRY_RUN=1 writes email.eml instead; TO="a@x, b@y" overrides; cron: PERIOD=last-month)
 email: _need_period setup
-	$(CLI) email --period "$$PERIOD" $(cli_args) $${TO:+--to "$$TO"} $(if $(filter-out 0 no false,$(DRY_RUN)),--dry-run)
+	$(CLI) email --period "$$PERIOD" $(as_of_arg) $(cli_args) $${TO:+--to "$$TO"} $(if $(filter-out 0 no false,$(DRY_RUN)),--dry-run)
 
 .PHONY: sample
 ## Generate the embedded sample payment log (data/sample/payments.parquet) if missing

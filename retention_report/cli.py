@@ -1,4 +1,4 @@
-"""Command line: ``retention-report run|metrics|sample-data|validate|email|kernel|git-setup|init``.
+"""Command line: ``retention-report run|metrics|index|sample-data|validate|email|kernel|git-setup|init``.
 
 Thin: each command parses options, makes one call into the library and turns known errors into
 one clear line on stderr and a non-zero exit code (2: bad PERIOD/config, 1: data or run failure).
@@ -154,7 +154,30 @@ def metrics(
         from .outputs import content_record, update_marker
 
         update_marker(target, p.label, metrics=content_record(settings))
+        from .archive import update_for
+
+        update_for(target, settings, say=_say)  # reports/index.html, when target is in the reports folder
     typer.echo(f"metrics.json for {p.label} written to {path} in {time.perf_counter() - t0:.1f}s")
+
+
+@app.command()
+def index(
+    reports: Annotated[str, typer.Option("--reports", "-r", help="Reports folder (default: the config's report.output_dir, reports/).")] = "",
+    config: ConfigOpt = "",
+    data: DataOpt = "",
+) -> None:
+    """Rebuild reports/index.html, the archive of every rendered period, from each folder's
+    metrics.json (no data access); periods made from another source or config than --config and
+    --data are marked."""
+    from .archive import ArchiveError, write_index
+
+    settings = _settings(config, data)
+    root = Path(reports).expanduser() if reports else Path(settings.report.output_dir)
+    try:
+        path = write_index(root, settings)
+    except ArchiveError as exc:
+        _fail(str(exc), 1)
+    typer.echo(f"report archive written to {path}")
 
 
 @app.command()

@@ -425,6 +425,12 @@ def _run_report(
     finally:
         if sockets is not None:
             shutil.rmtree(sockets, ignore_errors=True)
+    # the archive page of the reports folder (reports/index.html); a failure only warns, and a signal
+    # now must not make the report, already in place, look failed
+    from .archive import update_for
+
+    with guard.deferred():
+        update_for(final, settings, say=progress)
     total = time.perf_counter() - t0
     return RunResult(
         out_dir=shown,

@@ -378,7 +378,7 @@ def test_re_rendering_keeps_the_email_log_and_replaces_only_reports(tmp_path):
     assert marker["report"]["settings"]["source.path"] == str(tmp_path / "p.csv")
     assert marker["metrics"] == marker["report"]
     assert not failed.exists()
-    assert sorted(p.name for p in out.parent.iterdir()) == ["2024-Q1"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["2024-Q1", "index.html"]  # and the archive page
 
 
 # ------------------------------------------------------------------------- Makefile variables
