@@ -16,6 +16,7 @@ CONFIG ?=
 DATA ?=
 TO ?=
 DRY_RUN ?=
+AS_OF ?=
 N ?=
 PYTEST_ARGS ?=
 
@@ -28,11 +29,14 @@ override CONFIG := $(value CONFIG)
 override DATA := $(value DATA)
 override TO := $(value TO)
 override DRY_RUN := $(value DRY_RUN)
+override AS_OF := $(value AS_OF)
 override KERNEL := $(value KERNEL)
 override N := $(value N)
-export PERIOD PERIODS CONFIG DATA TO KERNEL N
+export PERIOD PERIODS CONFIG DATA TO AS_OF KERNEL N
 
 cli_args = $${CONFIG:+--config "$$CONFIG"} $${DATA:+--data "$$DATA"}
+# AS_OF=YYYY-MM-DD: the day a relative PERIOD (last-month …) counts from, instead of today
+as_of_arg = $${AS_OF:+--as-of "$$AS_OF"}
 
 # `make report` installs only what reports need; `make test`/`lint`/`bench` add the test extras
 # (PySpark, Playwright, mypy …) and `make lab` JupyterLab, each once (its own stamp)
@@ -58,14 +62,14 @@ $(TEST_STAMP): $(STAMP)
 # PERIOD is checked before anything is installed or computed
 .PHONY: _need_period
 _need_period:
-	@if [ -z "$$PERIOD" ]; then echo "error: PERIOD is required, e.g. make $(or $(firstword $(filter report metrics email,$(MAKECMDGOALS))),report) PERIOD=2024-Q1 (forms: 2024, 2024-H1, 2024-Q1, 2024-03, 2024-W05, 2024-01-15..2024-02-14)" >&2; exit 2; fi
+	@if [ -z "$$PERIOD" ]; then echo "error: PERIOD is required, e.g. make $(or $(firstword $(filter report metrics email,$(MAKECMDGOALS))),report) PERIOD=2024-Q1 (forms: 2024, 2024-H1, 2024-Q1, 2024-03, 2024-W05, 2024-01-15..2024-02-14, last-week, last-month, last-quarter, last-half, last-year, this-month, this-quarter, this-year)" >&2; exit 2; fi
 
 .PHONY: help
 ## Show this list of targets
 help:
 	@echo "retention-report — sales & customer-retention reports"
 	@echo
-	@echo "Usage: make <target> [PERIOD=2024-Q1] [CONFIG=config.toml] [DATA=payments.parquet]"
+	@echo "Usage: make <target> [PERIOD=2024-Q1|last-month] [AS_OF=2026-11-23] [CONFIG=config.toml] [DATA=payments.parquet]"
 	@echo
 	@awk '/^## /{desc=substr($$0,4); next} /^[a-zA-Z_-]+:/{ if (desc) { split($$1,a,":"); printf "  \033[36m%-10s\033[0m %s\n", a[1], desc; desc="" } }' $(MAKEFILE_LIST)
 

@@ -8,16 +8,18 @@ second.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from .config import ConfigError
-from .periods import ACCEPTED_FORMS, Period, PeriodError, parse_period
+from .periods import ACCEPTED_FORMS, Period, PeriodError, is_relative, resolve_period, today_in
 
 app = typer.Typer(
     name="retention-report",
@@ -31,6 +33,10 @@ PeriodOpt = Annotated[str, typer.Option("--period", "-p", help=f"Report period: 
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="TOML config file (default: built-in defaults).")]
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="Payment data file, folder, glob or connection URL; overrides the config's source.")]
 OutOpt = Annotated[str, typer.Option("--out", "-o", help="Output folder (default: reports/<PERIOD>/).")]
+AsOfOpt = Annotated[str, typer.Option(
+    "--as-of", metavar="YYYY-MM-DD",
+    help="The day a relative PERIOD (last-month, this-quarter …) counts from, instead of today in the "
+         "report time zone (reproducible runs).")]
 
 
 def _fail(message: str, code: int) -> None:
@@ -38,12 +44,49 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _period(text: str) -> Period:
+def _clock() -> datetime:
+    """The current instant (time-zone-aware) that relative periods are resolved at; tests replace it."""
+    return datetime.now(UTC)
+
+
+def _as_of(text: str | None) -> date | None:
+    """``--as-of`` as a date (None when not given); a malformed day fails with exit 2."""
+    if not text:
+        return None
     try:
-        return parse_period(text)
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            return date.fromisoformat(text.strip())
+        raise ValueError("not in the form YYYY-MM-DD")
+    except ValueError as exc:
+        _fail(f"--as-of {text!r} is not a day: {exc}; give it as YYYY-MM-DD, e.g. 2026-11-23", 2)
+        raise  # unreachable
+
+
+def _period(text: str, as_of: str = "", settings: Any = None) -> Period:
+    """The Period of ``--period``; a relative form (``last-month`` …) is resolved at ``--as-of``, else
+    at today in the report time zone. Called once before the settings are read, only to fail fast
+    on a malformed form (in UTC), and again with the settings (their ``timezone``)."""
+    tz = settings.timezone if settings is not None else "UTC"
+    try:
+        p = resolve_period(text, tz, as_of=_as_of(as_of), now=_clock())
     except PeriodError as exc:
         _fail(str(exc), 2)
         raise  # unreachable
+    if settings is not None and is_relative(text):
+        _say(_resolved(text, p, tz, _as_of(as_of)))
+    return p
+
+
+def _today(tz: str, as_of: date | None) -> date:
+    return as_of if as_of is not None else today_in(tz, _clock())
+
+
+def _resolved(text: str, p: Period, tz: str, as_of: date | None) -> str:
+    """``last-month on 2026-11-01 is 2026-10 (2026-10-01 .. 2026-10-31; today in Europe/Moscow)``."""
+    today = _today(tz, as_of)
+    how = "given by --as-of" if as_of is not None else f"in {tz}"
+    current = "; the current period, still incomplete" if p.end >= today else ""
+    return f"{text.strip().lower()} on {today} is {p.label} ({p.start} .. {p.end}; today {how}){current}"
 
 
 def _settings(config: str, data: str) -> Any:
@@ -80,13 +123,15 @@ def run(
     data: DataOpt = "",
     out: OutOpt = "",
     notebooks: Annotated[str, typer.Option(help="Folder of section notebooks (default: the project's notebooks/).")] = "",
+    as_of: AsOfOpt = "",
 ) -> None:
     """Compute the metrics, run the section notebooks and render report.html, report.pdf and
     metrics.json into reports/<PERIOD>/ (replaced only when everything succeeded)."""
     from .outputs import OutputError, check_report_out
 
-    p = _period(period)
+    _period(period, as_of)  # a malformed PERIOD fails before anything is loaded
     settings = _settings(config, data)
+    p = _period(period, as_of, settings)
     target = _out_dir(settings, p, out)
     try:
         check_report_out(target)  # before any work: nothing the user owns is replaced
@@ -121,6 +166,7 @@ def metrics(
     data: DataOpt = "",
     out: OutOpt = "",
     stdout: Annotated[bool, typer.Option("--stdout", help="Print the JSON instead of writing a file.")] = False,
+    as_of: AsOfOpt = "",
 ) -> None:
     """Compute metrics.json only (no notebooks, no rendering): the fast path for other tools."""
     import json
@@ -128,8 +174,9 @@ def metrics(
 
     from .outputs import OutputError, check_metrics_out
 
-    p = _period(period)
+    _period(period, as_of)  # a malformed PERIOD fails before anything is loaded
     settings = _settings(config, data)
+    p = _period(period, as_of, settings)
     target = _out_dir(settings, p, out)
     marked = False
     if not stdout:
@@ -226,12 +273,16 @@ def email(
     out: OutOpt = "",
     data: DataOpt = "",
     force: Annotated[bool, typer.Option("--force", help="Send even if the report was rendered from another source or settings.")] = False,
+    as_of: AsOfOpt = "",
 ) -> None:
-    """Email the period's rendered report (PDF attached) to management."""
-    _period(period)
+    """Email the period's rendered report (PDF attached) to management, rendering it first when
+    reports/<PERIOD>/ holds no complete report yet. Exit code: 0 sent (or, with --dry-run,
+    written), 1 the rendering or the sending failed, 2 bad PERIOD, config or output folder."""
+    _period(period, as_of)  # a malformed PERIOD or --as-of fails before anything is loaded
     try:
         code = email_command(period=period, config=config or None, to=to or None, dry_run=dry_run,
-                             render_missing=not no_render, out=out or None, data=data or None, force=force)
+                             render_missing=not no_render, out=out or None, data=data or None, force=force,
+                             as_of=_as_of(as_of))
     except KeyboardInterrupt as exc:  # while rendering a missing report, or sending
         _interrupted(exc, "the email command was stopped; a report being rendered was not kept, and "
                           "email-log.json records what was sent")
@@ -248,11 +299,17 @@ def email_command(
     *,
     data: str | None = None,
     force: bool = False,
+    as_of: date | None = None,
     say: Callable[[str], None] = print,
     err: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """``retention-report email``: render if needed, build, then send or (dry run) write email.eml.
+
+    A relative ``period`` (``last-month`` …) is resolved once, at ``as_of`` or at today in the
+    report time zone, and everything after uses the concrete period (its folder reports/<label>/).
+    The report is rendered first when its folder lacks report.html, report.pdf or metrics.json
+    (``render_missing``; a folder of ``make metrics`` holds only metrics.json).
 
     Everything that can be checked without the report (recipients, sender, title, password) is
     checked before a (slow) rendering. The report must have been rendered from the current config
@@ -278,18 +335,20 @@ def email_command(
     from .outputs import OutputError, report_mismatch
 
     try:
-        p = parse_period(period)
         settings = resolve_settings(config, data)
+        p = resolve_period(period, settings.timezone, as_of=as_of, now=_clock())
     except (PeriodError, ConfigError) as exc:
         err(f"error: {exc}")
         return 2
+    if is_relative(period):
+        say(_resolved(period, p, settings.timezone, as_of))
     report_dir = _out_dir(settings, p, out or "")
     try:
         # everything that can be checked without the report, before a (slow) rendering
         recipients = recipients_from(settings.email, to)
         check_headers(settings)
         password = None if dry_run else require_password(settings.email)
-        if not (report_dir / "report.pdf").is_file():
+        if not all((report_dir / name).is_file() for name in ("report.html", "report.pdf", "metrics.json")):
             if not render_missing:
                 raise MailError(f"no rendered report for {p.label} in {report_dir} (run `make report "
                                 f"PERIOD={p.label}` first, or leave out --no-render to render it now)")
@@ -386,11 +445,33 @@ def cache_clear(config: ConfigOpt = "") -> None:
 
 
 @app.command("check-period")
-def check_period(period: Annotated[str, typer.Argument(help="A PERIOD string.")]) -> None:
-    """Parse a PERIOD and print its dates, previous and year-ago periods (fails fast if malformed)."""
-    p = _period(period)
-    typer.echo(f"{p.label}: {p.start} .. {p.end} ({p.days} days); previous {p.previous().label}; "
-               f"year ago {p.year_ago().label}")
+def check_period(
+    period: Annotated[str, typer.Argument(help="A PERIOD string.")],
+    as_of: AsOfOpt = "",
+    config: Annotated[str, typer.Option("--config", "-c", help="TOML config file: its timezone is where today is for a relative PERIOD (default: UTC).")] = "",
+) -> None:
+    """Parse a PERIOD and print its dates, previous and year-ago periods (fails fast if malformed);
+    a relative PERIOD (last-quarter …) prints the concrete period it stands for today (or --as-of)."""
+    tz = "UTC"
+    if config:
+        from .config import load_settings
+
+        try:
+            tz = load_settings(config).timezone
+        except ConfigError as exc:
+            _fail(str(exc), 2)
+    try:
+        p = resolve_period(period, tz, as_of=_as_of(as_of), now=_clock())
+    except PeriodError as exc:
+        _fail(str(exc), 2)
+    line = (f"{p.label}: {p.start} .. {p.end} ({p.days} days); previous {p.previous().label}; "
+            f"year ago {p.year_ago().label}")
+    if is_relative(period):
+        today = _today(tz, _as_of(as_of))
+        line += f"; {period.strip().lower()} on {today} ({'--as-of' if as_of else tz})"
+        if p.end >= today:
+            line += "; the current period, incomplete"
+    typer.echo(line)
 
 
 @app.command()
@@ -408,14 +489,16 @@ def scores(
     config: ConfigOpt = "",
     data: DataOpt = "",
     force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
+    as_of: AsOfOpt = "",
 ) -> None:
     """Write per-customer predicted-value scores (P(alive), expected purchases and spend, CLV) of
     the customers acquired by the period end to a CSV file for CRM use. The file holds customer
     ids: it is written only by this command, never into a report."""
     from .scores import ScoresError, check_scores_out, export_scores
 
-    p = _period(period)
+    _period(period, as_of)  # a malformed PERIOD fails before anything is loaded
     settings = _settings(config, data)
+    p = _period(period, as_of, settings)
     try:
         target = check_scores_out(out, force)  # before any data is read
     except ScoresError as exc:

@@ -47,7 +47,7 @@ from .metrics import (
     new_vs_returning,
     time_to_second_purchase,
 )
-from .periods import Period, parse_period
+from .periods import Period, resolve_period
 from .sections import SECTIONS, in_report_order
 
 __all__ = ["ReportContext", "open_report", "resolve_settings", "notebook_root", "with_sample_columns", "sections_path"]
@@ -399,9 +399,11 @@ def open_report(
     ``config_path = "config/example.toml"`` means in JupyterLab what ``make report
     CONFIG=config/example.toml`` means. In a report run the pipeline passes the run's parameters,
     which are used as given (the section results it computed are recognised by them)."""
-    p = period if isinstance(period, Period) else parse_period(period)
     root = None if metrics_path else notebook_root(config_path, data)
-    ctx = ReportContext(p, resolve_settings(config_path, data, root=root), metrics_path or "")
+    settings = resolve_settings(config_path, data, root=root)
+    # a relative period (``last-month`` …) is today's, in the report time zone
+    p = period if isinstance(period, Period) else resolve_period(period, settings.timezone)
+    ctx = ReportContext(p, settings, metrics_path or "")
     if metrics_path:
         ctx.load_sections(sections_path(metrics_path))
     return ctx

@@ -8,6 +8,16 @@ Accepted forms (SPEC §3)::
     2024-03                   month
     2024-W05                  ISO week (Monday..Sunday)
     2024-01-15..2024-02-14    custom range, both ends inclusive
+    last-month                relative: last-week, last-month, last-quarter, last-half, last-year
+    this-month                relative: this-month, this-quarter, this-year
+
+A relative form names a period by its place in the calendar on a given day, *today* — in the
+report time zone (:func:`resolve_period`), or fixed with ``--as-of`` for reproducible runs. It
+resolves to the concrete period before anything runs, so folders, titles and metrics.json only
+ever see the concrete label: ``last-quarter`` on 23 November 2026 is ``2026-Q3``. ``last-*`` is
+the latest *complete* period before today (``last-week`` on Wednesday 6 January 2021 is
+``2020-W53``); ``this-*`` is the current one, which is still incomplete (the report says so, as
+for any period that ends after the data).
 
 Every period knows its *previous* period (same length, immediately before) and its *year-ago*
 period. For calendar periods "same length" means the same calendar unit (the month before March is
@@ -19,26 +29,46 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 __all__ = [
     "ACCEPTED_FORMS",
     "Period",
     "PeriodError",
+    "RELATIVE_FORMS",
     "add_months",
+    "is_relative",
     "month_end",
     "month_index",
     "month_start",
     "months_between",
     "parse_period",
+    "resolve_period",
+    "today_in",
 ]
 
 Kind = Literal["year", "half", "quarter", "month", "week", "range"]
 
+# relative form → (calendar kind, steps from the period holding today: -1 last complete, 0 current)
+_RELATIVE: dict[str, tuple[Kind, int]] = {
+    "last-week": ("week", -1),
+    "last-month": ("month", -1),
+    "last-quarter": ("quarter", -1),
+    "last-half": ("half", -1),
+    "last-year": ("year", -1),
+    "this-month": ("month", 0),
+    "this-quarter": ("quarter", 0),
+    "this-year": ("year", 0),
+}
+RELATIVE_FORMS = tuple(_RELATIVE)
+
 ACCEPTED_FORMS = (
     "2024 (year), 2024-H1 (half), 2024-Q1 (quarter), 2024-03 (month), "
-    "2024-W05 (ISO week), 2024-01-15..2024-02-14 (inclusive date range)"
+    "2024-W05 (ISO week), 2024-01-15..2024-02-14 (inclusive date range), "
+    "last-week, last-month, last-quarter, last-half, last-year (the latest complete period) "
+    "and this-month, this-quarter, this-year (the current, incomplete period)"
 )
 
 # Supported dates: every period, its previous, next and year-ago periods and the trend periods
@@ -211,8 +241,11 @@ _PATTERNS = [
 ]
 
 
-def parse_period(text: str) -> Period:
+def parse_period(text: str, today: date | None = None) -> Period:
     """Parse a ``PERIOD`` string into a :class:`Period`.
+
+    ``today`` is the day a relative form (``last-month``, ``this-quarter`` …) is taken from; the
+    concrete forms ignore it. :func:`resolve_period` finds it from the report time zone.
 
     Raises
     ------
@@ -220,10 +253,21 @@ def parse_period(text: str) -> Period:
         When the text is not one of :data:`ACCEPTED_FORMS`, or names a date that does not exist
         (``2024-13``, ``2023-W53``, ``2024-02-30..2024-03-01``), a range that ends before it
         starts, or dates outside 1900–9998 (or whose previous, next, year-ago or trend periods
-        are). The message repeats the accepted forms.
+        are); or is a relative form and no ``today`` is given. The message repeats the accepted
+        forms.
     """
     raw = text
     text = "" if text is None else str(text).strip()  # papermill may pass PERIOD=2024 as an int
+    relative = _RELATIVE.get(text.lower())
+    if relative is not None:
+        if today is None:
+            raise PeriodError(f"PERIOD {raw!r} is relative: it needs the day it is relative to "
+                              f"(resolve_period(), or --as-of on the command line)")
+        try:
+            return _check_range(_current(relative[0], today).shift(relative[1]))
+        except (ValueError, OverflowError) as exc:
+            raise PeriodError(f"PERIOD {raw!r} on {today} is not a valid period: {exc}. "
+                              f"Accepted forms: {ACCEPTED_FORMS}.") from None
     for kind, pattern in _PATTERNS:
         m = pattern.match(text)
         if not m:
@@ -234,6 +278,51 @@ def parse_period(text: str) -> Period:
             raise PeriodError(f"PERIOD {raw!r} is not a valid period: {exc}. "
                               f"Accepted forms: {ACCEPTED_FORMS}.") from None
     raise PeriodError(f"PERIOD {raw!r} is not a recognised period. Accepted forms: {ACCEPTED_FORMS}.")
+
+
+def is_relative(text: str) -> bool:
+    """Whether ``text`` is one of :data:`RELATIVE_FORMS` (case and surrounding blanks ignored)."""
+    return str(text).strip().lower() in _RELATIVE
+
+
+def today_in(tz: str, now: datetime | None = None) -> date:
+    """The date it is in the time zone ``tz`` (an IANA name such as ``Europe/Moscow``) at the
+    instant ``now`` — a time-zone-aware datetime; the system clock when None.
+
+    At 21:30 UTC on 31 October it is already 1 November in Moscow (UTC+3): a report scheduled
+    for 00:30 there on the 1st runs in the new month.
+
+    Raises ValueError when ``now`` is naive (its instant would be a guess).
+    """
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now must be time-zone-aware, got the naive {now.isoformat()}")
+    return now.astimezone(ZoneInfo(tz)).date()
+
+
+def resolve_period(text: str, tz: str = "UTC", *, as_of: date | None = None,
+                   now: datetime | None = None) -> Period:
+    """Parse ``text`` as :func:`parse_period` does, taking a relative form from today: ``as_of``
+    when given (a fixed day, for reproducible runs and tests), else the date in the report time
+    zone ``tz`` (``Settings.timezone``) at the aware instant ``now`` (:func:`today_in`; the system
+    clock when None).
+
+    Raises PeriodError as :func:`parse_period` does.
+    """
+    if not is_relative(text):
+        return parse_period(text)
+    return parse_period(text, today=as_of if as_of is not None else today_in(tz, now))
+
+
+def _current(kind: Kind, today: date) -> Period:
+    """The calendar period of ``kind`` (year, half, quarter, month or week) holding ``today``."""
+    if kind == "week":
+        start = today - timedelta(days=today.weekday())
+        return _calendar("week", start, start + timedelta(days=6))
+    months = _MONTHS[kind]
+    start = date(today.year, (today.month - 1) // months * months + 1, 1)
+    return _calendar(kind, start, month_end(add_months(start, months - 1)))
 
 
 def _check_range(p: Period) -> Period:

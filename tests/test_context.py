@@ -123,3 +123,18 @@ def test_precompute_only_for_the_sections_in_the_report(config, tmp_path):
     ctx = ReportContext(parse_period("2024-Q1"), settings)
     assert ctx.precompute(["summary", "customer_base"]) == ["bridge"]
     assert set(ctx._cache) == {("bridge", parse_period("2024-Q1"))}
+
+
+def test_a_notebook_opened_with_a_relative_period_takes_today_in_the_report_time_zone(config):
+    """`period = "last-month"` in a notebook opened in JupyterLab means what `make report
+    PERIOD=last-month` means: the concrete month before today's, in the config's time zone."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    tz_config = config.with_name("tz.toml")
+    # UTC+14: its "today" is another day than UTC's for 14 hours of every day
+    tz_config.write_text('timezone = "Pacific/Kiritimati"\n' + config.read_text())
+    ctx = open_report("last-month", str(tz_config))
+    today = datetime.now(UTC).astimezone(ZoneInfo("Pacific/Kiritimati")).date()
+    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    assert ctx.period.label == f"{year}-{month:02d}"

@@ -5,21 +5,26 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from retention_report.periods import (
     ACCEPTED_FORMS,
+    RELATIVE_FORMS,
     Period,
     PeriodError,
     add_months,
+    is_relative,
     month_end,
     month_index,
     month_start,
     months_between,
     parse_period,
+    resolve_period,
+    today_in,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -610,3 +615,148 @@ def test_month_index_start_and_end(d, index, start, end):
     assert month_index(D(d)) == index
     assert month_start(index) == D(start)
     assert month_end(D(d)) == D(end)
+
+
+# ------------------------------------------------------------------------------ relative periods
+# last-* is the latest *complete* period before today, this-* the current (incomplete) one; both
+# resolve to the concrete label. "Today" is the date in the report time zone (resolve_period).
+
+@pytest.mark.parametrize(
+    ("text", "today", "label", "start", "end"),
+    [
+        # months: across the year boundary, from the 1st and the last day, into a leap February
+        ("last-month", "2026-01-10", "2025-12", "2025-12-01", "2025-12-31"),
+        ("last-month", "2026-01-01", "2025-12", "2025-12-01", "2025-12-31"),
+        ("last-month", "2026-03-01", "2026-02", "2026-02-01", "2026-02-28"),
+        ("last-month", "2024-03-31", "2024-02", "2024-02-01", "2024-02-29"),
+        ("last-month", "2026-11-23", "2026-10", "2026-10-01", "2026-10-31"),
+        # quarters
+        ("last-quarter", "2026-11-23", "2026-Q3", "2026-07-01", "2026-09-30"),
+        ("last-quarter", "2026-01-01", "2025-Q4", "2025-10-01", "2025-12-31"),
+        ("last-quarter", "2026-03-31", "2025-Q4", "2025-10-01", "2025-12-31"),
+        ("last-quarter", "2026-04-01", "2026-Q1", "2026-01-01", "2026-03-31"),
+        # halves
+        ("last-half", "2026-07-01", "2026-H1", "2026-01-01", "2026-06-30"),
+        ("last-half", "2026-06-30", "2025-H2", "2025-07-01", "2025-12-31"),
+        ("last-half", "2026-01-01", "2025-H2", "2025-07-01", "2025-12-31"),
+        # years
+        ("last-year", "2026-01-01", "2025", "2025-01-01", "2025-12-31"),
+        ("last-year", "2026-12-31", "2025", "2025-01-01", "2025-12-31"),
+        # ISO weeks (Monday..Sunday): 2020 and 2015 have a week 53, 2025 has not
+        ("last-week", "2021-01-06", "2020-W53", "2020-12-28", "2021-01-03"),
+        ("last-week", "2021-01-04", "2020-W53", "2020-12-28", "2021-01-03"),
+        ("last-week", "2021-01-03", "2020-W52", "2020-12-21", "2020-12-27"),  # a Sunday: W53 is current
+        ("last-week", "2016-01-10", "2015-W53", "2015-12-28", "2016-01-03"),
+        ("last-week", "2026-01-01", "2025-W52", "2025-12-22", "2025-12-28"),
+        ("last-week", "2026-11-23", "2026-W47", "2026-11-16", "2026-11-22"),
+        # the current, incomplete periods
+        ("this-month", "2026-11-23", "2026-11", "2026-11-01", "2026-11-30"),
+        ("this-month", "2024-02-29", "2024-02", "2024-02-01", "2024-02-29"),
+        ("this-quarter", "2026-01-01", "2026-Q1", "2026-01-01", "2026-03-31"),
+        ("this-quarter", "2026-12-31", "2026-Q4", "2026-10-01", "2026-12-31"),
+        ("this-quarter", "2026-11-23", "2026-Q4", "2026-10-01", "2026-12-31"),
+        ("this-year", "2026-11-23", "2026", "2026-01-01", "2026-12-31"),
+        ("this-year", "2027-01-01", "2027", "2027-01-01", "2027-12-31"),
+    ],
+)
+def test_relative_periods_resolve_to_the_concrete_period(text, today, label, start, end):
+    p = parse_period(text, today=D(today))
+    assert _span(p) == (label, start, end)
+    assert p == parse_period(label)  # the same period as its label: folders and titles use it
+    assert resolve_period(text, as_of=D(today)) == p
+
+
+def test_every_relative_form_resolves_and_is_listed():
+    assert set(RELATIVE_FORMS) == {"last-week", "last-month", "last-quarter", "last-half", "last-year",
+                                   "this-month", "this-quarter", "this-year"}
+    for form in RELATIVE_FORMS:
+        assert form in ACCEPTED_FORMS
+        p = parse_period(form, today=D("2026-11-23"))
+        assert "last" not in p.label and "this" not in p.label
+        assert p.end < D("2026-11-23") if form.startswith("last-") else p.contains(D("2026-11-23"))
+
+
+@pytest.mark.parametrize(("text", "label"), [(" Last-Month ", "2026-10"), ("THIS-YEAR", "2026"), ("last-quarter\n", "2026-Q3")])
+def test_relative_forms_ignore_case_and_whitespace(text, label):
+    assert parse_period(text, today=D("2026-11-23")).label == label
+
+
+@pytest.mark.parametrize("text", ["last-decade", "next-month", "last-months", "last month", "last-", "this-week",
+                                  "this-half", "previous-month", "last-2-months"])
+def test_unknown_relative_forms_list_the_accepted_forms(text):
+    with pytest.raises(PeriodError) as info:
+        parse_period(text, today=D("2026-11-23"))
+    msg = str(info.value)
+    assert repr(text) in msg and ACCEPTED_FORMS in msg
+    assert "last-quarter" in msg and "this-month" in msg and "2024-W05" in msg
+
+
+def test_a_relative_period_needs_a_today():
+    with pytest.raises(PeriodError, match="relative"):
+        parse_period("last-month")
+
+
+def test_relative_periods_outside_the_supported_years_are_rejected():
+    with pytest.raises(PeriodError, match="1900"):
+        parse_period("last-year", today=D("1900-06-01"))
+    assert parse_period("last-year", today=D("1901-01-01")).label == "1900"
+
+
+# "today" is the date in the report time zone at an aware instant (the clock is injected)
+
+@pytest.mark.parametrize(
+    ("tz", "now", "today"),
+    [
+        # 21:30 UTC on 31 October is 00:30 on 1 November in Moscow (UTC+3): already the new month
+        ("Europe/Moscow", datetime(2026, 10, 31, 21, 30, tzinfo=UTC), "2026-11-01"),
+        ("UTC", datetime(2026, 10, 31, 21, 30, tzinfo=UTC), "2026-10-31"),
+        # the same instant given in Moscow time
+        ("Europe/Moscow", datetime(2026, 11, 1, 0, 30, tzinfo=ZoneInfo("Europe/Moscow")), "2026-11-01"),
+        ("UTC", datetime(2026, 11, 1, 0, 30, tzinfo=ZoneInfo("Europe/Moscow")), "2026-10-31"),
+        # 03:00 UTC on New Year's Day is still 31 December in New York
+        ("America/New_York", datetime(2026, 1, 1, 3, 0, tzinfo=UTC), "2025-12-31"),
+    ],
+)
+def test_today_is_the_date_in_the_report_time_zone(tz, now, today):
+    assert today_in(tz, now) == D(today)
+
+
+def test_a_run_at_half_past_midnight_in_moscow_on_the_first_is_in_the_new_month():
+    now = datetime(2026, 10, 31, 21, 30, tzinfo=UTC)  # 2026-11-01 00:30 in Moscow
+    assert _span(resolve_period("last-month", "Europe/Moscow", now=now)) == ("2026-10", "2026-10-01", "2026-10-31")
+    assert resolve_period("this-month", "Europe/Moscow", now=now).label == "2026-11"
+    # the same instant for a report kept in UTC: still October
+    assert _span(resolve_period("last-month", "UTC", now=now)) == ("2026-09", "2026-09-01", "2026-09-30")
+    assert resolve_period("this-month", now=now).label == "2026-10"  # UTC is the default time zone
+
+
+def test_new_year_in_new_york_is_not_yet_new_year():
+    now = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
+    assert resolve_period("last-year", "America/New_York", now=now).label == "2024"
+    assert resolve_period("last-year", "UTC", now=now).label == "2025"
+    assert resolve_period("last-week", "America/New_York", now=now).label == "2025-W52"  # Wed 31 Dec: W01 runs
+
+
+def test_as_of_fixes_today_and_concrete_periods_ignore_the_clock():
+    now = datetime(2030, 5, 5, 12, 0, tzinfo=UTC)
+    assert resolve_period("last-quarter", "Europe/Moscow", as_of=D("2026-11-23"), now=now).label == "2026-Q3"
+    assert resolve_period("2024-Q1", "Europe/Moscow", now=now) == parse_period("2024-Q1")
+    assert resolve_period("2024-Q1") == parse_period("2024-Q1")
+
+
+def test_the_clock_must_be_time_zone_aware():
+    with pytest.raises(ValueError, match="aware"):
+        today_in("UTC", datetime(2026, 11, 1, 0, 30))
+
+
+def test_today_without_a_clock_is_the_system_clock_in_the_zone():
+    before = datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
+    got = today_in("Pacific/Kiritimati")
+    after = datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
+    assert before <= got <= after
+
+
+@pytest.mark.parametrize(("text", "relative"), [("last-month", True), (" This-Year ", True), ("2024-Q1", False),
+                                                ("last-decade", False), ("", False)])
+def test_is_relative(text, relative):
+    assert is_relative(text) is relative

@@ -421,6 +421,7 @@ def _payloads(target: Path) -> list[str]:
     ("report", "PERIOD"), ("metrics", "PERIOD"), ("email", "PERIOD"), ("reports", "PERIODS"),
     ("report", "DATA"), ("report", "CONFIG"), ("metrics", "DATA"), ("reports", "CONFIG"), ("email", "TO"),
     ("email", "CONFIG"), ("email", "DATA"), ("email", "DRY_RUN"), ("report", "KERNEL"),
+    ("report", "AS_OF"), ("reports", "AS_OF"), ("metrics", "AS_OF"), ("email", "AS_OF"),
 ])
 def test_no_make_variable_reaches_a_shell(fake_make_env, tmp_path, target, var):
     work, calls = fake_make_env
