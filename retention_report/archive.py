@@ -39,18 +39,21 @@ from typing import Any
 from urllib.parse import quote
 
 from .formatting import (
+    DEFAULT_TITLE,
     change,
     coverage,
+    fmt_compact,
     fmt_date,
     fmt_datetime,
-    fmt_money,
     fmt_month,
-    fmt_number,
+    fmt_pct,
     fmt_value,
     is_missing,
     kpi_spec,
     period_dates,
     period_title,
+    report_title,
+    source_label,
 )
 from .fsio import write_atomic
 from .i18n import N_, _, get_language, ngettext, set_language
@@ -232,7 +235,7 @@ def scan_reports(root: Path | str, settings: Any = None) -> tuple[list[Entry], l
         entries.append(Entry(
             name=name, period=period, doc=clean,
             rendered_at=_when((marker or {}).get("written_at"), doc.get("generated_at")),
-            source=source or _("source not recorded"), origin=origin, differences=diffs, files=has,
+            source=source_label(source) if source else _("source not recorded"), origin=origin, differences=diffs, files=has,
             note=problem if not doc else "",
         ))
     return entries, skipped
@@ -282,15 +285,6 @@ def _number(v: Any) -> float:
     return math.nan if is_missing(v) else float(v)
 
 
-def _compact(v: float, _pos: Any = None) -> str:
-    """An axis tick: ``2.5M``, ``800k``, ``12`` (digits in the current language)."""
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= size:
-            x = v / size
-            return fmt_number(x, 0 if float(x).is_integer() else 1) + suffix
-    return fmt_number(v, 0)
-
-
 def trend_svg(entries: Sequence[Entry], grain: str = "") -> str:
     """One figure of small multiples — revenue, customers, CRR, churn (:data:`TREND_KPIS`) — over
     ``entries`` (one grain, any order), as an inline ``<svg>`` element ('' for fewer than two
@@ -301,7 +295,7 @@ def trend_svg(entries: Sequence[Entry], grain: str = "") -> str:
         return ""
     import matplotlib as mpl
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FixedLocator, FuncFormatter, PercentFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter
 
     ordered = sorted(entries, key=lambda e: (e.period.start, e.period.end))
     xs = [_position(e.period) for e in ordered]
@@ -343,15 +337,15 @@ def trend_svg(entries: Sequence[Entry], grain: str = "") -> str:
             ax.set_title(spec.label)
             finite = [y for y in ys if not math.isnan(y)]
             if spec.unit == "rate":
-                ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_pct(v, 1)))  # 88,0 % in ru/de
                 if finite:  # at least 5 points of percent tall: a 0.3-point move looks as small as it is
                     lo, hi = min(finite), max(finite)
                     half = max(hi - lo, 0.05) * 0.6
                     mid = (lo + hi) / 2
                     ax.set_ylim(max(0.0, mid - half), min(1.0, mid + half))
             else:
-                money = fmt_money(1, currency, 0) if spec.unit == "money" else "1"  # "€1", "1 CHF"
-                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p, m=money: m.replace("1", _compact(v), 1)))
+                cur = currency if spec.unit == "money" else None  # "€2.5M", "2,5 млн ₽", "800k"
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p, c=cur: fmt_compact(v, c)))
                 if finite and min(finite) >= 0:
                     ax.set_ylim(bottom=0, top=max(finite) * 1.12 or 1)
             ax.xaxis.set_major_locator(FixedLocator([xs[i] for i in ticks]))
@@ -479,7 +473,7 @@ def render_index(root: Path | str, settings: Any = None) -> str:
         last = max(e.period.end for e in entries)
         span = f"{fmt_date(first)} – {fmt_date(last)}"
     env = _jinja(_template_dirs(settings))
-    title = settings.report.title if settings is not None else _("Sales & customer retention")
+    title = report_title(settings.report.title if settings is not None else DEFAULT_TITLE)
     page = env.get_template("index.html.j2").render(
         lang=get_language(),
         title=title,

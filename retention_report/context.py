@@ -30,6 +30,7 @@ import pandas as pd
 from .config import ConfigError, MetricSettings, Settings, load_settings
 from .data import Dataset, open_dataset
 from .document import metrics_document
+from .formatting import SAMPLE_SOURCE, SAMPLE_SOURCE_SHORT
 from .fsio import atomic_path
 from .i18n import set_language
 from .metrics import (
@@ -157,7 +158,7 @@ def with_sample_columns(settings: Settings) -> Settings:
         "columns.order_id": "order_id",
         "columns.cost": "cost",
         "columns.segments": ["channel", "country", "platform"],
-        "source.name": src.name or "embedded sample data (synthetic shop, 2021–2024)",
+        "source.name": src.name or SAMPLE_SOURCE,
     })
 
 
@@ -225,7 +226,7 @@ class ReportContext:
             return s.name
         if self.dataset is not None:
             return self.dataset.source_name
-        return s.path or "embedded sample data"
+        return s.path or SAMPLE_SOURCE_SHORT
 
     @property
     def kpis(self) -> dict[str, Any]:

@@ -45,6 +45,7 @@ __all__ = [
     "fmt_count",
     "fmt_pct",
     "fmt_number",
+    "fmt_compact",
     "fmt_date",
     "fmt_month",
     "fmt_datetime",
@@ -53,6 +54,9 @@ __all__ = [
     "segment_label",
     "aov_label",
     "report_title",
+    "source_label",
+    "SAMPLE_SOURCE",
+    "SAMPLE_SOURCE_SHORT",
     "is_missing",
 ]
 
@@ -125,6 +129,17 @@ AOV_SPECS: dict[str, KpiSpec] = {
 
 # [report] title's default (config.ReportSettings): shown translated; a title of one's own as it is
 DEFAULT_TITLE = N_("Sales & customer retention")
+
+
+# the embedded sample's source name (metrics.json's "source", the marker's record): shown translated
+SAMPLE_SOURCE = N_("embedded sample data (synthetic shop, 2021–2024)")
+SAMPLE_SOURCE_SHORT = N_("embedded sample data")
+
+
+def source_label(name: str) -> str:
+    """A data source's name for the reader: the embedded sample's in the current language, any
+    other (a file, a table, a configured name) as it is."""
+    return _(name) if name in (SAMPLE_SOURCE, SAMPLE_SOURCE_SHORT) else name
 
 
 def report_title(title: str) -> str:
@@ -278,6 +293,36 @@ def fmt_money(v: Any, currency: str = "EUR", decimals: int | None = None) -> str
     sign = "−" if v < 0 else ""
     text = _render(abs(v), decimals)
     return f"{sign}{sym}{text}" if len(sym) == 1 else f"{sign}{text} {sym}"
+
+
+def fmt_compact(v: float, currency: str | None = None) -> str:
+    """A short number for chart axes and bar labels: ``3.1M``, ``310k``, ``€3.1M`` with a
+    ``currency``; in other languages Babel's short compact form (``3,1 млн``, ``3,1 Mio. €``), and
+    the plain grouped number where the language has no short form for that size (German
+    thousands: ``500.000 €``)."""
+    v = float(v)
+    if get_language() != "en":
+        from babel.numbers import format_compact_decimal
+
+        text = format_compact_decimal(v, format_type="short", fraction_digits=1, locale=_babel_locale())
+        if abs(v) < 1000 or not any(c.isalpha() for c in text):
+            return fmt_money(v, currency, 0) if currency else fmt_count(v)
+        text = text.replace("-", "−")
+        return fmt_money(0, currency, 0).replace("0", text, 1) if currency else text
+    a = abs(v)
+    if a >= 1e9:
+        s = f"{v / 1e9:.1f}B"
+    elif a >= 1e6:
+        s = f"{v / 1e6:.1f}M"
+    elif a >= 1e3:
+        s = f"{v / 1e3:.0f}k"
+    else:
+        s = f"{v:.0f}"
+    s = s.replace(".0B", "B").replace(".0M", "M").replace("-", "−")
+    if not currency:
+        return s
+    sym = _money_symbol(currency)
+    return f"{sym}{s}" if len(sym) == 1 else f"{s} {sym}"
 
 
 def fmt_count(v: Any) -> str:

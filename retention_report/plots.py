@@ -23,7 +23,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from .formatting import (
-    _money_symbol,
+    fmt_compact,
     fmt_count,
     fmt_money,
     fmt_month,
@@ -32,8 +32,7 @@ from .formatting import (
     segment_label,
     shorten_all,
 )
-from .i18n import _, get_language, ngettext
-from .i18n import locale as _babel_locale
+from .i18n import _, ngettext
 
 __all__ = [
     "PALETTE",
@@ -139,33 +138,8 @@ def _empty(ax: Axes, title: str, message: str | None = None) -> Axes:
 
 
 def _compact_money(currency: str) -> FuncFormatter:
-    """Axis and bar labels of amounts: ``€3.1M``, ``€310k`` (Babel's short compact form in other
-    languages: ``3,1 млн €``, ``3,1 Mio. €``)."""
-    sym = _money_symbol(currency)
-    if get_language() != "en":
-        from babel.numbers import format_compact_decimal
-
-        def compact(v: float, _pos: Any = None) -> str:
-            text = format_compact_decimal(v, format_type="short", fraction_digits=1, locale=_babel_locale())
-            return fmt_money(0, currency, 0).replace("0", text.replace("-", "−"), 1) if abs(v) >= 1000 \
-                else fmt_money(v, currency, 0)
-
-        return FuncFormatter(compact)
-
-    def fmt(v: float, _pos: Any = None) -> str:
-        a = abs(v)
-        if a >= 1e9:
-            s = f"{v / 1e9:.1f}B"
-        elif a >= 1e6:
-            s = f"{v / 1e6:.1f}M"
-        elif a >= 1e3:
-            s = f"{v / 1e3:.0f}k"
-        else:
-            s = f"{v:.0f}"
-        s = s.replace(".0B", "B").replace(".0M", "M")
-        return f"{sym}{s}" if len(sym) == 1 else f"{s} {sym}"
-
-    return FuncFormatter(fmt)
+    """Axis and bar labels of amounts: ``€3.1M``, ``€310k`` (:func:`retention_report.formatting.fmt_compact`)."""
+    return FuncFormatter(lambda v, _pos=None: fmt_compact(v, currency))
 
 
 def _finite(v: Any) -> bool:

@@ -22,6 +22,7 @@ from .data.validation import rule_label
 from .formatting import (
     AOV_SPECS,
     HEADLINE_KPIS,
+    SAMPLE_SOURCE_SHORT,
     aov_label,
     coverage,
     fmt_count,
@@ -36,6 +37,7 @@ from .formatting import (
     segment_label,
     shorten,
     shorten_all,
+    source_label,
 )
 from .i18n import N_, _, ngettext
 from .periods import parse_period
@@ -435,7 +437,7 @@ def run_details(settings_public: Mapping[str, Any], version: str, generated_at: 
     rows = [
         (_("Package version"), f"retention-report {version}"),
         (_("Generated"), generated_at),
-        (_("Data source"), src.get("name") or src.get("path") or src.get("url") or _("embedded sample data")),
+        (_("Data source"), source_label(src.get("name") or src.get("path") or src.get("url") or SAMPLE_SOURCE_SHORT)),
         (_("Time zone"), settings_public.get("timezone", "")),
         (_("Activity window"), ngettext("%(count)s day", "%(count)s days", window or 0) % {"count": window}),
         # the values of settings (purchase, month, churn, drop …) are config values: not translated

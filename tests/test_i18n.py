@@ -29,6 +29,7 @@ from retention_report import i18n
 from retention_report.config import ConfigError, load_settings
 from retention_report.formatting import (
     change,
+    fmt_compact,
     fmt_count,
     fmt_date,
     fmt_money,
@@ -268,6 +269,16 @@ NBSP, NNBSP, THIN = "\u00a0", "\u202f", "\u2009"
     ("de", lambda: fmt_month(date(2024, 3, 1)), "März 2024"),
     ("de", lambda: period_title(parse_period("2024-Q1")), "Q1 2024"),
     ("de", lambda: period_dates(parse_period("2024-Q1")), f"1. Jan.{THIN}–{THIN}31. März 2024"),
+    # chart axes and bar labels: short forms; German has none for thousands (grouped instead)
+    ("en", lambda: fmt_compact(3_100_000, "EUR"), "€3.1M"),
+    ("en", lambda: fmt_compact(310_000, "EUR"), "€310k"),
+    ("en", lambda: fmt_compact(-2_500_000), "−2.5M"),
+    ("en", lambda: fmt_compact(950, "CHF"), "950 CHF"),
+    ("ru", lambda: fmt_compact(3_100_000, "RUB"), f"3,1{NBSP}млн{NBSP}₽"),
+    ("ru", lambda: fmt_compact(12_000), f"12{NBSP}тыс."),
+    ("de", lambda: fmt_compact(3_100_000, "EUR"), f"3,1{NBSP}Mio.{NBSP}€"),
+    ("de", lambda: fmt_compact(500_000, "EUR"), f"500.000{NBSP}€"),
+    ("de", lambda: fmt_compact(12_000), "12.000"),
 ])
 def test_numbers_money_and_dates_follow_the_locale(language, call, expected):
     with using(language):
@@ -350,3 +361,36 @@ def test_a_report_in_another_language_has_no_english_left(rendered, sample_frame
     same = set(_reader_texts(english))
     left = sorted({t for t in _reader_texts(html) if t in same and not _same_everywhere(t, data_values)})
     assert not left, f"{len(left)} text(s) of the {language} report still read as in English:\n" + "\n".join(left[:60])
+
+
+def _boxes(box):
+    yield box
+    for child in getattr(box, "children", None) or []:
+        yield from _boxes(child)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", i18n.LANGUAGES)
+def test_no_table_or_line_runs_off_the_pdf_page(rendered, language):
+    """Longer German and Russian words must not push a table, a chart or a line of text past the
+    right edge of the page's content area (column heads wrap; numbers do not)."""
+    from weasyprint import HTML
+
+    from retention_report.paths import TEMPLATES_DIR
+
+    html = (rendered[language] / "report.html").read_text(encoding="utf-8")
+    doc = HTML(string=html, base_url=str(TEMPLATES_DIR)).render()
+    over = []
+    for n, page in enumerate(doc.pages, 1):
+        root = page._page_box  # WeasyPrint's laid-out page (no public API exposes box geometry)
+        right = root.content_box_x() + root.width
+        for box in _boxes(root):
+            width = getattr(box, "width", None)
+            if box is root or not isinstance(width, (int, float)) or not hasattr(box, "position_x"):
+                continue
+            if box.position_x + width > right + 1:
+                element = getattr(box, "element", None)
+                over.append(f"page {n}: {type(box).__name__} <{getattr(box, 'element_tag', '')} "
+                            f"class={element.get('class') if element is not None else ''}> "
+                            f"{box.position_x + width - right:.0f}px past the edge")
+    assert not over, "\n".join(over[:20])
