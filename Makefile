@@ -91,8 +91,8 @@ report: _need_period setup
 ## Render several periods: make reports PERIODS="2024-Q1 2024-Q2"
 reports: setup
 	@if [ -z "$$PERIODS" ]; then echo 'error: PERIODS is required, e.g. make reports PERIODS="2024-Q1 2024-Q2"' >&2; exit 2; fi
-	@set -f; for p in $$PERIODS; do $(CLI) check-period "$$p" $(as_of_arg) >/dev/null || exit 2; done
-	@set -f; for p in $$PERIODS; do $(CLI) run --period "$$p" $(as_of_arg) $(cli_args) || exit 1; done
+	@# one run for all periods: every period is checked before anything runs, the data are read once
+	@set -f; set --; for p in $$PERIODS; do set -- "$$@" --period "$$p"; done; $(CLI) run "$$@" $(as_of_arg) $(cli_args)
 
 .PHONY: metrics
 ## Write reports/$(PERIOD)/metrics.json only (no notebooks, no rendering)

@@ -116,9 +116,14 @@ def _say(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
+PeriodsOpt = Annotated[list[str], typer.Option(
+    "--period", "-p", help=f"Report period: {ACCEPTED_FORMS}. Repeat it to render several periods "
+                           "in one run: the data are read and validated once.")]
+
+
 @app.command()
 def run(
-    period: PeriodOpt,
+    period: PeriodsOpt,
     config: ConfigOpt = "",
     data: DataOpt = "",
     out: OutOpt = "",
@@ -126,37 +131,60 @@ def run(
     as_of: AsOfOpt = "",
 ) -> None:
     """Compute the metrics, run the section notebooks and render report.html, report.pdf and
-    metrics.json into reports/<PERIOD>/ (replaced only when everything succeeded)."""
+    metrics.json into reports/<PERIOD>/ (replaced only when everything succeeded). With several
+    --period, one report each, in the order given, from one read of the data; the first failure
+    stops the run (the reports before it stay)."""
     from .outputs import OutputError, check_report_out
 
-    _period(period, as_of)  # a malformed PERIOD fails before anything is loaded
+    for text in period:
+        _period(text, as_of)  # a malformed PERIOD fails before anything is loaded
+    if len(period) > 1 and out:
+        _fail("--out names the folder of one report: leave it out to render several periods "
+              "(each into reports/<PERIOD>/), or run one period at a time", 2)
     settings = _settings(config, data)
-    p = _period(period, as_of, settings)
-    target = _out_dir(settings, p, out)
+    periods: list[Period] = []
+    for text in period:
+        p = _period(text, as_of, settings)
+        if p not in periods:  # last-quarter and 2026-Q3 are one report
+            periods.append(p)
+    targets = [_out_dir(settings, p, out) for p in periods]
     try:
-        check_report_out(target)  # before any work: nothing the user owns is replaced
+        for target in targets:
+            check_report_out(target)  # before any work: nothing the user owns is replaced
     except OutputError as exc:
         _fail(str(exc), 2)
-    from .data import DataError
+    from .data import DataError, open_dataset
     from .pipeline import NotebookFailed, run_report
 
     _announce_sample(settings)
-    existed = target.exists()
-    try:
-        result = run_report(settings, p, config_path=config or None, data=data or None,
-                            out_dir=target if out else None,
-                            notebooks_dir=Path(notebooks) if notebooks else None, progress=_say)
-    except OutputError as exc:
-        _fail(str(exc), 2)
-    except DataError as exc:
-        _fail(str(exc), 1)
-    except NotebookFailed as exc:
-        _fail(str(exc), 1)
-    except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (pipeline.Interrupted)
-        _interrupted(exc, f"the run for {p.label} was stopped and its temporary files removed; " + (
-            f"the previous report in {target} is untouched" if existed else f"no report was written to {target}"))
-    typer.echo(f"Report for {p.label} written to {result.out_dir}/ in {result.seconds:.1f}s: "
-               "report.html, report.pdf, metrics.json, notebooks/")
+    dataset = None
+    if len(periods) > 1:
+        t0 = time.perf_counter()
+        source = settings.source.name or settings.source.path or settings.source.url or "sample data"
+        _say(f"[data] reading {source} once for {len(periods)} periods …")
+        try:
+            dataset = open_dataset(settings)
+        except DataError as exc:
+            _fail(str(exc), 1)
+        _say(f"[data] {dataset.quality.rows_used:,} payments read in {time.perf_counter() - t0:.1f}s")
+    for p, target in zip(periods, targets, strict=True):
+        existed = target.exists()
+        try:
+            result = run_report(settings, p, config_path=config or None, data=data or None,
+                                out_dir=target if out else None,
+                                notebooks_dir=Path(notebooks) if notebooks else None, progress=_say,
+                                dataset=dataset)
+        except OutputError as exc:
+            _fail(str(exc), 2)
+        except DataError as exc:
+            _fail(str(exc), 1)
+        except NotebookFailed as exc:
+            _fail(str(exc), 1)
+        except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (pipeline.Interrupted)
+            _interrupted(exc, f"the run for {p.label} was stopped and its temporary files removed; " + (
+                f"the previous report in {target} is untouched" if existed else f"no report was written to {target}"))
+        typer.echo(f"Report for {p.label} written to {result.out_dir}/ in {result.seconds:.1f}s: "
+                   "report.html, report.pdf, metrics.json, notebooks/")
 
 
 @app.command()

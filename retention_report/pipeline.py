@@ -238,8 +238,12 @@ def run_report(
     notebooks_dir: Path | None = None,
     kernel_name: str | None = None,
     progress: Progress = print,
+    dataset: Dataset | None = None,
 ) -> RunResult:
     """Run the whole report for ``period`` and return where it was written.
+
+    ``dataset``: the data set of ``settings`` already open (:func:`retention_report.data.open_dataset`),
+    so a run of several periods reads and validates the data once; opened here when None.
 
     Raises
     ------
@@ -256,7 +260,7 @@ def run_report(
         try:
             return _run_report(settings, period, config_path=config_path, data=data, out_dir=out_dir,
                                notebooks_dir=notebooks_dir, kernel_name=kernel_name, progress=progress,
-                               guard=guard)
+                               guard=guard, dataset=dataset)
         except Interrupted:
             raise
         except BaseException:
@@ -277,6 +281,7 @@ def _run_report(
     kernel_name: str | None,
     progress: Progress,
     guard: _signals_interrupt,
+    dataset: Dataset | None = None,
 ) -> RunResult:
     import nbformat
     import papermill as pm
@@ -303,9 +308,12 @@ def _run_report(
         # (unix sockets allow ~100 characters), removed with the run
         sockets = Path(tempfile.mkdtemp(prefix=f"rr-kernel-{os.getpid()}-"))
         # 1. data and metrics (fast path, also validates the data before any notebook runs)
-        progress(f"[metrics] reading {settings.source.name or settings.source.path or settings.source.url or 'sample data'} …")
         t = time.perf_counter()
-        ds = open_dataset(settings)
+        if dataset is None:
+            progress(f"[metrics] reading {settings.source.name or settings.source.path or settings.source.url or 'sample data'} …")
+            ds = open_dataset(settings)
+        else:  # opened once for the several periods of one run
+            ds = dataset
         from .context import ReportContext, sections_path
 
         ctx = ReportContext(period, settings, dataset=ds)

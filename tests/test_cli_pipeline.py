@@ -170,3 +170,40 @@ def test_bad_data_fails_before_anysection_notebook(tmp_path, tiny_notebooks, tin
     assert "customer_id" in r.stderr and "row 1" in r.stderr
     assert not out.exists()
     assert not (tmp_path / "reports" / "2024-Q1.failed").exists()
+
+
+@pytest.mark.slow
+def test_several_periods_in_one_run_read_the_data_once(csv_file, tmp_path, tiny_notebooks, tiny_config, monkeypatch):
+    """`make reports PERIODS="2024-Q1 2024-02"`: one report per period, in the order given, from one
+    read and validation of the data; a period given twice is one report."""
+    import retention_report.data as data_pkg
+
+    opened = []
+    real_open = data_pkg.open_dataset
+
+    def counting_open(settings, *args, **kwargs):
+        opened.append(settings.source.path)
+        return real_open(settings, *args, **kwargs)
+
+    monkeypatch.setattr(data_pkg, "open_dataset", counting_open)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["run", "--period", "2024-Q1", "--period", "2024-02", "--period", "2024-02",
+                            "--data", str(csv_file), "--config", str(tiny_config),
+                            "--notebooks", str(tiny_notebooks)])
+    assert r.exit_code == 0, r.output
+    assert opened == [str(csv_file)]
+    reports = tmp_path / "reports"
+    assert sorted(p.name for p in reports.iterdir() if p.is_dir()) == ["2024-02", "2024-Q1"]
+    # each report holds its own period's numbers: customers a, b, d in Q1; only b in February
+    assert json.loads((reports / "2024-Q1" / "metrics.json").read_text())["kpis"]["customers"] == 3
+    assert json.loads((reports / "2024-02" / "metrics.json").read_text())["kpis"]["customers"] == 1
+    assert r.output.index("Report for 2024-Q1") < r.output.index("Report for 2024-02")
+    index = (reports / "index.html").read_text()
+    assert "2024-Q1/report.html" in index and "2024-02/report.html" in index
+
+
+def test_several_periods_cannot_share_one_out_folder(csv_file, tmp_path):
+    r = runner.invoke(app, ["run", "--period", "2024-Q1", "--period", "2024-Q2", "--data", str(csv_file),
+                            "--out", str(tmp_path / "one")])
+    assert r.exit_code == 2 and "--out names the folder of one report" in r.output
+    assert not (tmp_path / "one").exists()

@@ -308,8 +308,7 @@ def test_make_passes_relative_periods_and_as_of(fake_cli):
         ["run", "--period", "last-quarter", "--as-of", "2026-11-23"],
         ["metrics", "--period", "this-month", "--as-of", "2026-11-23"],
         ["email", "--period", "last-month", "--as-of", "2026-11-23", "--dry-run"],
-        ["check-period", "last-month", "--as-of", "2026-11-23"], ["check-period", "last-quarter", "--as-of", "2026-11-23"],
-        ["run", "--period", "last-month", "--as-of", "2026-11-23"], ["run", "--period", "last-quarter", "--as-of", "2026-11-23"],
+        ["run", "--period", "last-month", "--period", "last-quarter", "--as-of", "2026-11-23"],
     ]
 
 
