@@ -29,10 +29,12 @@ from .formatting import (
     fmt_month,
     fmt_pct,
     movement_phrase,
+    period_title,
     segment_label,
     shorten_all,
 )
 from .i18n import _, ngettext
+from .periods import PeriodError, parse_period
 
 __all__ = [
     "PALETTE",
@@ -209,6 +211,14 @@ def new_vs_returning_bars(nvr: pd.DataFrame, currency: str = "EUR", ax: Axes | N
     return ax
 
 
+def _period_name(label: Any) -> str:
+    """A period label of the trend (``2024-Q1``) as the reader names it ("Q1 2024", "1-й кв. 2024 г.")."""
+    try:
+        return period_title(parse_period(str(label)))
+    except PeriodError:
+        return str(label)
+
+
 def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = None) -> Axes:
     """Stacked bars of gross revenue from new and returning purchases for the trailing periods.
 
@@ -236,15 +246,18 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     ax.yaxis.set_major_formatter(_compact_money(currency))
     # TRANSLATORS: an axis label; %(currency)s is the currency's code (EUR)
     ax.set_ylabel(_("Gross revenue (%(currency)s)") % {"currency": currency})
-    ax.set_ylim(0, max(gross.max(), 1) * 1.14)
+    # headroom above the tallest bar's label for the legend: a longer word ("Wiederkehrend") must
+    # not run into a total
+    ax.set_ylim(0, max(gross.max(), 1) * 1.3)
     ax.grid(axis="x", visible=False)
-    ax.legend(loc="upper left", ncols=2)
+    ax.legend(loc="upper left", ncols=2, frameon=False)
     last = t.iloc[-1]
-    title = _("Revenue in %(period)s: %(amount)s") % {"period": last["period"], "amount": fmt_money(gross[-1], currency)}
+    title = _("Revenue in %(period)s: %(amount)s") % {"period": _period_name(last["period"]),
+                                                        "amount": fmt_money(gross[-1], currency)}
     moves = []
-    if len(t) >= 2 and (move := movement_phrase(gross[-1], gross[-2], t.iloc[-2]["period"], decimals=0)):
+    if len(t) >= 2 and (move := movement_phrase(gross[-1], gross[-2], _period_name(t.iloc[-2]["period"]), decimals=0)):
         moves.append(move)
-    if len(t) >= 5 and (move := movement_phrase(gross[-1], gross[-5], t.iloc[-5]["period"], decimals=0)):
+    if len(t) >= 5 and (move := movement_phrase(gross[-1], gross[-5], _period_name(t.iloc[-5]["period"]), decimals=0)):
         moves.append(move)
     if moves:
         title += ", " + (_("%(first)s and %(second)s") % {"first": moves[0], "second": moves[1]}

@@ -76,7 +76,7 @@ def test_revenue_trend_stacks_new_on_returning_and_compares_in_title():
     tops = sorted({round(p.get_y() + p.get_height(), 2) for p in bars(ax)})
     assert tops == [300.0, 400.0, 450.0, 600.0, 800.0]
     # 600 vs 800 on the previous quarter (−25%), vs 400 a year ago (+50%)
-    assert title(ax) == "Revenue in 2024-Q1: €600.00, down 25% on 2023-Q4 and up 50% on 2023-Q1"
+    assert title(ax) == "Revenue in Q1 2024: €600.00, down 25% on Q4 2023 and up 50% on Q1 2023"
     assert ax.get_ylabel() == "Gross revenue (EUR)"
 
 
