@@ -39,7 +39,7 @@ from .formatting import (
     shorten_all,
     source_label,
 )
-from .i18n import N_, _, ngettext
+from .i18n import N_, _, get_language, ngettext
 from .periods import parse_period
 
 __all__ = [
@@ -429,6 +429,26 @@ def definitions(window_days: int = 365, aov_basis: str | None = None) -> str:
     return f"<dl class='rr-definitions'>{items}</dl>"
 
 
+# the values of the settings Run details shows, as words for a reader of another language (the
+# English report shows the config value itself, which is an English word)
+SETTING_WORDS = {
+    "purchase": N_("by purchase"), "customer": N_("by customer"),
+    "month": N_("monthly"), "week": N_("weekly"),
+    "churn": N_("from the churn rate"), "observed": N_("observed"),
+    "error": N_("stop with an error"), "drop": N_("leave out and count"),
+}
+
+
+def _setting(value: Any, *, with_value: bool = True) -> str:
+    """A config value as Run details shows it: ``purchase`` in English, ``по покупкам (purchase)``
+    in another language (the value stays: it is what the config file says), or only
+    ``по покупкам`` (``with_value=False``)."""
+    text = str(value)
+    if get_language() == "en" or text not in SETTING_WORDS:
+        return text
+    return f"{_(SETTING_WORDS[text])} ({text})" if with_value else _(SETTING_WORDS[text])
+
+
 def run_details(settings_public: Mapping[str, Any], version: str, generated_at: str = "") -> str:
     """Config summary without secrets (values are escaped)."""
     src = settings_public.get("source", {})
@@ -440,13 +460,14 @@ def run_details(settings_public: Mapping[str, Any], version: str, generated_at: 
         (_("Data source"), source_label(src.get("name") or src.get("path") or src.get("url") or SAMPLE_SOURCE_SHORT)),
         (_("Time zone"), settings_public.get("timezone", "")),
         (_("Activity window"), ngettext("%(count)s day", "%(count)s days", window or 0) % {"count": window}),
-        # the values of settings (purchase, month, churn, drop …) are config values: not translated
-        (_("New/returning basis"), str(m.get("split_basis"))),
+        # the values of settings (purchase, month, churn, drop …): the config's word, explained
+        # in the reader's language (_setting)
+        (_("New/returning basis"), _setting(m.get("split_basis"))),
         (_("Cohort grain"), ngettext("%(grain)s (%(count)s cohort)", "%(grain)s (%(count)s cohorts)", cohorts or 0)
-         % {"grain": m.get("cohort_grain"), "count": cohorts}),
+         % {"grain": _setting(m.get("cohort_grain"), with_value=False), "count": cohorts}),
         (_("Frequency lookback"), ngettext("%(count)s month", "%(count)s months", lookback or 0) % {"count": lookback}),
-        (_("Lifetime method"), str(m.get("lifetime_method"))),
-        (_("Invalid rows"), str(settings_public.get("validation", {}).get("on_invalid"))),
+        (_("Lifetime method"), _setting(m.get("lifetime_method"))),
+        (_("Invalid rows"), _setting(settings_public.get("validation", {}).get("on_invalid"))),
     ]
     body = "".join(f"<tr><th scope='row' class='rr-label'>{esc(a)}</th><td>{esc(str(b))}</td></tr>"
                    for a, b in rows if b)

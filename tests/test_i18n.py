@@ -394,3 +394,19 @@ def test_no_table_or_line_runs_off_the_pdf_page(rendered, language):
                             f"class={element.get('class') if element is not None else ''}> "
                             f"{box.position_x + width - right:.0f}px past the edge")
     assert not over, "\n".join(over[:20])
+
+
+def test_run_details_explain_config_values_in_the_readers_language():
+    from retention_report.tables import run_details
+
+    public = {"metrics": {"split_basis": "purchase", "cohort_grain": "month", "cohort_count": 12,
+                          "lifetime_method": "churn", "activity_window_days": 365, "lookback_months": 12},
+              "validation": {"on_invalid": "drop"}}
+    with using("en"):
+        en = run_details(public, "0.1.0")
+    assert "<td>purchase</td>" in en and "<td>month (12 cohorts)</td>" in en and "<td>drop</td>" in en
+    with using("ru"):
+        ru = run_details(public, "0.1.0")
+    # the config's word stays next to its Russian explanation: it is what the config file says
+    assert "<td>по покупкам (purchase)</td>" in ru and "<td>по уровню оттока (churn)</td>" in ru
+    assert "<td>по месяцам (12 когорт)</td>" in ru and "<td>исключить и посчитать (drop)</td>" in ru
