@@ -47,12 +47,25 @@ def horizon_text(days: int) -> str:
     return ngettext("%(count)s day", "%(count)s days", days) % {"count": days}
 
 
+def reason_text(reason: Any) -> str:
+    """Why there is no prediction or backtest, in the reader's language: a
+    :class:`~retention_report.metrics.predictive.Reason` is translated with its counts and days
+    formatted for the locale; any other text is shown as it is."""
+    from .metrics.predictive import Reason
+
+    if isinstance(reason, Reason):
+        params = {k: fmt_date(v) if isinstance(v, date) else fmt_count(v) if isinstance(v, int) else v
+                  for k, v in reason.params.items()}
+        return _(reason.template) % params if params else _(reason.template)
+    return str(reason or "")
+
+
 def unavailable(pv: Any) -> str:
     """A banner saying why there is no prediction for the period ('' when there is one)."""
     if pv.available:
         return ""
-    # TRANSLATORS: %(reason)s is an English explanation from the model (not translated yet)
-    return banner(_("No prediction for this period: %(reason)s.") % {"reason": pv.reason}, kind="info")
+    # TRANSLATORS: %(reason)s is one of the model's reasons ("no purchases on or before the period end")
+    return banner(_("No prediction for this period: %(reason)s.") % {"reason": reason_text(pv.reason)}, kind="info")
 
 
 def _row(label: str, value: str, how: str, key: str = "") -> str:
@@ -106,7 +119,7 @@ def backtest_note(pv: Any) -> str:
     """The backtest in one or two sentences (what was fitted, what it predicted, the error)."""
     bt = (pv.block or {}).get("backtest") if pv.available else None
     if not bt:
-        return _("No backtest for this period: %(reason)s.") % {"reason": pv.backtest_reason or pv.reason}
+        return _("No backtest for this period: %(reason)s.") % {"reason": reason_text(pv.backtest_reason or pv.reason)}
     pred, act = bt["predicted_purchases"], bt["actual_purchases"]
     err = pred / act - 1 if act else None
     end = _day(date.fromisoformat(bt["calibration_end"]))

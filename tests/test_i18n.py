@@ -410,3 +410,23 @@ def test_run_details_explain_config_values_in_the_readers_language():
     # the config's word stays next to its Russian explanation: it is what the config file says
     assert "<td>по покупкам (purchase)</td>" in ru and "<td>по уровню оттока (churn)</td>" in ru
     assert "<td>по месяцам (12 когорт)</td>" in ru and "<td>исключить и посчитать (drop)</td>" in ru
+
+
+def test_why_there_is_no_prediction_is_said_in_the_readers_language():
+    """metrics.json's clv_reason stays the English sentence; the report's banner translates it with
+    the locale's numbers and dates."""
+    from types import SimpleNamespace
+
+    from retention_report.metrics.predictive import Reason
+    from retention_report.tables_clv import unavailable
+
+    reason = Reason("only %(customers)s customers had bought by %(day)s; the model needs at least "
+                    "%(minimum)s (clv.min_customers)", customers=1234, day=date(2024, 3, 31), minimum=5000)
+    assert reason == "only 1,234 customers had bought by 31 Mar 2024; the model needs at least 5,000 (clv.min_customers)"
+    pv = SimpleNamespace(available=False, reason=reason)
+    with using("en"):
+        assert "No prediction for this period: only 1,234 customers had bought by 31 Mar 2024;" in unavailable(pv)
+    with using("ru"):
+        assert f"к 31 мар. 2024{NNBSP}г. покупали только 1{NBSP}234 клиентов, а модели нужно не меньше 5{NBSP}000" in unavailable(pv)
+    with using("de"):
+        assert "bis 31. März 2024 hatten nur 1.234 Kunden gekauft" in unavailable(pv)

@@ -47,12 +47,14 @@ import pandas as pd
 from scipy import special
 
 from .. import clv
+from ..i18n import N_
 from ..periods import Period
 from ._common import lit
 
 __all__ = [
     "ClvBlock",
     "PredictedValue",
+    "Reason",
     "clv_block",
     "clv_options",
     "compress_histories",
@@ -567,6 +569,23 @@ def _fmt_day(d: date) -> str:
     return f"{d.day} {d:%b %Y}"
 
 
+class Reason(str):
+    """Why there is no prediction or backtest: the English sentence (metrics.json's ``clv_reason``)
+    that also keeps its message ``template`` and ``params`` (counts as int, days as date), so the
+    report can say it in the reader's language (:func:`retention_report.tables_clv.reason_text`)."""
+
+    template: str
+    params: dict[str, Any]
+
+    def __new__(cls, template: str, **params: Any) -> Reason:
+        shown = {k: (_fmt_day(v) if isinstance(v, date) else f"{v:,}" if isinstance(v, int) else v)
+                 for k, v in params.items()}
+        obj = super().__new__(cls, template % shown if params else template)
+        obj.template = template
+        obj.params = params
+        return obj
+
+
 def _weighted_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float | None:
     if len(x) < 2 or w.sum() <= 0:
         return None
@@ -581,19 +600,19 @@ def _weighted_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float | None:
 def _check_base(h: pd.DataFrame, end: date, opts: _Options) -> str | None:
     customers = int(h["n"].sum())
     if customers < opts.min_customers:
-        return (f"only {customers:,} customers had bought by {_fmt_day(end)}; the model needs at least "
-                f"{opts.min_customers:,} (clv.min_customers)")
+        return Reason(N_("only %(customers)s customers had bought by %(day)s; the model needs at least "
+                         "%(minimum)s (clv.min_customers)"), customers=customers, day=end, minimum=opts.min_customers)
     if not (h["x"] > 0).any():
-        return f"no customer had bought twice by {_fmt_day(end)}: the purchase model needs repeat buyers"
+        return Reason(N_("no customer had bought twice by %(day)s: the purchase model needs repeat buyers"), day=end)
     return None
 
 
 def _model_problem(fit: clv.FitResult) -> str | None:
     if not fit.converged:
-        return "the purchase model's fit did not converge on these data"
+        return Reason(N_("the purchase model's fit did not converge on these data"))
     if fit.degenerate:
-        return ("the data do not identify the purchase model (a parameter runs off to 0 or infinity, e.g. "
-                "every customer buys at the same rate)")
+        return Reason(N_("the data do not identify the purchase model (a parameter runs off to 0 or infinity, "
+                         "e.g. every customer buys at the same rate)"))
     return None
 
 
@@ -614,16 +633,16 @@ _core = clv_core
 
 def _compute(ds: Any, period: Period, opts: _Options, first: date | None, end: date | None, back_end: date) -> _Core:
     if not opts.enabled:
-        return _Core(opts, end, None, reason="the prediction is switched off in the configuration (clv.enabled = false)")
+        return _Core(opts, end, None, reason=Reason(N_("the prediction is switched off in the configuration (clv.enabled = false)")))
     if end is None or first is None or end < first:
-        return _Core(opts, end, None, reason="no purchases on or before the period end")
+        return _Core(opts, end, None, reason=Reason(N_("no purchases on or before the period end")))
     has_back = back_end >= first
     data = compress_histories(ds.daily, end, back_end if has_back else None)
     core = _Core(opts, end, back_end if has_back else None, observed_days=(end - period.start).days + 1)
     h = data.histories
     reason = _check_base(h, end, opts)
     if reason is None and not (data.spend["m"] > 0).any():
-        reason = "no repeat purchase with a positive value: the spend model cannot be fitted"
+        reason = Reason(N_("no repeat purchase with a positive value: the spend model cannot be fitted"))
     if reason:
         core.reason = reason
         return core
@@ -635,8 +654,8 @@ def _compute(ds: Any, period: Period, opts: _Options, first: date | None, end: d
     spend = fit_spend(sp.x.to_numpy(float), sp.m.to_numpy(), sp.n.to_numpy(float))
     core.spend = spend
     if problem is None and not (spend.converged and spend.params["q"] > 1 and not spend.degenerate):
-        problem = ("the spend model does not fit these data (its population mean spend is undefined, q <= 1, "
-                   "or the fit did not converge)")
+        problem = Reason(N_("the spend model does not fit these data (its population mean spend is undefined, "
+                            "q <= 1, or the fit did not converge)"))
     pos = sp.m > 0
     core.correlation = _weighted_corr(sp.x[pos].to_numpy(float), sp.m[pos].to_numpy(), sp.n[pos].to_numpy(float))
     if problem:
@@ -653,10 +672,11 @@ def _compute(ds: Any, period: Period, opts: _Options, first: date | None, end: d
     rows["ep_each"], rows["dp_each"] = ep, dp
     core.rows = rows
     if data.backtest is None or core.backtest_end is None:
-        core.backtest_reason = f"no purchases before {_fmt_day(period.start)}: nothing to fit the backtest on"
+        core.backtest_reason = Reason(N_("no purchases before %(day)s: nothing to fit the backtest on"), day=period.start)
         return core
     if core.observed_days <= 0:
-        core.backtest_reason = f"the data end before {_fmt_day(period.start)}: nothing in the period to compare with"
+        core.backtest_reason = Reason(N_("the data end before %(day)s: nothing in the period to compare with"),
+                                      day=period.start)
         return core
     b = data.backtest
     breason = _check_base(b, core.backtest_end, opts)
@@ -745,7 +765,7 @@ def clv_block(ds: Any, period: Period, settings: Any = None, *, core: _Core | No
     """
     core = core if core is not None else clv_core(ds, period, settings)
     if core.reason or core.rows is None:
-        return ClvBlock(None, core.reason or "no prediction")
+        return ClvBlock(None, core.reason or Reason(N_("no prediction")))
     s = _summary(core)
     pf, sp = core.purchases, core.spend
     assert pf is not None and sp is not None and core.calibration_end is not None
