@@ -302,11 +302,19 @@ def _run_report(
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
     kernels: list[Any] = []
     sockets: Path | None = None
+    worker: _NotebookWorker | None = None
     try:
         update_marker(tmp, period.label)  # a folder of this tool, of this process, from the start
         # kernel IPC sockets and connection file (it holds the kernel's key): a short absolute path
         # (unix sockets allow ~100 characters), removed with the run
         sockets = Path(tempfile.mkdtemp(prefix=f"rr-kernel-{os.getpid()}-"))
+        # 0. the kernel starts now, in the notebook thread, and imports the report's libraries
+        # while this thread reads the data and computes the metrics (issue 13)
+        nbs = section_notebooks(settings, notebooks_dir)
+        kernel = kernel_name or settings.report.kernel
+        kernel = kernel if _kernel_exists(kernel) else "python3"  # ipykernel's own, in this env
+        worker = _NotebookWorker(kernel, str(nbs[0].parent) if nbs else None,
+                                 _ipc_kernel_manager(sockets, kernels), kernels)
         # 1. data and metrics (fast path, also validates the data before any notebook runs)
         t = time.perf_counter()
         if dataset is None:
@@ -335,30 +343,23 @@ def _run_report(
         # start and one import of pandas/matplotlib/Ibis instead of one per section), then split
         # back into the executed section notebooks kept for audit (retention_report.runbook)
         params = notebook_parameters(period, config_path, data, metrics_path)
-        nbs = section_notebooks(settings, notebooks_dir)
         names = [nb.name for nb in nbs]
         (tmp / "notebooks").mkdir()
-        kernel = kernel_name or settings.report.kernel
-        kernel = kernel if _kernel_exists(kernel) else "python3"  # ipykernel's own, in this env
         joined = tmp / "notebooks" / ".report.ipynb"
         nbformat.write(join_sections(nbs), str(joined))
         clock = SectionClock(names, progress)
         t = time.perf_counter()
         try:
-            _in_worker_thread(lambda: pm.execute_notebook(
+            worker.run(lambda km: pm.execute_notebook(
                 str(joined),
                 str(joined),
                 parameters=params,
                 kernel_name=kernel,
+                km=km,  # started by the worker (its owner: it shuts the kernel down)
                 progress_bar=False,
                 log_output=False,
-                cwd=str(nbs[0].parent) if nbs else None,
-                kernel_manager_class=_ipc_kernel_manager(sockets, kernels),
                 on_cell_execute=clock.on_cell_execute,
-                # jupyter_client interrupts a kernel before shutting it down, which the kernel app
-                # logs as an ERROR on our stderr; cell errors come back as messages, not this log
-                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-            ), kernels)
+            ), meanwhile=_preload_renderers)
         except Exception as exc:  # papermill raises PapermillExecutionError for a failed cell
             clock.abandon()
             failed_nb, cell, count, error = _failure_details(exc, joined, names)
@@ -431,6 +432,8 @@ def _run_report(
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
+        if worker is not None:
+            worker.close()  # a kernel the notebooks never got to (the data were bad …) is shut down
         if sockets is not None:
             shutil.rmtree(sockets, ignore_errors=True)
     # the archive page of the reports folder (reports/index.html); a failure only warns, and a signal
@@ -492,46 +495,99 @@ def _ipc_kernel_manager(sockets: Path, started: list[Any]) -> type:
     return IPCKernelManager
 
 
-def _in_worker_thread(fn: Callable[[], Any], kernels: list[Any]) -> Any:
-    """Run ``fn`` (a papermill execution) in a worker thread and wait for it in the main thread.
+# What the kernel imports while it starts (IPKernelApp.exec_lines, run before the first cell and
+# not counted as one): the libraries of the section notebooks' first cell, so that cell does not
+# wait for them once the metrics are done.
+_KERNEL_WARMUP = ("import matplotlib.pyplot, seaborn, retention_report.notebook, retention_report.context, "
+                  "retention_report.plots, retention_report.tables")
+_KERNEL_ARGS = [
+    # jupyter_client interrupts a kernel before shutting it down, which the kernel app logs as an
+    # ERROR on our stderr; cell errors come back as messages, not this log
+    "--IPKernelApp.log_level=CRITICAL",
+    f"--IPKernelApp.exec_lines={_KERNEL_WARMUP}",
+]
 
-    nbclient installs its own SIGINT/SIGTERM handlers when it runs in the main thread, which swallow
-    Ctrl-C (the notebook runs on) and leave SIGTERM to kill the process without clean-up; in a worker
-    thread it cannot, so the signals reach :class:`_signals_interrupt` here. On an interruption the
-    kernels are killed (the worker then ends with a dead-kernel error, ignored) before re-raising.
-    (Waiting polls an event with ``time.sleep``: ``Thread.join`` interrupted by a signal handler's
-    exception may report a running thread as stopped.)"""
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
 
-    def target() -> None:
+def _preload_renderers() -> None:
+    """Import WeasyPrint (0.6 s) and nbconvert's exporter while the notebooks run, not after."""
+    import nbconvert.exporters.html  # noqa: F401
+    import weasyprint  # noqa: F401
+
+
+class _NotebookWorker:
+    """The thread that runs the report's notebooks. Made before the metrics, it starts the kernel at
+    once — the kernel process imports pandas, matplotlib and the package on the second core while
+    the main thread reads the data and computes the metrics — and then waits for :meth:`run`.
+
+    Papermill runs in this thread, not the main one: nbclient installs its own SIGINT/SIGTERM
+    handlers when it runs in the main thread, which swallow Ctrl-C (the notebook runs on) and leave
+    SIGTERM to kill the process without clean-up; here it cannot, so the signals reach
+    :class:`_signals_interrupt`. The kernel manager lives in this thread's event loop (jupyter_core's
+    ``run_sync``), the one nbclient then uses with it. On an interruption the kernels are killed
+    (the thread then ends with a dead-kernel error, ignored) before re-raising. (Waiting polls an
+    event with ``time.sleep``: ``Thread.join`` interrupted by a signal handler's exception may report
+    a running thread as stopped.)"""
+
+    def __init__(self, kernel_name: str, cwd: str | None, manager_class: type, kernels: list[Any]) -> None:
+        self._kernels = kernels
+        self._job: Callable[[Any], Any] | None = None
+        self._go = threading.Event()
+        self._done = threading.Event()
+        self._outcome: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._target, args=(kernel_name, cwd, manager_class),
+                                         name="retention-report-notebook", daemon=True)
+        self._thread.start()
+
+    def _target(self, kernel_name: str, cwd: str | None, manager_class: type) -> None:
+        from jupyter_core.utils import run_sync
+
+        km = None
         try:
-            outcome["value"] = fn()
+            km = manager_class(kernel_name=kernel_name)
+            run_sync(km.start_kernel)(extra_arguments=list(_KERNEL_ARGS), cwd=cwd)
+            self._go.wait()
+            if self._job is not None:
+                self._outcome["value"] = self._job(km)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            outcome["error"] = exc
+            self._outcome["error"] = exc
         finally:
-            done.set()
+            if km is not None:
+                with contextlib.suppress(Exception):
+                    if run_sync(km.is_alive)():
+                        run_sync(km.shutdown_kernel)()
+            self._done.set()
 
-    worker = threading.Thread(target=target, name="retention-report-notebook", daemon=True)
-    worker.start()
-    try:
-        while not done.is_set():
-            time.sleep(0.05)
-    except BaseException:
-        import logging
-
-        logging.disable(logging.CRITICAL)  # no "Kernel died while waiting for execute reply"
+    def run(self, job: Callable[[Any], Any], meanwhile: Callable[[], None] | None = None) -> Any:
+        """Run ``job(kernel_manager)`` (a papermill execution) in the worker, wait for it here and
+        return its value or raise its error; ``meanwhile`` runs here while the worker works."""
+        self._job = job
+        self._go.set()
         try:
-            _kill_kernels(kernels)
-            deadline = time.monotonic() + 20
-            while not done.is_set() and time.monotonic() < deadline:
+            if meanwhile is not None:
+                meanwhile()
+            while not self._done.is_set():
                 time.sleep(0.05)
-        finally:
-            logging.disable(logging.NOTSET)
-        raise
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
+        except BaseException:
+            import logging
+
+            logging.disable(logging.CRITICAL)  # no "Kernel died while waiting for execute reply"
+            try:
+                _kill_kernels(self._kernels)
+                deadline = time.monotonic() + 20
+                while not self._done.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            finally:
+                logging.disable(logging.NOTSET)
+            raise
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome.get("value")
+
+    def close(self, timeout: float = 20) -> None:
+        """Without a job (the run failed before its notebooks): shut the kernel down; then wait
+        for the thread to end."""
+        self._go.set()
+        self._done.wait(timeout)
 
 
 def _kill_kernels(kernels: list[Any]) -> None:

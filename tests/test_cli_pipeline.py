@@ -207,3 +207,28 @@ def test_several_periods_cannot_share_one_out_folder(csv_file, tmp_path):
                             "--out", str(tmp_path / "one")])
     assert r.exit_code == 2 and "--out names the folder of one report" in r.output
     assert not (tmp_path / "one").exists()
+
+
+@pytest.mark.slow
+def test_a_kernel_started_for_notebooks_that_never_run_is_shut_down(tmp_path):
+    """The report's kernel starts while the data are read (issue 13); when the run fails before its
+    notebooks (bad data), closing the worker shuts that kernel down; with a job, run() returns its
+    value from the worker thread."""
+    from retention_report.pipeline import _ipc_kernel_manager, _NotebookWorker
+
+    kernels: list = []
+    worker = _NotebookWorker("python3", str(tmp_path), _ipc_kernel_manager(tmp_path, kernels), kernels)
+    deadline = time.monotonic() + 60
+    while not (kernels and getattr(getattr(kernels[0], "provisioner", None), "process", None)):
+        assert time.monotonic() < deadline, "the kernel did not start"
+        time.sleep(0.05)
+    process = kernels[0].provisioner.process
+    assert process.poll() is None  # running, waiting for notebooks
+    worker.close()
+    assert process.wait(timeout=30) is not None  # shut down, not left running
+
+    kernels = []
+    worker = _NotebookWorker("python3", str(tmp_path), _ipc_kernel_manager(tmp_path, kernels), kernels)
+    assert worker.run(lambda km: km.kernel_name) == "python3"
+    assert kernels[0].provisioner is None or kernels[0].provisioner.process is None or \
+        kernels[0].provisioner.process.poll() is not None
