@@ -288,7 +288,7 @@ def _run_report(
 
     from .data import open_dataset
     from .render import combine_notebooks, render_html, render_pdf
-    from .runbook import SectionClock, join_sections
+    from .runbook import SectionClock, engine, join_sections
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -356,6 +356,7 @@ def _run_report(
                 parameters=params,
                 kernel_name=kernel,
                 km=km,  # started by the worker (its owner: it shuts the kernel down)
+                engine_name=engine(),  # the executed notebook written once, at the end
                 progress_bar=False,
                 log_output=False,
                 on_cell_execute=clock.on_cell_execute,
@@ -532,7 +533,8 @@ class _NotebookWorker:
         self._kernels = kernels
         self._job: Callable[[Any], Any] | None = None
         self._go = threading.Event()
-        self._done = threading.Event()
+        self._finished = threading.Event()  # the job's outcome is known
+        self._done = threading.Event()  # and the kernel is shut down: the thread ends
         self._outcome: dict[str, Any] = {}
         self._thread = threading.Thread(target=self._target, args=(kernel_name, cwd, manager_class),
                                          name="retention-report-notebook", daemon=True)
@@ -551,6 +553,9 @@ class _NotebookWorker:
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._outcome["error"] = exc
         finally:
+            # the main thread goes on rendering while the kernel shuts down (a second or so);
+            # close() waits for the shutdown
+            self._finished.set()
             if km is not None:
                 with contextlib.suppress(Exception):
                     if run_sync(km.is_alive)():
@@ -565,7 +570,7 @@ class _NotebookWorker:
         try:
             if meanwhile is not None:
                 meanwhile()
-            while not self._done.is_set():
+            while not self._finished.is_set():
                 time.sleep(0.05)
         except BaseException:
             import logging

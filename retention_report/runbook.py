@@ -25,7 +25,7 @@ from typing import Any
 
 import nbformat
 
-__all__ = ["ORIGIN", "join_sections", "split_sections", "failed_cell", "SectionClock"]
+__all__ = ["ORIGIN", "ENGINE", "engine", "join_sections", "split_sections", "failed_cell", "SectionClock"]
 
 ORIGIN = "retention_report"  # cell metadata key: {"section": "03_segments.ipynb", "cell": 4}
 _PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
@@ -120,3 +120,49 @@ class SectionClock:
 
     def abandon(self) -> None:
         self._current = None
+
+
+ENGINE = "retention-report"  # papermill engine name (:func:`engine`)
+
+
+def engine() -> str:
+    """Register (once) and name papermill's nbclient engine, writing the executed notebook once.
+
+    Papermill writes the whole output notebook at the start and at the end of every cell, for
+    watching a long run from outside: a report's joined notebook has ~70 cells and grows to 2 MB of
+    charts, so that was ~140 writes and 1–2 s of the run. This engine writes it when the run ends,
+    successful or not (papermill's ``notebook_complete`` runs in a ``finally``; a failed cell's
+    notebook is written for the audit folder as before)."""
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    if ENGINE in papermill_engines._engines:
+        return ENGINE
+
+    class SaveAtEnd(NotebookExecutionManager):
+        final = False
+
+        def save(self, **kwargs: Any) -> None:
+            if self.final:
+                super().save(**kwargs)
+
+        def notebook_complete(self, **kwargs: Any) -> None:
+            self.final = True
+            super().notebook_complete(**kwargs)
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None,
+                             progress_bar: bool = True, log_output: bool = False,
+                             autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+            nb_man = SaveAtEnd(nb, output_path=output_path, progress_bar=progress_bar,
+                               log_output=log_output, autosave_cell_every=autosave_cell_every)
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+    papermill_engines.register(ENGINE, Engine)
+    return ENGINE

@@ -64,3 +64,31 @@ def test_run_once_split_back_and_the_failure_named_by_section_and_cell(executed)
         assert sum("injected-parameters" in c.metadata.get("tags", []) for c in p.cells) == 1
     assert lines[:3] == ["[1/2] 01_a.ipynb …", lines[1], "[2/2] 02_b.ipynb …"]
     assert lines[1].startswith("[1/2] 01_a.ipynb done in ")
+
+
+@pytest.mark.slow
+def test_the_engine_writes_the_executed_notebook_once_even_when_a_cell_fails(tmp_path, monkeypatch):
+    """Papermill's own engine writes the whole notebook before and after every cell (~140 writes
+    of a growing 2 MB notebook per report); the report's engine writes it once, at the end, with
+    the outputs — and with the error of a failed cell, for the audit folder."""
+    import papermill.engines
+
+    from retention_report.runbook import engine
+
+    writes = []
+    real = papermill.engines.write_ipynb
+    monkeypatch.setattr(papermill.engines, "write_ipynb", lambda nb, path: (writes.append(path), real(nb, path)))
+    src = _nb(tmp_path / "a.ipynb", "x = 1", "print(x + 1)", "y = 2")
+    out = tmp_path / "out.ipynb"
+    pm.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False, engine_name=engine())
+    assert writes == [str(out)]
+    nb = nbformat.read(str(out), as_version=4)
+    assert any("2" in o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+    writes.clear()
+    bad = _nb(tmp_path / "b.ipynb", "x = 1", "raise ValueError('boom')", "y = 2")
+    with pytest.raises(pm.PapermillExecutionError):
+        pm.execute_notebook(str(bad), str(out), kernel_name="python3", progress_bar=False, engine_name=engine())
+    assert 1 <= len(writes) <= 2  # the end of the run (papermill adds its error banner in a second write)
+    nb = nbformat.read(str(out), as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in nb.cells for o in c.get("outputs", []))
