@@ -29,7 +29,7 @@ import pandas as pd
 
 from .config import ConfigError, MetricSettings, Settings, load_settings
 from .data import Dataset, open_dataset
-from .document import metrics_document
+from .document import clean, metrics_document
 from .formatting import SAMPLE_SOURCE, SAMPLE_SOURCE_SHORT
 from .fsio import atomic_path
 from .i18n import set_language
@@ -230,7 +230,14 @@ class ReportContext:
 
     @property
     def kpis(self) -> dict[str, Any]:
-        return self.doc["kpis"]
+        """The period's KPIs (metrics.json's ``kpis``): from the document when it is at hand (a
+        report run's metrics.json, or computed before), else computed alone — a notebook asking
+        for the headline numbers does not pay for the cohorts and the prediction (issue 13)."""
+        if "doc" in self.__dict__ or (self.metrics_path and Path(self.metrics_path).is_file()):
+            return self.doc["kpis"]
+        self.ds.quality.require_overlap(self.period, self.ds.source_name)  # as doc does
+        kpis: dict[str, Any] = clean(self.kpis_of([self.period])[0])  # rounded as in metrics.json
+        return kpis
 
     @property
     def complete(self) -> bool:

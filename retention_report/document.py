@@ -26,7 +26,7 @@ from .periods import Period
 if TYPE_CHECKING:
     from .data import Dataset
 
-__all__ = ["metrics_document", "settings_block", "SETTINGS_KEYS"]
+__all__ = ["metrics_document", "settings_block", "clean", "SETTINGS_KEYS"]
 
 # metrics.json "settings": the metric conventions in force, in the contract's key order
 SETTINGS_KEYS = ("activity_window_days", "split_basis", "cohort_grain", "cohort_count", "lookback_months",
@@ -39,12 +39,12 @@ def settings_block(metrics: MetricSettings) -> dict[str, Any]:
     return {k: data[k] for k in SETTINGS_KEYS}
 
 
-def _clean(v: Any) -> Any:
+def clean(v: Any) -> Any:
     """JSON-safe: NaN → None, numpy scalars → Python, rounding money noise."""
     if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
+        return {k: clean(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
+        return [clean(x) for x in v]
     if isinstance(v, (np.integer,)):
         return int(v)
     if isinstance(v, (np.floating, float)):
@@ -153,5 +153,5 @@ def metrics_document(
     if extra:
         doc.update(extra)
     doc["findings"] = findings(doc)
-    cleaned: dict[str, Any] = _clean(doc)
+    cleaned: dict[str, Any] = clean(doc)
     return cleaned

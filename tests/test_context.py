@@ -138,3 +138,13 @@ def test_a_notebook_opened_with_a_relative_period_takes_today_in_the_report_time
     today = datetime.now(UTC).astimezone(ZoneInfo("Pacific/Kiritimati")).date()
     year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
     assert ctx.period.label == f"{year}-{month:02d}"
+
+
+def test_a_notebook_asking_for_the_kpis_does_not_compute_the_whole_document(config):
+    """In JupyterLab `ctx.kpis` is the headline numbers only (issue 13): no cohorts, no prediction;
+    the same values, rounded the same way, as metrics.json's `kpis` computed afterwards."""
+    ctx = open_report("2024-Q1", str(config))
+    kpis = ctx.kpis
+    assert "doc" not in ctx.__dict__
+    assert {key[0] for key in ctx._cache} == {"kpis"}  # nothing else was computed
+    assert kpis == ctx.doc["kpis"]
