@@ -134,9 +134,13 @@ def engine() -> str:
     successful or not (papermill's ``notebook_complete`` runs in a ``finally``; a failed cell's
     notebook is written for the audit folder as before)."""
     from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+    from papermill.exceptions import PapermillException
 
-    if ENGINE in papermill_engines._engines:
-        return ENGINE
+    try:
+        papermill_engines.get_engine(ENGINE)
+        return ENGINE  # registered by an earlier run of this process
+    except PapermillException:
+        pass
 
     class SaveAtEnd(NotebookExecutionManager):
         final = False

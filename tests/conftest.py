@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import matplotlib
 import pandas as pd
 import pytest
-from helpers import REPO
+from helpers import REPO, SMALL_CSV
 
 matplotlib.use("Agg")
 
@@ -56,3 +58,32 @@ def _no_smtp_password_leak(monkeypatch):
     monkeypatch.delenv("RETENTION_REPORT_SMTP_PASSWORD", raising=False)
     os.environ.setdefault("MPLBACKEND", "Agg")
     yield
+
+
+@pytest.fixture()
+def csv_file(tmp_path) -> Path:
+    """helpers.SMALL_CSV as a file."""
+    p = tmp_path / "payments.csv"
+    p.write_text(SMALL_CSV)
+    return p
+
+
+@pytest.fixture
+def fake_make_env(tmp_path):
+    """A working folder with a fake, up-to-date venv whose `retention-report` only records its
+    arguments (one JSON list per call): the Makefile's recipes run for real, nothing heavy does.
+    Run make there with helpers.run_make."""
+    if not shutil.which("make"):  # pragma: no cover
+        pytest.skip("make is not installed")
+    work = tmp_path / "work"
+    (work / "venv" / "bin").mkdir(parents=True)
+    (work / "pyproject.toml").write_text("")
+    os.utime(work / "pyproject.toml", (1_000_000_000, 1_000_000_000))
+    (work / "venv" / ".installed-stamp").write_text("")
+    calls = work / "calls.jsonl"
+    cli = work / "venv" / "bin" / "retention-report"
+    cli.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                   f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    cli.chmod(0o755)
+    (work / "venv" / "bin" / "python").symlink_to(sys.executable)
+    return work, calls

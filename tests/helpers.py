@@ -4,6 +4,8 @@ hand-counted payment log several test modules share. Fixtures live in ``conftest
 
 from __future__ import annotations
 
+import os
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -116,3 +118,25 @@ def section_notebook(path: Path, body: str) -> None:
     nb.cells = [params, nbformat.v4.new_markdown_cell("## Section"), nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
+
+
+# a small hand-countable log: customers a (acquired 2023-11), b (2024-02), c (2023-01), d (2024-03-31)
+SMALL_CSV = """customer_id,paid_at,amount
+a,2023-11-05 10:00:00,100
+a,2024-01-10 10:00:00,50
+a,2024-01-10 15:00:00,30
+b,2024-02-01 09:00:00,200
+b,2024-03-15 09:00:00,20
+b,2024-03-20 09:00:00,-20
+c,2023-01-01 09:00:00,10
+d,2024-03-31 23:59:59,5
+"""
+
+
+def run_make(work: Path, *args: str, makefile: Path | None = None) -> subprocess.CompletedProcess:
+    """``make -s`` in ``work`` with the repository's Makefile (or ``makefile``) and the fake venv of
+    the ``fake_make_env`` fixture; make variables of the calling shell are not passed on."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MAKE") and k not in ("PERIOD", "PERIODS", "CONFIG", "DATA", "AS_OF", "TO", "DRY_RUN")}
+    return subprocess.run(["make", "-s", "-f", str(makefile or REPO / "Makefile"), "VENV=venv", *args], cwd=work,
+                          capture_output=True, text=True, timeout=60, env=env)

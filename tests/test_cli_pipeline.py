@@ -19,25 +19,6 @@ REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "retention_report.cli"]
 runner = CliRunner()
 
-CSV = """customer_id,paid_at,amount
-a,2023-11-05 10:00:00,100
-a,2024-01-10 10:00:00,50
-a,2024-01-10 15:00:00,30
-b,2024-02-01 09:00:00,200
-b,2024-03-15 09:00:00,20
-b,2024-03-20 09:00:00,-20
-c,2023-01-01 09:00:00,10
-d,2024-03-31 23:59:59,5
-"""
-
-
-@pytest.fixture()
-def csv_file(tmp_path) -> Path:
-    p = tmp_path / "payments.csv"
-    p.write_text(CSV)
-    return p
-
-
 def test_malformed_period_fails_fast_before_anything_runs(tmp_path):
     t0 = time.perf_counter()
     r = subprocess.run([*CLI, "run", "--period", "2024-Q5", "--out", str(tmp_path / "out")],

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import section_notebook
+from helpers import run_make, section_notebook
 
 from retention_report.config import load_settings
 
@@ -383,32 +383,6 @@ def test_re_rendering_keeps_the_email_log_and_replaces_only_reports(tmp_path):
 
 # ------------------------------------------------------------------------- Makefile variables
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def fake_make_env(tmp_path):
-    """A working folder with a fake, up-to-date venv whose `retention-report` only records its
-    arguments (one JSON list per call): the Makefile's recipes run for real, nothing heavy does."""
-    if not shutil.which("make"):  # pragma: no cover
-        pytest.skip("make is not installed")
-    work = tmp_path / "work"
-    (work / "venv" / "bin").mkdir(parents=True)
-    (work / "pyproject.toml").write_text("")
-    os.utime(work / "pyproject.toml", (1_000_000_000, 1_000_000_000))
-    (work / "venv" / ".installed-stamp").write_text("")
-    calls = work / "calls.jsonl"
-    cli = work / "venv" / "bin" / "retention-report"
-    cli.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                   f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
-    cli.chmod(0o755)
-    (work / "venv" / "bin" / "python").symlink_to(sys.executable)
-    return work, calls
-
-
-def _make(work: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "-s", "-f", str(REPO / "Makefile"), "VENV=venv", *args], cwd=work,
-                          capture_output=True, text=True, timeout=60)
 
 
 def _payloads(target: Path) -> list[str]:
@@ -428,7 +402,7 @@ def test_no_make_variable_reaches_a_shell(fake_make_env, tmp_path, target, var):
     pwned = tmp_path / "pwned"
     for payload in _payloads(pwned):
         values = {"PERIOD": "2024-Q1", "PERIODS": "2024-Q1 2024-Q2", var: payload}
-        _make(work, target, *[f"{k}={v}" for k, v in values.items()])
+        run_make(work, target, *[f"{k}={v}" for k, v in values.items()])
         assert not pwned.exists(), (var, payload)
     assert not list(work.glob("*touch*"))
 
@@ -436,11 +410,11 @@ def test_no_make_variable_reaches_a_shell(fake_make_env, tmp_path, target, var):
 def test_make_passes_values_as_single_arguments(fake_make_env):
     work, calls = fake_make_env
     period, data, cfg, to = "2024-Q1", "my data/pay ments*.csv", "cfg dir/it's.toml", 'Jane "J" <j@x.example>, b@x.example'
-    r = _make(work, "report", f"PERIOD={period}", f"DATA={data}", f"CONFIG={cfg}")
+    r = run_make(work, "report", f"PERIOD={period}", f"DATA={data}", f"CONFIG={cfg}")
     assert r.returncode == 0, r.stderr
-    r = _make(work, "email", f"PERIOD={period}", f"DATA={data}", f"CONFIG={cfg}", f"TO={to}", "DRY_RUN=1")
+    r = run_make(work, "email", f"PERIOD={period}", f"DATA={data}", f"CONFIG={cfg}", f"TO={to}", "DRY_RUN=1")
     assert r.returncode == 0, r.stderr
-    r = _make(work, "reports", "PERIODS=2024-Q1  2024-Q2", f"DATA={data}")
+    r = run_make(work, "reports", "PERIODS=2024-Q1  2024-Q2", f"DATA={data}")
     assert r.returncode == 0, r.stderr
     got = [json.loads(line) for line in calls.read_text().splitlines()]
     assert got == [
@@ -450,7 +424,7 @@ def test_make_passes_values_as_single_arguments(fake_make_env):
         # several periods: one run (the data read once), split at spaces only
         ["run", "--period", "2024-Q1", "--period", "2024-Q2", "--data", data],
     ]
-    r = _make(work, "report")
+    r = run_make(work, "report")
     assert r.returncode == 2 and "PERIOD is required" in r.stderr
-    r = _make(work, "help")
+    r = run_make(work, "help")
     assert r.returncode == 0 and "report" in r.stdout

@@ -19,32 +19,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from helpers import REPO, run_make
 from typer.testing import CliRunner
 
 from retention_report import cli
 from retention_report.cli import app
 
-REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
-
-CSV = """customer_id,paid_at,amount
-a,2023-11-05 10:00:00,100
-a,2024-01-10 10:00:00,50
-a,2024-01-10 15:00:00,30
-b,2024-02-01 09:00:00,200
-b,2024-03-15 09:00:00,20
-b,2024-03-20 09:00:00,-20
-c,2023-01-01 09:00:00,10
-d,2024-03-31 23:59:59,5
-"""
-
-
-@pytest.fixture()
-def csv_file(tmp_path) -> Path:
-    p = tmp_path / "payments.csv"
-    p.write_text(CSV)
-    return p
-
 
 def _folders(path: Path) -> list[str]:
     """The report folders in ``path`` (the archive page, index.html, may sit next to them)."""
@@ -269,38 +250,13 @@ def test_email_command_takes_as_of(csv_file, tmp_path, monkeypatch):
 
 # -------------------------------------------------------------------------------------------- make
 
-@pytest.fixture
-def fake_cli(tmp_path):
-    """A folder with a fake, up-to-date venv whose `retention-report` records its arguments."""
-    if not shutil.which("make"):  # pragma: no cover
-        pytest.skip("make is not installed")
-    work = tmp_path / "work"
-    (work / "venv" / "bin").mkdir(parents=True)
-    (work / "pyproject.toml").write_text("")
-    os.utime(work / "pyproject.toml", (1_000_000_000, 1_000_000_000))
-    (work / "venv" / ".installed-stamp").write_text("")
-    calls = work / "calls.jsonl"
-    exe = work / "venv" / "bin" / "retention-report"
-    exe.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                   f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
-    exe.chmod(0o755)
-    (work / "venv" / "bin" / "python").symlink_to(sys.executable)
-    return work, calls
-
-
-def _make(work: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k not in ("CONFIG", "DATA", "AS_OF")}
-    return subprocess.run(["make", "-s", "-f", str(REPO / "Makefile"), "VENV=venv", *args], cwd=work,
-                          capture_output=True, text=True, timeout=60, env=env)
-
-
-def test_make_passes_relative_periods_and_as_of(fake_cli):
-    work, calls = fake_cli
-    assert _make(work, "email", "PERIOD=last-month").returncode == 0
-    assert _make(work, "report", "PERIOD=last-quarter", "AS_OF=2026-11-23").returncode == 0
-    assert _make(work, "metrics", "PERIOD=this-month", "AS_OF=2026-11-23").returncode == 0
-    assert _make(work, "email", "PERIOD=last-month", "AS_OF=2026-11-23", "DRY_RUN=1").returncode == 0
-    assert _make(work, "reports", "PERIODS=last-month last-quarter", "AS_OF=2026-11-23").returncode == 0
+def test_make_passes_relative_periods_and_as_of(fake_make_env):
+    work, calls = fake_make_env
+    assert run_make(work, "email", "PERIOD=last-month").returncode == 0
+    assert run_make(work, "report", "PERIOD=last-quarter", "AS_OF=2026-11-23").returncode == 0
+    assert run_make(work, "metrics", "PERIOD=this-month", "AS_OF=2026-11-23").returncode == 0
+    assert run_make(work, "email", "PERIOD=last-month", "AS_OF=2026-11-23", "DRY_RUN=1").returncode == 0
+    assert run_make(work, "reports", "PERIODS=last-month last-quarter", "AS_OF=2026-11-23").returncode == 0
     got = [json.loads(line) for line in calls.read_text().splitlines()]
     assert got == [
         ["email", "--period", "last-month"],
@@ -312,11 +268,11 @@ def test_make_passes_relative_periods_and_as_of(fake_cli):
     ]
 
 
-def test_make_help_names_as_of_and_relative_periods(fake_cli):
-    work, _ = fake_cli
-    r = _make(work, "help")
+def test_make_help_names_as_of_and_relative_periods(fake_make_env):
+    work, _ = fake_make_env
+    r = run_make(work, "help")
     assert r.returncode == 0 and "AS_OF=" in r.stdout
-    r = _make(work, "email")
+    r = run_make(work, "email")
     assert r.returncode == 2 and "last-month" in r.stderr
 
 
