@@ -56,7 +56,7 @@ from .formatting import (
     source_label,
 )
 from .fsio import write_atomic
-from .i18n import N_, _, get_language, ngettext, set_language
+from .i18n import N_, _, get_language, install_gettext, set_language
 from .outputs import MARKER, content_differences, content_record, is_report_folder, read_marker
 from .periods import Period, PeriodError, month_index, parse_period
 
@@ -432,8 +432,7 @@ def _jinja(templates: Sequence[Path]) -> Any:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.globals.update(_=_, ngettext=ngettext)
-    return env
+    return install_gettext(env)
 
 
 def _template_dirs(settings: Any) -> list[Path]:

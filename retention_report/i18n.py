@@ -50,6 +50,7 @@ __all__ = [
     "ngettext",
     "pgettext",
     "N_",
+    "install_gettext",
 ]
 
 LANGUAGES = ("en", "ru", "de")
@@ -170,6 +171,15 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def pgettext(context: str, message: str) -> str:
     """``message`` in the current language, in ``context`` (one English word, two meanings)."""
     return translations().pgettext(context, message)
+
+
+def install_gettext(env: Any) -> Any:
+    """Give a Jinja environment the reader's words: ``{{ _("…%(name)s", name=…) }}`` and
+    ``ngettext`` in the current language (Jinja's i18n extension, new-style), before its templates
+    are first loaded. Returns ``env``."""
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(gettext=_, ngettext=ngettext, newstyle=True)
+    return env
 
 
 def N_(message: str) -> str:

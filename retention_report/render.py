@@ -18,7 +18,7 @@ from typing import Any
 
 import nbformat
 
-from .i18n import _, ngettext
+from .i18n import _, install_gettext
 from .paths import TEMPLATES_DIR
 
 __all__ = [
@@ -147,9 +147,7 @@ def render_html(nb: nbformat.NotebookNode, report: Mapping[str, Any],
         extra_template_basedirs=[str(templates_dir or TEMPLATES_DIR)],
     )
     # the template's words in [report] language (i18n.py), before the template is first loaded
-    env = exporter.environment
-    env.add_extension("jinja2.ext.i18n")
-    env.install_gettext_callables(gettext=_, ngettext=ngettext, newstyle=True)
+    install_gettext(exporter.environment)
     body, _resources = exporter.from_notebook_node(nb, resources={"report": dict(report)})
     body = add_toc(body)
     check_self_contained(body)

@@ -30,7 +30,7 @@ from ..formatting import (
     report_title,
 )
 from ..fsio import write_atomic
-from ..i18n import _, get_language, ngettext, set_language
+from ..i18n import _, get_language, install_gettext, set_language
 from ..paths import TEMPLATES_DIR as _TEMPLATES
 from ..periods import Period
 from .addresses import MailError, Recipients, bare, recipients_from, validate_address
@@ -53,11 +53,9 @@ def _jinja():
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
     )
     # the words of the templates in [report] language (i18n.py); new-style: _("%(name)s", name=…)
-    env.install_gettext_callables(gettext=_, ngettext=ngettext, newstyle=True)  # type: ignore[attr-defined]
-    return env
+    return install_gettext(env)
 
 
 def _kpi_rows(doc: dict[str, Any], currency: str) -> list[dict[str, Any]]:
