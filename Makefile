@@ -38,26 +38,45 @@ cli_args = $${CONFIG:+--config "$$CONFIG"} $${DATA:+--data "$$DATA"}
 # AS_OF=YYYY-MM-DD: the day a relative PERIOD (last-month …) counts from, instead of today
 as_of_arg = $${AS_OF:+--as-of "$$AS_OF"}
 
-# `make report` installs only what reports need; `make test`/`lint`/`bench` add the test extras
-# (PySpark, Playwright, mypy …) and `make lab` JupyterLab, each once (its own stamp)
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+# `make report` installs only what reports need (requirements/app.lock); `make test`/`lint`/`bench`
+# and `make lab` the development set (requirements/dev.lock: the test extras, JupyterLab), each once
+# (its own stamp). Both locks pin every package with its hashes: each fresh install is the same
+# product. `make lock` compiles them again from pyproject's ranges (README "Dependencies").
+APP_LOCK := requirements/app.lock
+DEV_LOCK := requirements/dev.lock
+# pip prints each package it collects (progress during the first minute); no bars in logs
+PIP_INSTALL = $(PY) -m pip install --disable-pip-version-check --progress-bar off --require-hashes --no-deps
+
+$(STAMP): pyproject.toml $(APP_LOCK)
+	@test -x $(PY) || { echo "creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing the locked packages ($(APP_LOCK), $$(grep -c '==' $(APP_LOCK)) packages) into $(VENV): about a minute on a fresh machine"
+	$(PIP_INSTALL) -r $(APP_LOCK)
+	@# the package itself, built with the locked setuptools/babel (no download of build tools)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@# the editable install runs from the checkout: compile its message catalogs (.po → .mo) in place
 	$(PY) -c "from retention_report.i18n import compile_catalogs; compile_catalogs()"
 	$(CLI) kernel --name "$$KERNEL" >/dev/null
 	@# in a git checkout: notebooks stripped of outputs on commit, diffed by cell (retention_report/gitsetup.py)
-	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
-		$(PY) -m pip install --quiet -e ".[git]" && $(CLI) git-setup . >/dev/null; fi
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then $(CLI) git-setup . >/dev/null; fi
 	@rm -f $(TEST_STAMP)
 	@touch $(STAMP)
 	@echo "environment ready in $(VENV) (Jupyter kernel '$(KERNEL)')"
 
-$(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[test]"
+$(TEST_STAMP): $(STAMP) $(DEV_LOCK)
+	@echo "installing the development set ($(DEV_LOCK): tests, lint, JupyterLab) into $(VENV)"
+	$(PIP_INSTALL) -r $(DEV_LOCK)
 	@touch $(TEST_STAMP)
 
+.PHONY: lock
+## Compile requirements/*.lock again from pyproject's ranges (newest versions; review, test, commit)
+lock: setup-test
+	@# dev first; the application's set is constrained to the same versions (app ⊂ dev)
+	$(VENV)/bin/uv pip compile --quiet --upgrade pyproject.toml requirements/build.in requirements/tools.in --extra git --extra test --extra lab \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes -o $(DEV_LOCK)
+	$(VENV)/bin/uv pip compile --quiet pyproject.toml requirements/build.in --extra git -c $(DEV_LOCK) \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes -o $(APP_LOCK)
+	@git diff --stat -- requirements/ 2>/dev/null || true
+	@echo "locks compiled: run make test (it reinstalls), update environment.yml's pins (tests/test_packaging.py says which), commit"
 
 # PERIOD is checked before anything is installed or computed
 .PHONY: _need_period
@@ -116,8 +135,7 @@ sample: setup
 
 .PHONY: lab
 ## Open JupyterLab on notebooks/explore.ipynb, kernel retention-report with package edits autoreloaded (installs it on first use)
-lab: setup
-	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet -e ".[lab]"
+lab: setup-test
 	@$(CLI) kernel --name "$$KERNEL" >/dev/null
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/explore.ipynb
 
