@@ -51,6 +51,7 @@ $(STAMP): pyproject.toml $(APP_LOCK)
 	@test -x $(PY) || { echo "creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
 	@echo "installing the locked packages ($(APP_LOCK), $$(grep -c '==' $(APP_LOCK)) packages) into $(VENV): about a minute on a fresh machine"
 	$(PIP_INSTALL) -r $(APP_LOCK)
+	$(PY) -m pip check
 	@# the package itself, built with the locked setuptools/babel (no download of build tools)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@# the editable install runs from the checkout: compile its message catalogs (.po → .mo) in place
@@ -65,6 +66,8 @@ $(STAMP): pyproject.toml $(APP_LOCK)
 $(TEST_STAMP): $(STAMP) $(DEV_LOCK)
 	@echo "installing the development set ($(DEV_LOCK): tests, lint, JupyterLab) into $(VENV)"
 	$(PIP_INSTALL) -r $(DEV_LOCK)
+	@# the lock is installed without resolving (--no-deps): pip checks that it is complete and consistent
+	$(PY) -m pip check
 	@touch $(TEST_STAMP)
 
 .PHONY: lock
@@ -75,8 +78,9 @@ lock: setup-test
 		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes -o $(DEV_LOCK)
 	$(VENV)/bin/uv pip compile --quiet pyproject.toml requirements/build.in --extra git -c $(DEV_LOCK) \
 		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes -o $(APP_LOCK)
-	@git diff --stat -- requirements/ 2>/dev/null || true
-	@echo "locks compiled: run make test (it reinstalls), update environment.yml's pins (tests/test_packaging.py says which), commit"
+	$(PY) scripts/pin_environment.py
+	@git diff --stat -- requirements/ environment.yml 2>/dev/null || true
+	@echo "locks compiled and environment.yml pinned: read the diff, run make test (it reinstalls), commit"
 
 # PERIOD is checked before anything is installed or computed
 .PHONY: _need_period

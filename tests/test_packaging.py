@@ -46,11 +46,74 @@ def _bounds(req: str) -> str:
     return re.sub(r"\s+", "", re.sub(r"^[A-Za-z0-9_.\-]+(\[[^\]]*\])?", "", req))
 
 
-def test_environment_yml_matches_pyproject():
-    pip, conda = _pip_deps(), _conda_deps()
+def _locked(name: str) -> dict[str, str]:
+    """``requirements/<name>.lock``: {package: version} (names normalised as PyPI does)."""
+    text = (REPO / "requirements" / f"{name}.lock").read_text()
+    return {_normalise(n): v for n, v in re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s\\]+)", text, re.M)}
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _hashes(name: str) -> dict[str, set[str]]:
+    text = (REPO / "requirements" / f"{name}.lock").read_text()
+    blocks = re.split(r"^(?=[A-Za-z0-9])", text, flags=re.M)
+    return {_normalise(b.split("==")[0]): set(re.findall(r"--hash=(sha256:[0-9a-f]{64})", b))
+            for b in blocks if "==" in b.split("\n")[0]}
+
+
+def test_environment_yml_matches_pyproject_and_the_lock():
+    """environment.yml names pyproject's runtime dependencies, each pinned to the version
+    requirements/app.lock holds (issue 25: a conda environment is the same product as `make setup`)."""
+    from packaging.specifiers import SpecifierSet
+
+    pip, conda, lock = _pip_deps(), _conda_deps(), _locked("app")
     assert set(pip) == set(conda), f"only in pyproject: {set(pip) - set(conda)}; only in environment.yml: {set(conda) - set(pip)}"
+    pypi_names = {v: k for k, v in CONDA_NAMES.items()}
     for name in pip:
-        assert _bounds(pip[name]) == _bounds(conda[name]), f"{name}: {pip[name]!r} vs {conda[name]!r}"
+        version = lock[_normalise(pypi_names.get(name, name))]
+        assert _bounds(conda[name]) == f"=={version}", f"environment.yml {conda[name]!r}: the lock has {version}"
+        assert version in SpecifierSet(_bounds(pip[name]).split(";")[0]), f"{name} {version} is outside pyproject's {pip[name]!r}"
+
+
+def test_the_locks_pin_every_dependency_with_hashes_and_agree():
+    """requirements/app.lock (make setup) is the runtime part of dev.lock (make test, make lab): the same
+    versions and hashes; every direct dependency of pyproject, extras included, is pinned within its
+    range; every pin carries hashes (pip installs them with --require-hashes)."""
+    from packaging.requirements import Requirement
+
+    app, dev = _locked("app"), _locked("dev")
+    app_hashes, dev_hashes = _hashes("app"), _hashes("dev")
+    assert app and set(app) <= set(dev)
+    for name, version in app.items():
+        assert dev[name] == version, f"{name}: app.lock {version}, dev.lock {dev[name]}"
+        assert app_hashes[name] and app_hashes[name] == dev_hashes[name], f"{name}: hashes differ or missing"
+    assert all(dev_hashes[name] for name in dev), "a dev.lock pin without hashes"
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for group, lock in [(project["dependencies"], app), *[(v, dev) for v in project["optional-dependencies"].values()]]:
+        for req in map(Requirement, group):
+            name = _normalise(req.name)
+            assert name in lock, f"{req} is not locked"
+            assert lock[name] in req.specifier, f"{name} {lock[name]} is outside {req}"
+    makefile = (REPO / "Makefile").read_text()
+    assert "--require-hashes" in makefile and "-r $(APP_LOCK)" in makefile and "-r $(DEV_LOCK)" in makefile
+
+
+def test_the_environment_make_built_holds_the_locked_versions():
+    """In the .venv `make test` built, every installed package listed in dev.lock has the locked
+    version, and nothing that the lock lacks is installed but pip's own tools and the package
+    itself (issue 25: installed versions equal the lock)."""
+    from importlib import metadata
+
+    if Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
+        pytest.skip("not the project's .venv (make setup-test builds it from the lock)")
+    lock = _locked("dev")
+    installed = {_normalise(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    wrong = {n: (installed.get(n), v) for n, v in lock.items() if installed.get(n) != v}
+    assert not wrong, f"installed vs locked: {wrong}"
+    extra = set(installed) - set(lock) - {"pip", "retention-report"}
+    assert not extra, f"installed but not locked: {sorted(extra)}"
 
 
 def test_environment_yml_installs_the_package():
