@@ -77,8 +77,10 @@ def fake_make_env(tmp_path):
         pytest.skip("make is not installed")
     work = tmp_path / "work"
     (work / "venv" / "bin").mkdir(parents=True)
-    (work / "pyproject.toml").write_text("")
-    os.utime(work / "pyproject.toml", (1_000_000_000, 1_000_000_000))
+    (work / "requirements").mkdir()
+    for name in ("pyproject.toml", "requirements/app.lock", "requirements/dev.lock"):  # older than the stamps
+        (work / name).write_text("")
+        os.utime(work / name, (1_000_000_000, 1_000_000_000))
     (work / "venv" / ".installed-stamp").write_text("")
     calls = work / "calls.jsonl"
     cli = work / "venv" / "bin" / "retention-report"
