@@ -148,13 +148,15 @@ def run(
         if p not in periods:  # last-quarter and 2026-Q3 are one report
             periods.append(p)
     targets = [_out_dir(settings, p, out) for p in periods]
+    from .pipeline import NotebookFailed, report_writes, run_report
+
+    writes = report_writes(settings, Path(notebooks) if notebooks else None)
     try:
         for target in targets:
-            check_report_out(target)  # before any work: nothing the user owns is replaced
+            check_report_out(target, writes)  # before any work: nothing the user owns is replaced
     except OutputError as exc:
         _fail(str(exc), 2)
     from .data import DataError, open_dataset
-    from .pipeline import NotebookFailed, run_report
 
     _announce_sample(settings)
     dataset = None
