@@ -468,9 +468,12 @@ app.add_typer(cache_app, name="cache")
 def cache_clear(config: ConfigOpt = "") -> None:
     """Remove the cached derived tables (a source's next load validates and derives them again)."""
     settings = _settings(config, "")
-    from .data.cache import cache_dir, clear
+    from .data.cache import CacheError, cache_dir, clear
 
-    n = clear(settings)
+    try:
+        n = clear(settings)  # only files it proves are its cache files; never a folder with others
+    except CacheError as exc:
+        _fail(str(exc), 2)
     typer.echo(f"removed {n} cached table file(s) from {cache_dir(settings)}")
 
 
