@@ -179,13 +179,18 @@ def carry_user_entries(old: Path, new: Path, entries: list[str]) -> None:
         if dst.exists() or dst.is_symlink():
             raise OutputError(f"cannot keep {src}: the new report writes a file of that name; "
                               "move it out of the report folder and run again")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_symlink():
-            os.symlink(os.readlink(src), dst)
-        elif src.is_dir():
-            shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(str(src), str(dst))
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+            elif src.is_dir():
+                shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(str(src), str(dst))
+        except (OSError, shutil.Error) as exc:  # unreadable, disk full: the old report stays as it is
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+            raise OutputError(f"the report was not replaced: {src}, a file you added to the report folder, could "
+                              f"not be kept in the new report ({reason}); the previous report is untouched") from None
 
 
 def _link_or_copy(src: str, dst: str) -> str:

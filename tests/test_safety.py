@@ -541,3 +541,24 @@ def test_re_rendering_a_period_keeps_the_board_notes_and_the_extra_notebook(tmp_
     assert {rel: (out / rel).read_bytes() for rel in mine} == mine
     assert (out / "latest-notes").is_symlink() and (out / "report.pdf").is_file()
     assert (out / "notebooks" / "01_summary.ipynb").is_file()
+
+
+def test_a_user_file_that_cannot_be_kept_stops_the_swap_and_keeps_the_old_report(tmp_path, monkeypatch):
+    from retention_report import outputs
+    from retention_report.outputs import OutputError
+    from retention_report.pipeline import _swap_into_place
+
+    final = tmp_path / "2024-Q1"
+    previous = _fake_report(final)
+    (final / "board-notes.txt").write_text("mine")
+    tmp = tmp_path / ".2024-Q1.tmp-1-x"
+    _new_report(tmp)
+
+    def full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs, "_link_or_copy", full)
+    with pytest.raises(OutputError, match="board-notes.txt.*No space left"):
+        _swap_into_place(tmp, final)
+    assert (final / "board-notes.txt").read_text() == "mine"
+    assert {k: (final / k).read_bytes() for k in previous} == previous
