@@ -329,3 +329,21 @@ def test_duckdb_file_sources_are_not_cached(tmp_path):
     assert cache.cache_key(s) is None
     open_dataset(s, now=NOW)
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_cache_file_without_usable_tables_is_replaced(settings, tmp_path, capfd):
+    import duckdb
+
+    expected = period_kpis(open_dataset(settings, now=NOW), Q1)
+    [path] = list((tmp_path / "cache").glob("*.duckdb"))
+    path.unlink()
+    con = duckdb.connect(str(path))  # names the tool, but holds no derived tables
+    con.execute("CREATE TABLE rr_cache_ident AS SELECT 'retention-report' AS tool, 'derived-tables' AS kind, "
+                "2 AS format")
+    con.execute("CREATE TABLE meta AS SELECT '{\"quality\": {}}' AS meta")
+    con.close()
+    capfd.readouterr()
+    assert period_kpis(open_dataset(settings, now=NOW), Q1) == expected
+    err = capfd.readouterr().err
+    assert err.count("warning:") == 1 and "Traceback" not in err
+    assert open_dataset(settings, now=NOW).quality.cached_at is not None

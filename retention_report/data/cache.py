@@ -46,6 +46,7 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,9 @@ def lookup(con: Any, settings: Settings, key: str | None, today: str) -> CacheEn
         if ident.empty or ident.iloc[0]["tool"] != "retention-report" or int(ident.iloc[0]["format"]) != CACHE_FORMAT:
             raise ValueError("not a cache file of this format")
         meta = json.loads(con.table("meta", database=(_ALIAS, "main")).execute().iloc[0, 0])
+        q = meta["quality"]  # what a warm load reads: a file without it is not a usable cache file
+        _ = (q["rows_read"], q["rows_used"], dict(q["rows_dropped"]), q["first_payment"], q["last_payment"],
+             datetime.fromisoformat(meta["now"]))
         if meta.get("future_dropped") and meta.get("validated_on") != today:
             _exec(con, f"DETACH {_ALIAS}")
             return None
