@@ -347,3 +347,22 @@ def test_a_cache_file_without_usable_tables_is_replaced(settings, tmp_path, capf
     err = capfd.readouterr().err
     assert err.count("warning:") == 1 and "Traceback" not in err
     assert open_dataset(settings, now=NOW).quality.cached_at is not None
+
+
+def test_the_sample_folder_inside_the_cache_folder_is_left_alone(tmp_path, monkeypatch):
+    """Installed and run in the home folder, ~/.cache/retention-report holds the sample and the cache."""
+    from retention_report import paths
+    from retention_report.data import cache
+
+    folder = tmp_path / ".cache" / "retention-report"
+    sample = folder / "sample" / "payments.parquet"
+    sample.parent.mkdir(parents=True)
+    sample.write_bytes(b"PAR1")
+    monkeypatch.setattr(paths, "SAMPLE_PATH", sample)
+    p = tmp_path / "p.csv"
+    p.write_text(ROWS)
+    s = load_settings(None, **{"source.path": str(p), "engine.cache_dir": str(folder)})
+    open_dataset(s, now=NOW)
+    assert len([f for f in folder.glob("*.duckdb") if cache.is_cache_file(f)]) == 1
+    assert cache.clear(s) == 1
+    assert sample.read_bytes() == b"PAR1" and not list(folder.glob("*.duckdb"))

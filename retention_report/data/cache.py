@@ -212,10 +212,22 @@ def _adoptable(folder: Path) -> bool:
     """An existing folder the tool may make its cache: empty, or holding only proven cache files
     (a cache folder of an older version, which wrote no marker)."""
     try:
-        entries = list(folder.iterdir())
+        entries = [e for e in folder.iterdir() if not _is_sample_folder(e)]
     except OSError:
         return False
     return all(_NAME.match(e.name) and is_cache_file(e) for e in entries)
+
+
+def _is_sample_folder(entry: Path) -> bool:
+    """The embedded sample's folder (installed: ``~/.cache/retention-report/sample/``, inside the
+    default cache folder when the tool runs in the home folder): left alone, neither "other files"
+    nor removed by ``cache clear``."""
+    from ..paths import SAMPLE_PATH
+
+    try:
+        return entry.is_dir() and not entry.is_symlink() and entry.resolve() == SAMPLE_PATH.parent.resolve()
+    except OSError:
+        return False
 
 
 def is_cache_file(path: Path) -> bool:
@@ -441,7 +453,7 @@ def clear(settings: Settings) -> int:
     live = [e for e in entries if _TEMP.match(e.name) and e not in dead]  # a concurrent run's
     helpers = [e for e in entries if e.name == DIGESTS or _DIGESTS_TEMP.match(e.name)]
     marker = folder / MARKER
-    others = [e for e in entries if e not in {*caches, *dead, *live, *helpers, marker}]
+    others = [e for e in entries if e not in {*caches, *dead, *live, *helpers, marker} and not _is_sample_folder(e)]
     if others:
         names = ", ".join(e.name for e in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise CacheError(refuse + f"it holds files that are not cache files of retention-report ({names})" + fix)
