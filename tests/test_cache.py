@@ -366,3 +366,22 @@ def test_the_sample_folder_inside_the_cache_folder_is_left_alone(tmp_path, monke
     assert len([f for f in folder.glob("*.duckdb") if cache.is_cache_file(f)]) == 1
     assert cache.clear(s) == 1
     assert sample.read_bytes() == b"PAR1" and not list(folder.glob("*.duckdb"))
+
+
+def test_a_cache_file_is_read_in_full_only_when_written_to_since(settings, tmp_path, monkeypatch):
+    from retention_report.data import cache
+
+    calls = []
+    real = cache._verify
+    monkeypatch.setattr(cache, "_verify", lambda con: (calls.append(1), real(con))[1])
+    open_dataset(settings, now=NOW)
+    open_dataset(settings, now=NOW)
+    assert calls == []  # written by the tool, untouched since: not read in full
+    [path] = list((tmp_path / "cache").glob("*.duckdb"))
+    with open(path, "r+b") as fh:  # written to (the same bytes): checked once, then trusted again
+        head = fh.read(16)
+        fh.seek(0)
+        fh.write(head)
+    assert open_dataset(settings, now=NOW).quality.cached_at is not None
+    open_dataset(settings, now=NOW)
+    assert calls == [1]

@@ -126,6 +126,30 @@ def _read_digests(folder: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) and data.get("format") == CACHE_FORMAT else {}
 
 
+def _write_state(folder: Path, section: str, value: dict[str, Any]) -> None:
+    """Replace one section (``files``: source digests, ``verified``: cache files read in full) of
+    ``digests.json`` (atomically; a concurrent run's update may be lost: it is only recomputed)."""
+    state = _read_digests(folder) or {"format": CACHE_FORMAT}
+    state[section] = value
+    write_atomic(folder / DIGESTS, json.dumps(state))
+
+
+def _verified_identity(folder: Path, path: Path) -> Any:
+    rec = _read_digests(folder).get("verified")
+    return rec.get(path.name) if isinstance(rec, dict) else None
+
+
+def _record_verified(folder: Path, path: Path) -> None:
+    """Record the identity of cache file ``path`` as known to be whole (written or read in full by
+    this tool): until the file is written to again, a load need not read it in full."""
+    if not _owned(folder):
+        return
+    state = _read_digests(folder).get("verified")
+    verified = {k: v for k, v in (state if isinstance(state, dict) else {}).items() if (folder / k).is_file()}
+    verified[path.name] = _identity(path.stat())
+    _write_state(folder, "verified", verified)
+
+
 def _digest(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
@@ -154,7 +178,7 @@ def content_digests(files: list[Path], folder: Path | None) -> list[str]:
         keep = dict(list(files_known.items())[-4096:])
         with contextlib.suppress(OSError):
             if _prepare(folder):  # a missing folder is made the cache folder (as a store would)
-                write_atomic(folder / DIGESTS, json.dumps({"format": CACHE_FORMAT, "files": keep}))
+                _write_state(folder, "files", keep)
     return out
 
 
@@ -322,7 +346,10 @@ def lookup(con: Any, settings: Settings, key: str | None, today: str) -> CacheEn
         daily = con.table("daily", database=(_ALIAS, "main"))
         customers = con.table("customers", database=(_ALIAS, "main"))
         days = con.table("days", database=(_ALIAS, "main")).execute()
-        _verify(con)
+        if _verified_identity(path.parent, path) != _identity(path.stat()):
+            _verify(con)  # written to since the tool wrote or last checked it
+            with contextlib.suppress(OSError):
+                _record_verified(path.parent, path)
     except Exception as exc:  # noqa: BLE001 - damaged or foreign: a cold load (and a new file) instead
         if attached:
             with contextlib.suppress(Exception):
@@ -334,7 +361,10 @@ def lookup(con: Any, settings: Settings, key: str | None, today: str) -> CacheEn
 
 def _verify(con: Any) -> None:
     """Read every block of the cached tables once: DuckDB checks a block's checksum when it reads
-    it, so a damaged file fails here — before the load is built on it — and not in a metric."""
+    it, so a damaged file fails here — before the load is built on it — and not in a metric. Done
+    only when the file's identity (inode, size, modification and status-change time) is not the
+    one recorded when the tool wrote or last read it in full: any write to the file changes it
+    (at 10M payments the full read costs more than the rest of a warm load)."""
     for table in ("daily", "customers"):
         _exec(con, f"SELECT count(*), max(hash(t)) FROM {_ALIAS}.main.{table} AS t")
 
@@ -382,6 +412,7 @@ def store(con: Any, settings: Settings, key: str | None, daily: ir.Table, custom
             raise OSError(f"{final.name} there is not a cache file of retention-report; left as it is")
         os.replace(tmp, final)
         tmp = None
+        _record_verified(folder, final)
         _prune(folder, final)
         return final
     except Exception as exc:  # noqa: BLE001 - a cache problem must not fail the report: no cache then
