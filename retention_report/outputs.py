@@ -267,6 +267,13 @@ def check_report_out(path: Path | str, writes: Iterable[str] = ()) -> None:
         raise OutputError(f"refusing to replace {shown}: it is a symbolic link; give the folder itself with --out")
     if p.exists() and not p.is_dir():
         raise OutputError(f"refusing to replace {shown}: it is a file, not a report folder; choose another --out")
+    if p.is_dir() and not is_report_folder(p) and _is_own_metrics(p / "metrics.json"):
+        extra = sorted(e.name for e in p.iterdir() if e.name not in REPORT_ENTRIES and not _HIDDEN_TEMP.match(e.name))
+        if extra:
+            names = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+            raise OutputError(f"refusing to replace {shown}: besides a metrics.json of retention-report it holds "
+                              f"{names}, not written by retention-report (and no {MARKER} marker); move "
+                              f"{'it' if len(extra) == 1 else 'them'} away or choose another --out")
     if p.is_dir() and not is_report_folder(p):
         raise OutputError(f"refusing to replace {shown}: the folder exists and is not a report of retention-report "
                           f"(no {MARKER} marker), so its files would be deleted; choose another --out or move it away")

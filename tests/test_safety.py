@@ -562,3 +562,13 @@ def test_a_user_file_that_cannot_be_kept_stops_the_swap_and_keeps_the_old_report
         _swap_into_place(tmp, final)
     assert (final / "board-notes.txt").read_text() == "mine"
     assert {k: (final / k).read_bytes() for k in previous} == previous
+
+
+def test_an_unmarked_folder_with_metrics_and_notes_is_refused_naming_the_notes(tmp_path):
+    out = tmp_path / "reports" / "2024-Q1"
+    _fake_report(out)
+    (out / ".retention-report").unlink()  # made before the marker existed (or by `metrics --out`)
+    (out / "board-notes.txt").write_text("mine")
+    r = _cli("run", "--period", "2024-Q1", "--data", str(tmp_path / "missing.csv"), "--out", str(out), cwd=tmp_path)
+    _one_error_line(r, 2, "board-notes.txt")
+    assert (out / "board-notes.txt").read_text() == "mine"
