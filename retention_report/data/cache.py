@@ -454,9 +454,13 @@ def _prune(folder: Path, written: Path) -> None:
     for e in entries:
         if _dead_temp(e):
             e.unlink(missing_ok=True)
-    proven = [e for e in entries if _NAME.match(e.name) and is_cache_file(e)]
-    proven.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in proven[KEEP - 1:]:
+    proven = []
+    for e in entries:
+        if _NAME.match(e.name) and is_cache_file(e):
+            with contextlib.suppress(OSError):  # removed meanwhile by a concurrent run
+                proven.append((e.stat().st_mtime, e))
+    proven.sort(reverse=True)
+    for _, old in proven[KEEP - 1:]:
         old.unlink(missing_ok=True)
 
 
