@@ -456,7 +456,8 @@ def sweep_stale(parent: Path, say: Any = None) -> list[Path]:
     runs in the system temporary folder. Only folders holding a marker of this machine (temporary
     folders) or that are report folders (old reports) are removed; a live run's folders are kept.
     An old report whose folder is missing (the run died between the two renames of the swap) is
-    moved back instead."""
+    moved back instead; one holding a file the user added that the report does not hold (a run of
+    an older version) loses only the tool's files (:func:`remove_own`)."""
     removed: list[Path] = []
     host = socket.gethostname()
     try:
