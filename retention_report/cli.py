@@ -148,13 +148,15 @@ def run(
         if p not in periods:  # last-quarter and 2026-Q3 are one report
             periods.append(p)
     targets = [_out_dir(settings, p, out) for p in periods]
+    from .pipeline import NotebookFailed, report_writes, run_report
+
+    writes = report_writes(settings, Path(notebooks) if notebooks else None)
     try:
         for target in targets:
-            check_report_out(target)  # before any work: nothing the user owns is replaced
+            check_report_out(target, writes)  # before any work: nothing the user owns is replaced
     except OutputError as exc:
         _fail(str(exc), 2)
     from .data import DataError, open_dataset
-    from .pipeline import NotebookFailed, run_report
 
     _announce_sample(settings)
     dataset = None
@@ -466,9 +468,12 @@ app.add_typer(cache_app, name="cache")
 def cache_clear(config: ConfigOpt = "") -> None:
     """Remove the cached derived tables (a source's next load validates and derives them again)."""
     settings = _settings(config, "")
-    from .data.cache import cache_dir, clear
+    from .data.cache import CacheError, cache_dir, clear
 
-    n = clear(settings)
+    try:
+        n = clear(settings)  # only files it proves are its cache files; never a folder with others
+    except CacheError as exc:
+        _fail(str(exc), 2)
     typer.echo(f"removed {n} cached table file(s) from {cache_dir(settings)}")
 
 

@@ -11,7 +11,13 @@ Nothing the user owns is deleted or overwritten:
 * ``metrics`` writes one file, ``DIR/metrics.json``: into a missing folder or a report folder, and
   into any other existing folder only when that does not overwrite a ``metrics.json`` this tool did
   not write (no marker is added to such a folder, so ``run`` still refuses to replace it).
-* ``<DIR>.failed`` (the notebooks of a failed run) is replaced only when it is a report folder too.
+* Files the user added to a report folder (board notes, an extra notebook, a subfolder) are kept
+  when it is re-rendered: the marker lists the files the tool wrote (``files``), and everything
+  else in the folder (:func:`user_entries`) is carried into the new report (hard-linked, or copied)
+  before the swap. A user's file where the run would write one of its own is refused before any
+  work (:class:`OutputError`, naming it).
+* ``<DIR>.failed`` (the notebooks of a failed run) is replaced only when it is a report folder too,
+  and only the tool's files in it are removed (:func:`remove_own`).
 * Temporary siblings are ``.<name>.tmp-<pid>-<random>`` and ``.<name>.old-<pid>-<random>``, created
   by ``mkdtemp`` (never an existing name); :func:`sweep_stale` removes those of processes that are
   no longer running, and only when they hold a marker or are report folders.
@@ -23,6 +29,7 @@ the rendered report), so ``email`` can refuse to send a report made from another
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,6 +37,7 @@ import re
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +48,7 @@ __all__ = [
     "MARKER",
     "OutputError",
     "check_metrics_out",
+    "carry_user_entries",
     "check_report_out",
     "content_differences",
     "report_mismatch",
@@ -47,15 +56,20 @@ __all__ = [
     "is_report_folder",
     "pid_alive",
     "read_marker",
+    "remove_own",
     "sweep_stale",
     "update_marker",
+    "user_entries",
+    "written_files",
 ]
 
 MARKER = ".retention-report"
 # what a report folder holds (anything else makes a folder without marker "not ours")
 REPORT_ENTRIES = {"metrics.json", "report.html", "report.pdf", "notebooks", "email.eml", "email-log.json", MARKER}
 # hidden temporary files of atomic writes inside a report folder
-_HIDDEN_TEMP = re.compile(r"^\.(metrics\.|sections|email-log\.json\.|email\.eml\.)")
+_HIDDEN_TEMP = re.compile(r"^\.(metrics\.|sections|email-log\.json\.|email\.eml\.|retention-report\.)")
+# the files at the top of a report folder that are always the tool's (its fixed output names)
+_OWN_TOP = REPORT_ENTRIES - {"notebooks"}
 # temporary siblings of a report folder: .<name>.tmp-<pid>-<random>, .<name>.old-<pid>-<random>
 _SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<what>tmp|old)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 _SOCKETS = re.compile(r"^rr-kernel-(?P<pid>\d+)-[A-Za-z0-9_]+$")
@@ -103,6 +117,114 @@ def is_report_folder(folder: Path) -> bool:
     return all(e.name in REPORT_ENTRIES or _HIDDEN_TEMP.match(e.name) for e in folder.iterdir())
 
 
+def _builtin_notebooks() -> set[str]:
+    from .sections import SECTIONS
+
+    return {Path(s.notebook).name for s in SECTIONS}
+
+
+def _own_paths(folder: Path, marker: dict[str, Any] | None) -> set[str]:
+    """The relative paths (POSIX) in report ``folder`` that the tool wrote: its fixed output names,
+    the files its marker lists (``files``), and — reports made before the marker listed them — the
+    executed notebooks of the built-in sections."""
+    own = set(_OWN_TOP)
+    listed = (marker or {}).get("files")
+    if isinstance(listed, list):
+        own.update(f for f in listed if isinstance(f, str))
+    else:
+        own.update(f"notebooks/{n}" for n in _builtin_notebooks())
+    return own
+
+
+def user_entries(folder: Path) -> list[str]:
+    """What the user added to report ``folder`` (relative POSIX paths, sorted, parents before their
+    contents): every file, link and folder the tool did not write — not a fixed report file, not in
+    the marker's list, not a temporary file of an interrupted atomic write. ``notebooks/`` itself
+    is the tool's; a folder the user made is listed once, with everything in it."""
+    folder = Path(folder)
+    own = _own_paths(folder, read_marker(folder))
+    found: list[str] = []
+
+    def walk(d: Path, prefix: str) -> None:
+        for entry in sorted(d.iterdir(), key=lambda e: e.name):
+            rel = prefix + entry.name
+            if rel in own or _HIDDEN_TEMP.match(entry.name) and prefix == "":
+                continue
+            if rel == "notebooks" and entry.is_dir() and not entry.is_symlink():
+                walk(entry, "notebooks/")
+                continue
+            found.append(rel)
+
+    if folder.is_dir() and not folder.is_symlink():
+        walk(folder, "")
+    return found
+
+
+def written_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` (relative POSIX paths, sorted): what a run wrote into its
+    temporary folder, recorded in the marker as ``files`` (the marker itself is not listed)."""
+    folder = Path(folder)
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and p.name != MARKER)
+
+
+def carry_user_entries(old: Path, new: Path, entries: list[str]) -> None:
+    """Put ``entries`` (:func:`user_entries` of ``old``) into ``new`` at the same relative paths:
+    files hard-linked (copied when a link is not possible), symbolic links re-created as links,
+    folders copied with everything in them (links kept as links). ``old`` is left as it was, so
+    the previous report keeps them until the new one is in place. Raises :class:`OutputError`
+    naming an entry whose path in ``new`` is taken (the run wrote a file of that name)."""
+    for rel in entries:
+        src, dst = Path(old) / rel, Path(new) / rel
+        if dst.exists() or dst.is_symlink():
+            raise OutputError(f"cannot keep {src}: the new report writes a file of that name; "
+                              "move it out of the report folder and run again")
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+            elif src.is_dir():
+                shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(str(src), str(dst))
+        except (OSError, shutil.Error) as exc:  # unreadable, disk full: the old report stays as it is
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+            raise OutputError(f"the report was not replaced: {src}, a file you added to the report folder, could "
+                              f"not be kept in the new report ({reason}); the previous report is untouched") from None
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+    return dst
+
+
+def remove_own(folder: Path) -> list[str]:
+    """Remove what the tool wrote in report ``folder`` — and the folder, when nothing else is left.
+    Returns :func:`user_entries`: what was kept (empty when the folder is gone)."""
+    folder = Path(folder)
+    if not is_report_folder(folder):
+        return user_entries(folder) if folder.is_dir() else []
+    keep = user_entries(folder)
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+        return []
+    kept = set(keep)
+    marker = folder / MARKER
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        rel = path.relative_to(folder).as_posix()
+        if path == marker or any(rel == k or rel.startswith(k + "/") for k in kept):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only when empty: a user's file inside keeps it
+        else:
+            path.unlink(missing_ok=True)
+    return keep
+
+
 # ---------------------------------------------------------------------------------------- checks
 
 def _special(path: Path) -> str:
@@ -130,9 +252,11 @@ def _special(path: Path) -> str:
     return ""
 
 
-def check_report_out(path: Path | str) -> None:
+def check_report_out(path: Path | str, writes: Iterable[str] = ()) -> None:
     """Raise :class:`OutputError` unless ``run`` may write the report to ``path`` (see the module
-    docstring); also checks ``<path>.failed``."""
+    docstring); also checks ``<path>.failed``. ``writes``: the relative paths of the executed
+    notebooks the run writes besides the fixed report files; a file the user added to the report
+    folder under one of those names (or the fixed ones) is refused, naming it."""
     p = Path(path)
     shown = str(path)
     reason = _special(p)
@@ -143,9 +267,23 @@ def check_report_out(path: Path | str) -> None:
         raise OutputError(f"refusing to replace {shown}: it is a symbolic link; give the folder itself with --out")
     if p.exists() and not p.is_dir():
         raise OutputError(f"refusing to replace {shown}: it is a file, not a report folder; choose another --out")
+    if p.is_dir() and not is_report_folder(p) and _is_own_metrics(p / "metrics.json"):
+        extra = sorted(e.name for e in p.iterdir() if e.name not in REPORT_ENTRIES and not _HIDDEN_TEMP.match(e.name))
+        if extra:
+            names = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+            raise OutputError(f"refusing to replace {shown}: besides a metrics.json of retention-report it holds "
+                              f"{names}, not written by retention-report (and no {MARKER} marker); move "
+                              f"{'it' if len(extra) == 1 else 'them'} away or choose another --out")
     if p.is_dir() and not is_report_folder(p):
         raise OutputError(f"refusing to replace {shown}: the folder exists and is not a report of retention-report "
                           f"(no {MARKER} marker), so its files would be deleted; choose another --out or move it away")
+    for folder in (p, p.with_name(p.name + ".failed")):
+        clash = _clashes(folder, writes) if is_report_folder(folder) else []
+        if clash:
+            raise OutputError(f"refusing to re-render {folder}: {', '.join(clash)} there "
+                              f"{'was' if len(clash) == 1 else 'were'} not written by retention-report and the new "
+                              "report writes a file of that name; move "
+                              f"{'it' if len(clash) == 1 else 'them'} away (other files you added are kept)")
     parent = Path(os.path.abspath(p)).parent
     for anc in [parent, *parent.parents]:
         if anc.exists():
@@ -156,6 +294,12 @@ def check_report_out(path: Path | str) -> None:
     if failed.exists() and not is_report_folder(failed):
         raise OutputError(f"refusing to write the report to {shown}: {failed} (where a failed run keeps its "
                           "notebooks) exists and is not a report folder of retention-report; move it away")
+
+
+def _clashes(folder: Path, writes: Iterable[str]) -> list[str]:
+    """The user's entries in report ``folder`` where a run writes its own files."""
+    taken = set(writes) | _OWN_TOP | {"notebooks"}
+    return [e for e in user_entries(folder) if e in taken or any(w.startswith(e + "/") for w in taken)]
 
 
 def check_metrics_out(path: Path | str) -> bool:
@@ -193,9 +337,10 @@ def _marker_base(period: str) -> dict[str, Any]:
             "written_at": datetime.now().astimezone().isoformat(timespec="seconds")}
 
 
-def update_marker(folder: Path, period: str, **records: dict[str, Any]) -> Path:
+def update_marker(folder: Path, period: str, **records: Any) -> Path:
     """Write (or update) the marker of ``folder``: the base fields plus ``records`` (``metrics=``,
-    ``report=``: :func:`content_record` of what that part was made from); other records are kept."""
+    ``report=``: :func:`content_record` of what that part was made from; ``files=``: what the run
+    wrote, :func:`written_files`); other records are kept."""
     folder = Path(folder)
     data = read_marker(folder) or {}
     data.update(_marker_base(period))
@@ -311,7 +456,8 @@ def sweep_stale(parent: Path, say: Any = None) -> list[Path]:
     runs in the system temporary folder. Only folders holding a marker of this machine (temporary
     folders) or that are report folders (old reports) are removed; a live run's folders are kept.
     An old report whose folder is missing (the run died between the two renames of the swap) is
-    moved back instead."""
+    moved back instead; one holding a file the user added that the report does not hold (a run of
+    an older version) loses only the tool's files (:func:`remove_own`)."""
     removed: list[Path] = []
     host = socket.gethostname()
     try:
@@ -335,6 +481,9 @@ def sweep_stale(parent: Path, say: Any = None) -> list[Path]:
                 os.replace(entry, report)
                 if say:
                     say(f"restored {report} (an interrupted run had moved it to {entry.name})")
+                continue
+            if any(not (report / e).exists() and not (report / e).is_symlink() for e in user_entries(entry)):
+                remove_own(entry)  # a file the user added that is not in the report (yet): kept
                 continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)

@@ -33,11 +33,15 @@ from . import __version__, paths
 from .config import Settings
 from .fsio import write_atomic
 from .outputs import (
+    carry_user_entries,
     check_report_out,
     content_record,
     is_report_folder,
+    remove_own,
     sweep_stale,
     update_marker,
+    user_entries,
+    written_files,
 )
 from .paths import NOTEBOOKS_DIR
 from .periods import Period
@@ -144,6 +148,13 @@ def section_notebooks(settings: Settings, notebooks_dir: Path | None = None) -> 
     return [base / s.notebook for s in in_report_order(settings.report.sections)]
 
 
+def report_writes(settings: Settings, notebooks_dir: Path | None = None) -> list[str]:
+    """The executed notebooks a run writes into its report folder (relative paths), besides the
+    fixed report files (:func:`retention_report.outputs.check_report_out` refuses a user's file
+    of one of these names)."""
+    return [f"notebooks/{nb.name}" for nb in section_notebooks(settings, notebooks_dir)]
+
+
 def compute_metrics(settings: Settings, period: Period, ds: Dataset | None = None) -> dict[str, Any]:
     """The metrics.json document of ``period`` (opens the data set unless given)."""
     from .context import ReportContext
@@ -208,12 +219,16 @@ def _write_split(joined: Path, names: list[str], folder: Path) -> list[Path]:
 def _swap_into_place(tmp: Path, final: Path) -> None:
     """Replace ``final`` by ``tmp`` with two renames; the old report survives until the new one is
     in place. The old report's ``email-log.json`` (who was sent what) is carried over; the email
-    command keeps it under ``earlier`` when the new report is sent."""
+    command keeps it under ``earlier`` when the new report is sent. So is everything the user
+    added to the old report (:func:`retention_report.outputs.user_entries`: notes, notebooks,
+    folders), hard-linked or copied into ``tmp`` before the swap: at every moment the user's files
+    are in the report folder."""
     old = None
     if final.exists():
         log = final / "email-log.json"
         if log.is_file() and not log.is_symlink() and not (tmp / log.name).exists():
             shutil.copy2(log, tmp / log.name)
+        carry_user_entries(final, tmp, user_entries(final))
         # a fresh empty folder of ours (mkdtemp never reuses a name), atomically replaced by the old
         # report: the rename can never land on somebody else's folder
         old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
@@ -293,7 +308,8 @@ def _run_report(
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     shown = Path(out_dir) if out_dir else Path(settings.report.output_dir) / period.label
-    check_report_out(shown)  # nothing the user owns is replaced (before any work)
+    # nothing the user owns is replaced (before any work)
+    check_report_out(shown, writes=report_writes(settings, notebooks_dir))
     # absolute: papermill changes the (process-wide) working directory while a notebook runs
     final = Path(os.path.abspath(shown))
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -367,12 +383,14 @@ def _run_report(
             _write_split(joined, names, tmp / "notebooks")
             sections.unlink(missing_ok=True)
             failed = final.with_name(final.name + ".failed")
-            if failed.exists() and is_report_folder(failed):
-                shutil.rmtree(failed)
-            if failed.exists():  # appeared during the run and is not ours: keep both
-                failed = Path(tempfile.mkdtemp(prefix=f"{final.name}.failed-", dir=final.parent))
+            update_marker(tmp, period.label, files=written_files(tmp))
             _normal_permissions(tmp)
-            os.replace(tmp, failed)
+            if failed.exists() and is_report_folder(failed):  # files the user added there are kept
+                _swap_into_place(tmp, failed)
+            else:
+                if failed.exists() or failed.is_symlink():  # appeared during the run and is not ours: keep both
+                    failed = Path(tempfile.mkdtemp(prefix=f"{final.name}.failed-", dir=final.parent))
+                os.replace(tmp, failed)
             raise NotebookFailed(failed_nb, cell, count, error, failed / "notebooks" / failed_nb) from None
         clock.finish()
         timings.update(clock.timings)
@@ -420,13 +438,14 @@ def _run_report(
 
         # 4. move into place, recording what the report was made from (the email command checks it)
         made_from = content_record(settings)
-        update_marker(tmp, period.label, metrics=made_from, report=made_from)
+        # files: what this run wrote, so a re-rendering knows the rest of the folder is the user's
+        update_marker(tmp, period.label, metrics=made_from, report=made_from, files=written_files(tmp))
         _normal_permissions(tmp)
         with guard.deferred():  # a signal now would leave the old report half moved away
             _swap_into_place(tmp, final)
         stale = final.with_name(final.name + ".failed")
         if stale.exists() and is_report_folder(stale):
-            shutil.rmtree(stale, ignore_errors=True)
+            remove_own(stale)  # a file the user put there stays
     except BaseException:
         _kill_kernels(kernels)
         if tmp.exists():

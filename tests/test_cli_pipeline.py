@@ -139,6 +139,18 @@ def test_failing_cell_keeps_previous_report(csv_file, tmp_path, tiny_notebooks, 
     assert not [p for p in (tmp_path / "reports").iterdir() if p.name.startswith(".")]
     assert not list((tmp_path / "reports").rglob(".sections*"))
 
+    # a note the user put into the failed folder survives the next failure and the next success
+    # (issue 21): only the tool's files there are replaced or removed
+    failed = kept.parent.parent
+    (failed / "why-it-failed.txt").write_text("my notes")
+    r = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 1 and kept.is_file()
+    assert (failed / "why-it-failed.txt").read_text() == "my notes"
+    section_notebook(tiny_notebooks / "02_new_vs_returning.ipynb", "print('fixed')")
+    r = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in failed.iterdir()) == [".retention-report", "why-it-failed.txt"]
+
 
 @pytest.mark.slow
 def test_bad_data_fails_before_anysection_notebook(tmp_path, tiny_notebooks, tiny_config):

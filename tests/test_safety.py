@@ -428,3 +428,147 @@ def test_make_passes_values_as_single_arguments(fake_make_env):
     assert r.returncode == 2 and "PERIOD is required" in r.stderr
     r = run_make(work, "help")
     assert r.returncode == 0 and "report" in r.stdout
+
+
+# ------------------------------------------------- re-rendering keeps what the user added (issue 21)
+
+
+def _user_files(folder: Path) -> dict[str, bytes]:
+    """Board notes, an extra notebook, a subfolder with a file and a link: what a user adds."""
+    (folder / "board-notes.txt").write_text("Q1: ask about the churn spike")
+    (folder / "notebooks").mkdir(exist_ok=True)
+    (folder / "notebooks" / "my_analysis.ipynb").write_text('{"cells": []}')
+    (folder / "minutes" / "2024").mkdir(parents=True)
+    (folder / "minutes" / "2024" / "april.md").write_text("# April")
+    (folder / "latest-notes").symlink_to("board-notes.txt")
+    return {"board-notes.txt": b"Q1: ask about the churn spike", "notebooks/my_analysis.ipynb": b'{"cells": []}',
+            "minutes/2024/april.md": b"# April"}
+
+
+def _new_report(tmp: Path, period: str = "2024-Q1") -> None:
+    from retention_report.outputs import update_marker, written_files
+
+    (tmp / "notebooks").mkdir(parents=True)
+    (tmp / "notebooks" / "01_summary.ipynb").write_text("new")
+    (tmp / "metrics.json").write_text(json.dumps({"period": period, "kpis": {}, "data_quality": {}}))
+    (tmp / "report.html").write_text("<h1>the new report</h1>")
+    update_marker(tmp, period, files=written_files(tmp))
+
+
+@pytest.mark.parametrize("marker_lists_files", [False, True])
+def test_the_swap_keeps_files_the_user_added_to_the_report(tmp_path, marker_lists_files):
+    from retention_report.outputs import update_marker, user_entries, written_files
+    from retention_report.pipeline import _swap_into_place
+
+    final = tmp_path / "reports" / "2024-Q1"
+    _fake_report(final)
+    (final / "notebooks" / "01_summary.ipynb").write_text("old")
+    if marker_lists_files:  # a report of this version: the marker lists what the run wrote
+        update_marker(final, "2024-Q1", files=written_files(final))
+    mine = _user_files(final)
+    assert user_entries(final) == ["board-notes.txt", "latest-notes", "minutes", "notebooks/my_analysis.ipynb"]
+    tmp = tmp_path / "reports" / ".2024-Q1.tmp-1-x"
+    _new_report(tmp)
+    _swap_into_place(tmp, final)
+    assert (final / "report.html").read_text() == "<h1>the new report</h1>"
+    assert (final / "notebooks" / "01_summary.ipynb").read_text() == "new"
+    assert not (final / "report.pdf").exists()  # the old report's own file: replaced, not kept
+    assert {rel: (final / rel).read_bytes() for rel in mine} == mine
+    assert os.readlink(final / "latest-notes") == "board-notes.txt"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["2024-Q1"]
+    # and again: still the user's (the new marker does not list them)
+    tmp2 = tmp_path / "reports" / ".2024-Q1.tmp-2-y"
+    _new_report(tmp2)
+    _swap_into_place(tmp2, final)
+    assert {rel: (final / rel).read_bytes() for rel in mine} == mine
+
+
+def test_a_user_file_where_the_run_writes_one_is_refused_naming_it(tmp_path):
+    from retention_report.outputs import OutputError, check_report_out, update_marker, written_files
+
+    out = tmp_path / "reports" / "2024-Q1"
+    _fake_report(out)
+    (out / "notebooks" / "01_summary.ipynb").write_text("executed")
+    update_marker(out, "2024-Q1", files=written_files(out))  # rendered with sections = ["summary"]
+    (out / "notebooks" / "05_cohorts.ipynb").write_text("my own cohort notebook")
+    (out / "notes.txt").write_text("mine")
+    check_report_out(out, ["notebooks/01_summary.ipynb"])  # kept alongside: fine
+    with pytest.raises(OutputError, match="notebooks/05_cohorts.ipynb") as info:
+        check_report_out(out, ["notebooks/01_summary.ipynb", "notebooks/05_cohorts.ipynb"])
+    assert "notes.txt" not in str(info.value)
+    # the same through the command line: exit 2, one line, before the data are read
+    (tmp_path / "c.toml").write_text('[report]\nsections = ["summary", "cohorts"]\n')
+    r = _cli("run", "--period", "2024-Q1", "--config", "c.toml", "--data", str(tmp_path / "missing.csv"),
+             "--out", str(out), cwd=tmp_path)
+    _one_error_line(r, 2, "notebooks/05_cohorts.ipynb")
+    assert (out / "notebooks" / "05_cohorts.ipynb").read_text() == "my own cohort notebook"
+
+
+def test_failed_and_stale_folders_lose_only_the_tools_files(tmp_path):
+    from retention_report.outputs import remove_own, sweep_stale
+
+    failed = tmp_path / "2024-Q1.failed"
+    _fake_report(failed)
+    (failed / "why-it-failed.txt").write_text("my notes")
+    assert remove_own(failed) == ["why-it-failed.txt"]
+    assert sorted(p.name for p in failed.iterdir()) == [".retention-report", "why-it-failed.txt"]
+    # an old report left by a killed swap whose user file is not in the new report: kept
+    dead = _dead_pid()
+    old = tmp_path / f".2024-Q2.old-{dead}-k2"
+    _fake_report(old, "2024-Q2")
+    (old / "board-notes.txt").write_text("only here")
+    _fake_report(tmp_path / "2024-Q2", "2024-Q2")
+    sweep_stale(tmp_path)
+    assert (old / "board-notes.txt").read_text() == "only here"
+    assert not (old / "report.html").exists()
+
+
+@pytest.mark.slow
+def test_re_rendering_a_period_keeps_the_board_notes_and_the_extra_notebook(tmp_path):
+    """The issue's reproducer: re-render reports/<P>/ after adding files there."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    section_notebook(nbs / "01_summary.ipynb", "print('fine')")
+    (tmp_path / "p.csv").write_text(CSV)
+    (tmp_path / "c.toml").write_text('[report]\nsections = ["summary"]\n')
+    args = ("run", "--period", "2024-Q1", "--data", "p.csv", "--config", "c.toml", "--notebooks", str(nbs))
+    r = _cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "reports" / "2024-Q1"
+    mine = _user_files(out)
+    r = _cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert {rel: (out / rel).read_bytes() for rel in mine} == mine
+    assert (out / "latest-notes").is_symlink() and (out / "report.pdf").is_file()
+    assert (out / "notebooks" / "01_summary.ipynb").is_file()
+
+
+def test_a_user_file_that_cannot_be_kept_stops_the_swap_and_keeps_the_old_report(tmp_path, monkeypatch):
+    from retention_report import outputs
+    from retention_report.outputs import OutputError
+    from retention_report.pipeline import _swap_into_place
+
+    final = tmp_path / "2024-Q1"
+    previous = _fake_report(final)
+    (final / "board-notes.txt").write_text("mine")
+    tmp = tmp_path / ".2024-Q1.tmp-1-x"
+    _new_report(tmp)
+
+    def full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs, "_link_or_copy", full)
+    with pytest.raises(OutputError, match="board-notes.txt.*No space left"):
+        _swap_into_place(tmp, final)
+    assert (final / "board-notes.txt").read_text() == "mine"
+    assert {k: (final / k).read_bytes() for k in previous} == previous
+
+
+def test_an_unmarked_folder_with_metrics_and_notes_is_refused_naming_the_notes(tmp_path):
+    out = tmp_path / "reports" / "2024-Q1"
+    _fake_report(out)
+    (out / ".retention-report").unlink()  # made before the marker existed (or by `metrics --out`)
+    (out / "board-notes.txt").write_text("mine")
+    r = _cli("run", "--period", "2024-Q1", "--data", str(tmp_path / "missing.csv"), "--out", str(out), cwd=tmp_path)
+    _one_error_line(r, 2, "board-notes.txt")
+    assert (out / "board-notes.txt").read_text() == "mine"
