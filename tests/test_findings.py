@@ -153,3 +153,20 @@ def test_full_reference_periods_keep_their_comparisons():
     # new customers 1 -> 3 (+200%) is the largest movement and is good
     assert any(f.startswith("The largest movement: new customers rose 200.0% against Q4 2023, to 3 (good)")
                for f in doc["findings"])
+
+
+def test_revenue_bridge_explains_the_change_in_gross_revenue():
+    """SPEC §4.7: 500 → 406 = −18.8%; the customers lost took €120, the new ones brought €30."""
+    doc = base_doc(revenue=400.0, gross_revenue=406.0, refunds=6.0)
+    doc["revenue_bridge"] = {"previous": 500.0, "new": 30.0, "reactivated": 10.0, "expansion": 16.0,
+                             "contraction": 30.0, "lost": 120.0, "current": 406.0}
+    out = findings(doc)
+    assert ("Gross revenue fell 18.8% on Q4 2023: customers who bought then but not now took €120.00 and new "
+            "customers brought €30.00.") in out
+    # a rise names the largest part that added first; a part of 0 is not news
+    doc["revenue_bridge"] = {"previous": 500.0, "new": 30.0, "reactivated": 10.0, "expansion": 96.0,
+                             "contraction": 0.0, "lost": 0.0, "current": 636.0}
+    assert "Gross revenue rose 27.2% on Q4 2023: customers who bought more brought €96.00." in findings(doc)
+    # a previous period the data cover only partly: its customers' absence is not news
+    doc["previous_period"]["coverage"] = "partial"
+    assert not any(f.startswith("Gross revenue") for f in findings(doc))
