@@ -395,7 +395,7 @@ def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = N
     this_name = _period_name(period) if period else _("This period")
     steps: list[tuple[str, float, str]] = [
         (prev_name, v["previous"], "total"),
-        (_("New customers"), v["new"], "good"),
+        (_("New customers, all purchases"), v["new"], "good"),
         (_("Reactivated"), v["reactivated"], "good"),
         (_("Bought more"), v["expansion"], "good"),
         (_("Bought less"), -v["contraction"], "bad"),

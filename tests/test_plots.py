@@ -118,7 +118,7 @@ def test_revenue_bridge_waterfall_adds_up_and_states_the_change():
     # −lost 500–590, current 0–500
     assert spans == [(0, 440), (440, 590), (590, 660), (660, 710), (590, 710), (500, 590), (0, 500)]
     labels = [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()]
-    assert labels == ["Q4 2023", "New customers", "Reactivated", "Bought more", "Bought less", "Lost", "Q1 2024"]
+    assert labels == ["Q4 2023", "New customers, all purchases", "Reactivated", "Bought more", "Bought less", "Lost", "Q1 2024"]
     assert title(ax) == "Gross revenue rose 13.6% on Q4 2023: new customers brought €150, customers lost took €90"
     fell = dict(b, new=10.0, current=360.0)
     assert title(plots.revenue_bridge_waterfall(fell, "EUR", "2024-Q1", "2023-Q4")).startswith(
