@@ -151,9 +151,14 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
             if now < before:
                 # TRANSLATORS: %(period)s is the previous period's name ("Q4 2023"); %(parts)s says which
                 # customers took or brought how much ("customers who bought then but not now took €X and …")
-                out.append(_("Gross revenue fell %(change)s on %(period)s: %(parts)s.") % words)
+                why = _("Gross revenue fell %(change)s on %(period)s: %(parts)s.") % words
             else:
-                out.append(_("Gross revenue rose %(change)s on %(period)s: %(parts)s.") % words)
+                why = _("Gross revenue rose %(change)s on %(period)s: %(parts)s.") % words
+            # the why of the revenue line, in its finding: the six findings keep their room
+            if out:
+                out[-1] = f"{out[-1]} {why}"
+            else:
+                out.append(why)
 
     # 2. new vs returning
     share = k.get("new_revenue_share")

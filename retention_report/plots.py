@@ -425,10 +425,11 @@ def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = N
     ax.set_ylim(0, top * 1.15)
     ax.grid(axis="x", visible=False)
     ch = _pct_change(v["current"], v["previous"])
-    won, lost = fmt_money(v["new"], currency, 0), fmt_money(v["lost"], currency, 0)
+    # amounts as the findings write them (the same number reads the same everywhere)
+    won, lost = fmt_money(v["new"], currency), fmt_money(v["lost"], currency)
     if ch is None:
         ax.set_title(_("Gross revenue %(amount)s, all from customers who did not buy in %(previous)s")
-                     % {"amount": fmt_money(v["current"], currency, 0), "previous": prev_name})
+                     % {"amount": fmt_money(v["current"], currency), "previous": prev_name})
     else:
         words = {"change": fmt_pct(abs(ch), 1), "previous": prev_name, "lost": lost, "new": won}
         if ch > 0:

@@ -119,10 +119,11 @@ def test_revenue_bridge_waterfall_adds_up_and_states_the_change():
     assert spans == [(0, 440), (440, 590), (590, 660), (660, 710), (590, 710), (500, 590), (0, 500)]
     labels = [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()]
     assert labels == ["Q4 2023", "New customers, all purchases", "Reactivated", "Bought more", "Bought less", "Lost", "Q1 2024"]
-    assert title(ax) == "Gross revenue rose 13.6% on Q4 2023: new customers brought €150, customers lost took €90"
+    assert title(ax) == ("Gross revenue rose 13.6% on Q4 2023: new customers brought €150.00, customers lost took "
+                         "€90.00")
     fell = dict(b, new=10.0, current=360.0)
     assert title(plots.revenue_bridge_waterfall(fell, "EUR", "2024-Q1", "2023-Q4")).startswith(
-        "Gross revenue fell 18.2% on Q4 2023: customers lost took €90")
+        "Gross revenue fell 18.2% on Q4 2023: customers lost took €90.00")
     first = {k: 0.0 for k in b} | {"new": 25.0, "current": 25.0}
     assert "all from customers who did not buy in" in title(plots.revenue_bridge_waterfall(first, "EUR"))
     assert plots.revenue_bridge_waterfall(None).texts[0].get_text() == "No revenue bridge for this period"
