@@ -188,6 +188,9 @@ def ltv_vs_clv_note(doc: Mapping[str, Any], pv: Any, currency: str = "EUR") -> s
     why = _("it multiplies this period's averages over a whole average lifetime, undiscounted, as if every "
             "customer were still buying, while the model's CLV counts only the next %(horizon)s, discounts it, and "
             "gives less to the customers who have probably already left.") % {"horizon": h}
+    if not getattr(pv, "p_alive_shown", True):  # the NBD without dropout: nobody is taken to have left
+        why = _("it multiplies this period's averages over a whole average lifetime, undiscounted, while the "
+                "model's CLV counts only the next %(horizon)s and discounts it.") % {"horizon": h}
     if not is_missing(ltv) and ltv and clv:
         # TRANSLATORS: %(why)s is the sentence "it multiplies this period's averages …"
         return _("The commissioned LTV (%(ltv)s) is %(times)s times the model's CLV (%(clv)s) because %(why)s") % {

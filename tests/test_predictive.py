@@ -545,6 +545,7 @@ def test_no_dropout_in_the_data_falls_back_to_the_nbd_and_still_predicts():
     html = tables_clv.clv_summary_table(pv, "EUR")
     assert "clv.at_risk" not in html and "P(alive) &lt;" not in html and "model without dropout" in html
     assert "NBD (r = " in tables_clv.model_note(pv) and "P(alive)" not in tables_clv.model_note(pv)
+    assert "already left" not in tables_clv.ltv_vs_clv_note({"kpis": {"ltv": 500.0}}, pv, "EUR")
     scores = customer_scores(ds, period, s).to_pandas()
     assert scores.p_alive.isna().all() and (scores.expected_purchases > 0).all()
 
