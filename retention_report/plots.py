@@ -373,13 +373,16 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None) -> Axes:
 
 
 def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = None, previous: Any = None,
-                             ax: Axes | None = None) -> Axes:
+                             ax: Axes | None = None, coverage: str = "full") -> Axes:
     """Waterfall of gross revenue from the previous period to this one, by customer (SPEC §4.7):
     previous → +new → +reactivated → +expansion → −contraction → −lost → this period.
 
     ``bridge`` is metrics.json's ``revenue_bridge`` (or a
     :class:`retention_report.metrics.revenue.RevenueBridge`); ``period`` / ``previous`` are the
-    period labels (``2024-Q1``) naming the two total bars. The bars add up exactly.
+    period labels (``2024-Q1``) naming the two total bars. The bars add up exactly. ``coverage``: how
+    much of the previous period the data cover (metrics.json's ``previous_period.coverage``); when
+    not ``full`` the title states no change (its customers' "new" or "reactivated" partly only mean
+    the data begin late) and says so.
     """
     ax = _axes(ax)
     keys = ("previous", "new", "reactivated", "expansion", "contraction", "lost", "current")
@@ -425,6 +428,10 @@ def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = N
     ax.set_ylim(0, top * 1.15)
     ax.grid(axis="x", visible=False)
     ch = _pct_change(v["current"], v["previous"])
+    if coverage != "full":
+        # TRANSLATORS: %(previous)s is a period's name ("Q4 2023")
+        ax.set_title(_("Why gross revenue changed (the data cover %(previous)s only partly)") % {"previous": prev_name})
+        return ax
     # amounts as the findings write them (the same number reads the same everywhere)
     won, lost = fmt_money(v["new"], currency), fmt_money(v["lost"], currency)
     if ch is None:

@@ -127,6 +127,9 @@ def test_revenue_bridge_waterfall_adds_up_and_states_the_change():
     first = {k: 0.0 for k in b} | {"new": 25.0, "current": 25.0}
     assert "all from customers who did not buy in" in title(plots.revenue_bridge_waterfall(first, "EUR"))
     assert plots.revenue_bridge_waterfall(None).texts[0].get_text() == "No revenue bridge for this period"
+    # a previous period the data cover only partly: no change is stated
+    partial = plots.revenue_bridge_waterfall(b, "EUR", "2024-Q1", "2023-Q4", coverage="partial")
+    assert title(partial) == "Why gross revenue changed (the data cover Q4 2023 only partly)"
 
 
 def test_cohort_heatmap_percent_labels_blank_missing_and_hatched_partial():
