@@ -54,6 +54,9 @@ __all__ = [
     "fit_bgnbd",
     "fit_pareto_nbd",
     "fit_gamma_gamma",
+    "fit_nbd",
+    "nbd_log_likelihood",
+    "dropout_unidentified",
     "bgnbd_log_likelihood",
     "pareto_nbd_log_likelihood",
     "gamma_gamma_log_likelihood",
@@ -81,7 +84,11 @@ DAYS_PER_YEAR = 365.0
 _BGNBD = ("r", "alpha", "a", "b")
 _PNBD = ("r", "alpha", "s", "beta")
 _GG = ("p", "q", "gamma")
-_MODELS = {"bgnbd": _BGNBD, "pareto_nbd": _PNBD, "gamma_gamma": _GG}
+_NBD = ("r", "alpha")
+_MODELS = {"bgnbd": _BGNBD, "pareto_nbd": _PNBD, "gamma_gamma": _GG, "nbd": _NBD}
+# below this mean dropout probability per purchase (BG/NBD: a / (a + b)) or dropout rate per week
+# (Pareto/NBD: s / beta; a lifetime of 19,000 years), the fit says "nobody drops out"
+_NO_DROPOUT = 1e-6
 
 # series: at most this many terms for all rows at once; rows still short of convergence are
 # integrated one by one (arguments close to 1, rare: see _log_hyp2f1_1)
@@ -103,7 +110,8 @@ class FitResult:
     stopped on a failed line search with a gradient below 1e-6, and no parameter reached the
     box e^-25..e^25), and the data size. See also :attr:`degenerate`.
 
-    ``model`` is ``"bgnbd"`` (r, alpha, a, b), ``"pareto_nbd"`` (r, alpha, s, beta) or
+    ``model`` is ``"bgnbd"`` (r, alpha, a, b), ``"pareto_nbd"`` (r, alpha, s, beta), ``"nbd"``
+    (r, alpha: the NBD without dropout, nested in both as their dropout goes to 0) or
     ``"gamma_gamma"`` (p, q, gamma); time parameters are in weeks, gamma in money.
     """
 
@@ -388,6 +396,48 @@ def _bgnbd_ll(params: tuple[float, ...], d: _Data, gradient: bool) -> tuple[floa
     g_b = _dot(Wx, special.digamma(b + ux) - special.digamma(b) + psi_ab - psi_abx)
     g_b -= _dot(sig, 1.0 / (b + d.xr - 1.0))
     return ll, np.array([g_r, g_alpha, g_a, g_b])
+
+
+def _nbd_ll(params: tuple[float, ...], d: _Data, gradient: bool) -> tuple[float, np.ndarray | None]:
+    """NBD without dropout: each customer buys at a Poisson rate lambda ~ Gamma(r, alpha) for ever.
+    The likelihood of x repeat purchases at the observed times in (0, T]: G(r+x) alpha^r /
+    (G(r) (alpha+T)^(r+x)) — the BG/NBD's (and Pareto/NBD's) likelihood in the limit of no dropout
+    (a -> 0, or s -> 0), so log-likelihoods compare across the three."""
+    r, alpha = params
+    ux, Wx, N = d.ux, d.Wx, d.N
+    lT = np.log(alpha + d.T)
+    ll = _dot(Wx, special.gammaln(r + ux) - special.gammaln(r)) + N * r * math.log(alpha) - _dot(d.w, (r + d.x) * lT)
+    if not gradient:
+        return ll, None
+    g_r = _dot(Wx, special.digamma(r + ux) - special.digamma(r)) + N * math.log(alpha) - _dot(d.w, lT)
+    g_alpha = N * r / alpha - _dot(d.w, (r + d.x) / (alpha + d.T))
+    return ll, np.array([g_r, g_alpha])
+
+
+def nbd_log_likelihood(
+    params: Any, x: Any, t_x: Any, T: Any, weights: Any = None, *, gradient: bool = False
+) -> float | tuple[float, np.ndarray]:
+    """Log-likelihood of the NBD without dropout (params r, alpha), same contract as
+    :func:`bgnbd_log_likelihood` (t_x is checked but does not enter: without dropout, when the last
+    purchase was says nothing)."""
+    p = _params(params, _NBD)
+    ll, g = _nbd_ll(p, _Data(x, t_x, T, weights), gradient)
+    return (ll, g) if gradient else ll  # type: ignore[return-value]
+
+
+def dropout_unidentified(fit: FitResult) -> bool:
+    """The fitted dropout process ran to the edge of its parameter space: BG/NBD's a or b, or
+    Pareto/NBD's s or beta, outside [1e-6, 1e6] (as :attr:`FitResult.degenerate`), or the mean
+    dropout — a / (a + b) per purchase, s / beta per week — below 1e-6. That is what data in which
+    nobody has been seen to stop buying do (a -> 0, or b -> infinity along a ridge). Whether the
+    nested NBD without dropout (:func:`fit_nbd`) then fits as well is for the caller to check (their
+    log-likelihoods compare directly)."""
+    names = {"bgnbd": ("a", "b"), "pareto_nbd": ("s", "beta")}.get(fit.model)
+    if names is None:
+        return False
+    u, v = (fit.params[n] for n in names)
+    mean = u / (u + v) if fit.model == "bgnbd" else u / v
+    return mean < _NO_DROPOUT or any(not (1e-6 <= w <= 1e6) for w in (u, v))
 
 
 def bgnbd_log_likelihood(
@@ -879,6 +929,19 @@ def fit_pareto_nbd(x: Any, t_x: Any, T: Any, weights: Any = None, *, start: Any 
     return _fit_result("pareto_nbd", _PNBD, p, ll, res, g, d.N, len(d.x))
 
 
+def fit_nbd(x: Any, t_x: Any, T: Any, weights: Any = None, *, start: Any = None) -> FitResult:
+    """Fit the NBD without dropout (r, alpha) by weighted maximum likelihood (:func:`nbd_log_likelihood`).
+
+    The model the BG/NBD and Pareto/NBD reduce to when their dropout parameter runs to its boundary
+    (:func:`dropout_unidentified`): every customer keeps buying at their own rate. Same contract as
+    :func:`fit_bgnbd`; default start (1, 1/rate).
+    """
+    d = _Data(x, t_x, T, weights)
+    p0 = _params(start, _NBD) if start is not None else (1.0, 1.0 / _rate_start(d))
+    p, ll, res, g = _minimize(lambda q, grad: _nbd_ll(q, d, grad), p0, d.N)
+    return _fit_result("nbd", _NBD, p, ll, res, g, d.N, len(d.x))
+
+
 def fit_gamma_gamma(x: Any, m: Any, weights: Any = None, *, start: Any = None) -> FitResult:
     """Fit the Gamma-Gamma spend model by weighted maximum likelihood ([FHL05b]).
 
@@ -910,18 +973,24 @@ def fit_gamma_gamma(x: Any, m: Any, weights: Any = None, *, start: Any = None) -
 
 
 def _purchase_model(fit: Any) -> tuple[str, tuple[float, ...]]:
-    if not isinstance(fit, FitResult) or fit.model not in ("bgnbd", "pareto_nbd"):
-        raise ValueError("expected a BG/NBD or Pareto/NBD FitResult")
+    if not isinstance(fit, FitResult) or fit.model not in ("bgnbd", "pareto_nbd", "nbd"):
+        raise ValueError("expected a BG/NBD or Pareto/NBD FitResult (or the NBD without dropout)")
     return fit.model, _params(fit, _MODELS[fit.model])
 
 
 def _p_alive(model: str, params: tuple[float, ...], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    if model == "nbd":  # nobody drops out
+        return np.ones(np.broadcast(x, t_x, T).shape)
     if model == "bgnbd":
         return bgnbd_p_alive(params, x, t_x, T)
     return pareto_nbd_p_alive(params, x, t_x, T)
 
 
 def _alive_expectation(model: str, params: tuple[float, ...], x: np.ndarray, T: np.ndarray, t: np.ndarray) -> np.ndarray:
+    if model == "nbd":  # the posterior mean rate (r + x) / (alpha + T), for t weeks
+        r, alpha = params
+        out: np.ndarray = (r + x) / (alpha + T) * t
+        return out
     if model == "bgnbd":
         return _bgnbd_alive_expectation(params, x, T, t)
     return _pnbd_alive_expectation(params, x, T, t)
@@ -941,6 +1010,9 @@ def expected_purchases(fit: FitResult, t: Any, x: Any, t_x: Any, T: Any) -> np.n
     model, params = _purchase_model(fit)
     if model == "bgnbd":
         return bgnbd_expected_purchases(params, t, x, t_x, T)
+    if model == "nbd":
+        x, t_x, T, _ = _check_rfm(x, t_x, T)
+        return _alive_expectation(model, params, x, T, np.asarray(t, dtype=float))
     return pareto_nbd_expected_purchases(params, t, x, t_x, T)
 
 
@@ -970,7 +1042,7 @@ def _discounted_alive(model: str, params: tuple[float, ...], x: np.ndarray, T: n
     eH = _alive_expectation(model, params, x, T, np.full_like(x, H))
     if delta == 0.0 or H == 0.0:
         return eH, eH.copy()
-    k = (params[1] if model == "bgnbd" else params[3]) + T
+    k = (params[3] if model == "pareto_nbd" else params[1]) + T
     W = np.log1p(H / k)
     w = W[:, None] * v  # (rows, nodes)
     s = k[:, None] * np.expm1(w)
@@ -1061,7 +1133,9 @@ def predict_customers(
     (vx, vtx, vT), vinv = _unique_inverse(x, t_x, T)
     pa = _p_alive(model, params, vx, vtx, vT)[vinv]
     out = pd.DataFrame({"x": x, "t_x": t_x, "T": T})
-    out["p_alive"] = np.where(x == 0, np.nan, pa) if model == "bgnbd" else pa
+    # BG/NBD: 1 for one-time buyers by construction; NBD: 1 for everyone (no dropout) — not a score
+    out["p_alive"] = np.where(x == 0, np.nan, pa) if model == "bgnbd" else np.full_like(pa, np.nan) \
+        if model == "nbd" else pa
     out["expected_purchases"] = pa * eH[inv]
     out["discounted_purchases"] = pa * disc[inv]
     if spend is not None:

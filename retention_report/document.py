@@ -19,6 +19,7 @@ from .metrics._common import ratio
 from .metrics.behaviour import empirical_ltv, time_to_second_purchase
 from .metrics.cohorts import cohort_matrices
 from .metrics.predictive import ClvBlock, clv_block
+from .metrics.revenue import revenue_bridge
 from .metrics.segments import frequency_segments
 from .metrics.summary import KpiSource, kpis_of, period_coverage
 from .periods import Period
@@ -143,6 +144,10 @@ def metrics_document(
             "margin_rate": margin_ratio,
         },
         "data_quality": ds.quality.to_dict(),
+        # SPEC §4.7: gross revenue of the previous period → of this one, by customer
+        "revenue_bridge": revenue_bridge(
+            ds.daily, ds.customers, period.start, period.end, prev.start, prev.end
+        ).to_dict(),
     }
     # predicted customer value (BG/NBD + Gamma-Gamma, issue 17): null, with the reason, when the
     # data cannot support a fit

@@ -127,6 +127,39 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
         # TRANSLATORS: %(tail)s is empty or ", up 12.3% on Q4 2023 …" (starting with its comma)
         out.append(_("Net revenue was %(amount)s%(tail)s.") % {"amount": fmt_money(rev, cur), "tail": tail})
 
+    # 1b. why gross revenue changed (the revenue bridge, SPEC §4.7), against a fully covered previous
+    # period: the largest part that added and the largest that took away (parts of 0 are not news)
+    rb = doc.get("revenue_bridge") or {}
+    parts = ("previous", "current", "new", "reactivated", "expansion", "contraction", "lost")
+    if coverage(doc, "previous_period") == "full" and all(not is_missing(rb.get(x)) for x in parts):
+        before, now = float(rb["previous"]), float(rb["current"])
+        if before > 0 and round(100 * abs(now / before - 1), 1) >= 0.1:
+            gains = {"new": _("new customers brought %(amount)s"),
+                     "reactivated": _("customers back after a break brought %(amount)s"),
+                     "expansion": _("customers who bought more brought %(amount)s")}
+            losses = {"lost": _("customers who bought then but not now took %(amount)s"),
+                      "contraction": _("customers who bought less took %(amount)s")}
+            clauses = []
+            for phrases in ((losses, gains) if now < before else (gains, losses)):
+                key = max(phrases, key=lambda x: float(rb[x]))
+                if float(rb[key]) > 0:
+                    clauses.append(phrases[key] % {"amount": fmt_money(rb[key], cur)})
+            words = {"change": fmt_pct(abs(now / before - 1), 1), "period": _period_name(doc, "previous_period"),
+                     # TRANSLATORS: joins the clauses "new customers brought €X" and "… took €Y"
+                     "parts": _("%(first)s and %(second)s") % {"first": clauses[0], "second": clauses[1]}
+                     if len(clauses) == 2 else clauses[0]}
+            if now < before:
+                # TRANSLATORS: %(period)s is the previous period's name ("Q4 2023"); %(parts)s says which
+                # customers took or brought how much ("customers who bought then but not now took €X and …")
+                why = _("Gross revenue fell %(change)s on %(period)s: %(parts)s.") % words
+            else:
+                why = _("Gross revenue rose %(change)s on %(period)s: %(parts)s.") % words
+            # the why of the revenue line, in its finding: the six findings keep their room
+            if out:
+                out[-1] = f"{out[-1]} {why}"
+            else:
+                out.append(why)
+
     # 2. new vs returning
     share = k.get("new_revenue_share")
     if not is_missing(share) and k.get("gross_revenue") and (_shown(share) or _shown(1 - share)):

@@ -43,6 +43,7 @@ __all__ = [
     "cumulative_revenue_curves",
     "customer_bridge_waterfall",
     "new_vs_returning_bars",
+    "revenue_bridge_waterfall",
     "revenue_trend",
     "second_purchase_histogram",
     "segment_mix",
@@ -367,6 +368,86 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None) -> Axes:
             text = _("The active customer base shrank %(change)s to %(end)s: %(won)s won, %(lost)s lost")
         else:
             text = _("The active customer base held steady to %(end)s: %(won)s won, %(lost)s lost")
+        ax.set_title(text % words)
+    return ax
+
+
+def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = None, previous: Any = None,
+                             ax: Axes | None = None, coverage: str = "full") -> Axes:
+    """Waterfall of gross revenue from the previous period to this one, by customer (SPEC §4.7):
+    previous → +new → +reactivated → +expansion → −contraction → −lost → this period.
+
+    ``bridge`` is metrics.json's ``revenue_bridge`` (or a
+    :class:`retention_report.metrics.revenue.RevenueBridge`); ``period`` / ``previous`` are the
+    period labels (``2024-Q1``) naming the two total bars. The bars add up exactly. ``coverage``: how
+    much of the previous period the data cover (metrics.json's ``previous_period.coverage``); when
+    not ``full`` the title states no change (its customers' "new" or "reactivated" partly only mean
+    the data begin late) and says so.
+    """
+    ax = _axes(ax)
+    keys = ("previous", "new", "reactivated", "expansion", "contraction", "lost", "current")
+    get = (lambda k: bridge.get(k)) if isinstance(bridge, dict) else (lambda k: getattr(bridge, k, None))
+    values = {k: get(k) for k in keys}
+    title = _("Why gross revenue changed")
+    if not bridge or not all(_finite(v) for v in values.values()):
+        return _empty(ax, title, _("No revenue bridge for this period"))
+    v = {k: float(x) for k, x in values.items()}
+    if v["previous"] == 0 and v["current"] == 0:
+        return _empty(ax, title, _("No revenue in this period or the one before"))
+    prev_name = _period_name(previous) if previous else _("Previous period")
+    this_name = _period_name(period) if period else _("This period")
+    steps: list[tuple[str, float, str]] = [
+        (prev_name, v["previous"], "total"),
+        (_("New customers, all purchases"), v["new"], "good"),
+        (_("Reactivated"), v["reactivated"], "good"),
+        (_("Bought more"), v["expansion"], "good"),
+        (_("Bought less"), -v["contraction"], "bad"),
+        (_("Lost"), -v["lost"], "bad"),
+        (this_name, v["current"], "total"),
+    ]
+    level = 0.0
+    money = _compact_money(currency)
+    for i, (_label, value, kind) in enumerate(steps):
+        if kind == "total":
+            bottom, height = 0.0, value
+            level = value
+            text = money(value)
+        else:
+            bottom = level if value >= 0 else level + value
+            height = abs(value)
+            level += value
+            text = ("+" if value >= 0 else "−") + money(abs(value))
+        ax.bar(i, height, bottom=bottom, color=PALETTE[kind], width=0.62)
+        ax.text(i, bottom + height, text, ha="center", va="bottom", fontsize=9, color=PALETTE["text"])
+        if i < len(steps) - 1:
+            ax.plot([i + 0.31, i + 0.69], [level, level], color="#9AA5B1", lw=0.8, ls=":")
+    ax.set_xticks(range(len(steps)), ["\n".join(textwrap.wrap(s[0], 14)) for s in steps])
+    ax.yaxis.set_major_formatter(money)
+    ax.set_ylabel(_("Gross revenue (%(currency)s)") % {"currency": currency})
+    top = max(v["previous"], v["current"], v["previous"] + v["new"] + v["reactivated"] + v["expansion"], 1.0)
+    ax.set_ylim(0, top * 1.15)
+    ax.grid(axis="x", visible=False)
+    ch = _pct_change(v["current"], v["previous"])
+    if coverage != "full":
+        # TRANSLATORS: %(previous)s is a period's name ("Q4 2023")
+        ax.set_title(_("Why gross revenue changed (the data cover %(previous)s only partly)") % {"previous": prev_name})
+        return ax
+    # amounts as the findings write them (the same number reads the same everywhere)
+    won, lost = fmt_money(v["new"], currency), fmt_money(v["lost"], currency)
+    if ch is None:
+        ax.set_title(_("Gross revenue %(amount)s, all from customers who did not buy in %(previous)s")
+                     % {"amount": fmt_money(v["current"], currency), "previous": prev_name})
+    else:
+        words = {"change": fmt_pct(abs(ch), 1), "previous": prev_name, "lost": lost, "new": won}
+        if ch > 0:
+            text = _("Gross revenue rose %(change)s on %(previous)s: new customers brought %(new)s, "
+                     "customers lost took %(lost)s")
+        elif ch < 0:
+            text = _("Gross revenue fell %(change)s on %(previous)s: customers lost took %(lost)s, "
+                     "new customers brought %(new)s")
+        else:
+            text = _("Gross revenue held steady on %(previous)s: new customers brought %(new)s, "
+                     "customers lost took %(lost)s")
         ax.set_title(text % words)
     return ax
 

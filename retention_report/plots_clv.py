@@ -134,12 +134,24 @@ def clv_deciles(deciles: pd.DataFrame | None, currency: str = "EUR", ax: Axes | 
     return ax
 
 
+# groups smaller than this are shown but never named in a title (issue 26; ``metrics.min_group_size``)
+MIN_GROUP_SIZE = 30
+
+
+def _small_note(ax: Axes, min_size: int, y: float = -0.3) -> None:
+    ax.text(1.0, y, ngettext("light bars: fewer than %(count)s customer, not compared in the title",
+                                "light bars: fewer than %(count)s customers, not compared in the title", min_size)
+            % {"count": min_size}, transform=ax.transAxes, ha="right", fontsize=8, color="#52606D")
+
+
 def clv_by_cohort(cohorts: pd.DataFrame | None, currency: str = "EUR", overall: float | None = None,
-                  ax: Axes | None = None) -> Axes:
+                  ax: Axes | None = None, min_size: int = MIN_GROUP_SIZE) -> Axes:
     """Mean predicted CLV per customer of each acquisition month (the most recent months), with
     the mean over all customers as a reference line.
 
-    ``cohorts``: ``PredictedValue.cohorts`` (cohort = month start, customers, clv_mean).
+    ``cohorts``: ``PredictedValue.cohorts`` (cohort = month start, customers, clv_mean). Months with
+    fewer than ``min_size`` customers are drawn light and never named in the title, which says the
+    values are the model's expectation.
     """
     ax = _axes(ax)
     title = _("Predicted value per customer by month of first purchase")
@@ -148,7 +160,8 @@ def clv_by_cohort(cohorts: pd.DataFrame | None, currency: str = "EUR", overall: 
     c = cohorts.reset_index(drop=True)
     xs = np.arange(len(c))
     labels = [fmt_month(pd.Timestamp(v)) for v in c["cohort"]]
-    ax.bar(xs, c["clv_mean"], color=PALETTE["returning"], width=0.66)
+    big = (c["customers"] >= min_size).to_numpy() if "customers" in c else np.ones(len(c), bool)
+    ax.bar(xs, c["clv_mean"], color=[PALETTE["returning"] if b else PALETTE["muted"] for b in big], width=0.66)
     top = float(c["clv_mean"].max())
     for xi, v in zip(xs, c["clv_mean"], strict=True):
         ax.text(xi, v, fmt_money(v, currency, 0), ha="center", va="bottom", fontsize=8.5, color=PALETTE["text"])
@@ -165,11 +178,14 @@ def clv_by_cohort(cohorts: pd.DataFrame | None, currency: str = "EUR", overall: 
     ax.set_ylabel(_("Predicted CLV per customer (%(currency)s)") % {"currency": currency})
     ax.set_xlabel(_("Month of first purchase"))
     ax.grid(axis="x", visible=False)
-    if len(c) >= 2:
-        best, worst = int(c["clv_mean"].idxmax()), int(c["clv_mean"].idxmin())
+    if not big.all():
+        _small_note(ax, min_size)
+    shown = c[big]
+    if len(shown) >= 2:
+        best, worst = int(shown["clv_mean"].idxmax()), int(shown["clv_mean"].idxmin())
         # TRANSLATORS: %(best)s and %(worst)s are months ("Mar 2024")
-        title = _("Customers first buying in %(best)s are worth most: %(best_value)s each (%(worst)s: "
-                  "%(worst_value)s)") % {"best": labels[best], "best_value": fmt_money(c["clv_mean"].iloc[best], currency, 0),
+        title = _("The model expects customers first buying in %(best)s to be worth most: %(best_value)s each "
+                  "(%(worst)s: %(worst_value)s)") % {"best": labels[best], "best_value": fmt_money(c["clv_mean"].iloc[best], currency, 0),
                                          "worst": labels[worst],
                                          "worst_value": fmt_money(c["clv_mean"].iloc[worst], currency, 0)}
     ax.set_title(title)
@@ -177,11 +193,13 @@ def clv_by_cohort(cohorts: pd.DataFrame | None, currency: str = "EUR", overall: 
 
 
 def clv_by_segment(segments: pd.DataFrame | None, segment: str = "segment", currency: str = "EUR",
-                   ax: Axes | None = None, top: int = 8) -> Axes:
+                   ax: Axes | None = None, top: int = 8, min_size: int = MIN_GROUP_SIZE) -> Axes:
     """Mean predicted CLV per customer for each value of a segment column (the customer's first
     purchase's), largest first, with each value's share of the customers.
 
-    ``segments``: ``PredictedValue.segments`` (segment, customers, clv_mean, customer_share).
+    ``segments``: ``PredictedValue.segments`` (segment, customers, clv_mean, customer_share). Values
+    with fewer than ``min_size`` customers are drawn light and never named in the title, which says
+    the values are the model's expectation.
     """
     n = 0 if segments is None else min(len(segments), top)
     ax = _axes(ax, (FIGSIZE[0], max(2.6, 0.42 * n + 1.5)))
@@ -195,7 +213,9 @@ def clv_by_segment(segments: pd.DataFrame | None, segment: str = "segment", curr
          .sort_values("clv_mean", ascending=False).reset_index(drop=True))
     names = shorten_all([str(v) for v in s["segment"]])
     ys = np.arange(len(s))[::-1]
-    colors = [OKABE_ITO[0] if i == 0 else PALETTE["muted"] for i in range(len(s))]
+    big = (s["customers"] >= min_size).to_numpy()
+    first_big = int(np.argmax(big)) if big.any() else -1
+    colors = [OKABE_ITO[0] if i == first_big else "#DDE3EA" if not big[i] else PALETTE["muted"] for i in range(len(s))]
     ax.barh(ys, s["clv_mean"], color=colors, height=0.62)
     hi = float(s["clv_mean"].max())
     for yi, (v, share) in zip(ys, zip(s["clv_mean"], s["customer_share"], strict=True), strict=True):
@@ -207,16 +227,21 @@ def clv_by_segment(segments: pd.DataFrame | None, segment: str = "segment", curr
     _money_axis(ax, hi, currency, axis="x")
     ax.set_xlabel(_("Predicted CLV per customer (%(currency)s)") % {"currency": currency})
     ax.grid(axis="y", visible=False)
-    if len(s) >= 2:
-        best, worst = s.iloc[0], s.iloc[-1]
+    if not big.all():
+        _small_note(ax, min_size, -0.36)
+    idx = np.flatnonzero(big)
+    if len(idx) >= 2:
+        best, worst = s.iloc[idx[0]], s.iloc[idx[-1]]
         gap = best["clv_mean"] / worst["clv_mean"] - 1 if worst["clv_mean"] else None
-        words = {"segment": name, "best": _cap(names[0]), "worst": names[-1],
+        words = {"segment": name, "best": _cap(names[idx[0]]), "worst": names[idx[-1]],
                  "low": fmt_money(worst["clv_mean"], currency, 0), "high": fmt_money(best["clv_mean"], currency, 0)}
         if gap is not None and gap < 0.10:
-            title = _("Value per customer hardly depends on the first-purchase %(segment)s (%(low)s to %(high)s)") % words
+            title = _("The model expects value per customer to hardly depend on the first-purchase %(segment)s "
+                      "(%(low)s to %(high)s)") % words
         else:
             # TRANSLATORS: %(best)s and %(worst)s are values from the data (a channel: "Email")
-            title = _("%(best)s customers are worth most: %(high)s each (vs %(low)s for %(worst)s)") % words
+            title = _("The model expects %(best)s customers to be worth most: %(high)s each (vs %(low)s for "
+                      "%(worst)s)") % words
     if segments is not None and len(segments) > len(s):
         hidden = len(segments) - len(s)
         ax.text(1.0, -0.25, ngettext("%(count)s value with fewer customers not shown",

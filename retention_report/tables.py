@@ -399,6 +399,10 @@ DEFINITIONS = [
     (N_("Returning customer"), N_("Acquired before the period and bought in it.")),
     (N_("Revenue"), N_("Gross revenue = sum of positive payments; refunds = money paid back; "
                        "net revenue = gross − refunds.")),
+    (N_("Revenue bridge"), N_("Gross revenue of the previous period to this one, by customer: new (acquired in the "
+                              "period, all their purchases), reactivated (bought in the period but not in the "
+                              "previous one), lost (bought then but not now), bought more / bought less (bought in "
+                              "both). Previous + new + reactivated + more − less − lost = this period.")),
     (N_("Active customer"), N_("At least one purchase in the activity window (%(days)s days) up to the date.")),
     (N_("Churn rate"), N_("CL / CS: customers active at the start who are no longer active at the end, "
                           "over those active at the start.")),

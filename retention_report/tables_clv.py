@@ -105,6 +105,14 @@ def clv_summary_table(pv: Any, currency: str = "EUR") -> str:
              % {"horizon": h, "rate": fmt_pct(pv.annual_discount, 0)}, "clv_mean"),
         _row(_("Median customer's predicted value"), fmt_money(s.get("clv_median"), currency),
              _("half of the customers are worth less"), ""),
+    ]
+    if not getattr(pv, "p_alive_shown", True):
+        # the no-dropout NBD predicts: nobody is "at risk" by construction, so that is not shown
+        # TRANSLATORS: %(reason)s says why ("the data do not identify when customers stop buying …")
+        note = banner(_("Predictions from the model without dropout: %(reason)s.")
+                      % {"reason": reason_text(pv.fallback)}, kind="info")
+        return note + _table(rows)
+    rows += [
         _row(_("Repeat customers at risk (P(alive) < %(threshold)s)") % {"threshold": fmt_pct(pv.at_risk_threshold, 0)},
              fmt_count(b["at_risk_customers"]),
              _("%(share)s of the repeat customers are more likely gone than not")
@@ -180,6 +188,9 @@ def ltv_vs_clv_note(doc: Mapping[str, Any], pv: Any, currency: str = "EUR") -> s
     why = _("it multiplies this period's averages over a whole average lifetime, undiscounted, as if every "
             "customer were still buying, while the model's CLV counts only the next %(horizon)s, discounts it, and "
             "gives less to the customers who have probably already left.") % {"horizon": h}
+    if not getattr(pv, "p_alive_shown", True):  # the NBD without dropout: nobody is taken to have left
+        why = _("it multiplies this period's averages over a whole average lifetime, undiscounted, while the "
+                "model's CLV counts only the next %(horizon)s and discounts it.") % {"horizon": h}
     if not is_missing(ltv) and ltv and clv:
         # TRANSLATORS: %(why)s is the sentence "it multiplies this period's averages …"
         return _("The commissioned LTV (%(ltv)s) is %(times)s times the model's CLV (%(clv)s) because %(why)s") % {
@@ -201,7 +212,9 @@ def model_note(pv: Any) -> str:
     from .i18n import locale
 
     sep = "; " if get_decimal_symbol(locale()) == "," else ", "  # "r = 0,243; α = 4,56" with a decimal comma
-    if "s" in p:
+    if "a" not in p and "s" not in p:
+        purchase = f"NBD (r = {fmt_number(p['r'], 3)}{sep}α = {fmt_number(p['alpha'], 2)} {weeks})"
+    elif "s" in p:
         purchase = (f"Pareto/NBD (r = {fmt_number(p['r'], 3)}{sep}α = {fmt_number(p['alpha'], 2)} {weeks}{sep}"
                     f"s = {fmt_number(p['s'], 3)}{sep}β = {fmt_number(p['beta'], 2)} {weeks})")
     else:
@@ -217,6 +230,16 @@ def model_note(pv: Any) -> str:
         check = " " + _("Check of that assumption: the correlation between repeat purchases and mean spend per "
                         "purchase is %(correlation)s (%(strength)s; Fader, Hardie & Lee report 0.11 for their "
                         "data).") % {"correlation": fmt_number(corr, 2), "strength": strength}
+    if not getattr(pv, "p_alive_shown", True):
+        # TRANSLATORS: %(purchase_model)s and %(spend_model)s are model names with their parameters
+        return _("Model: %(purchase_model)s for when customers buy — without dropout, since nobody has been seen "
+                 "to stop buying yet — and %(spend_model)s for how much they spend per purchase, fitted by maximum "
+                 "likelihood on the purchase histories of %(customers)s customers up to %(day)s. It assumes every "
+                 "customer keeps buying at their own steady rate, so its predictions are an upper bound once some "
+                 "customers do stop, and that how much a customer spends does not depend on how often they "
+                 "buy.%(check)s") % {"purchase_model": purchase, "spend_model": gamma,
+                                     "customers": fmt_count(b["customers"]), "day": _day(pv.calibration_end),
+                                     "check": check}
     # TRANSLATORS: %(purchase_model)s and %(spend_model)s are model names with their parameters
     return _("Model: %(purchase_model)s for when customers buy and stop buying, %(spend_model)s for how much they "
              "spend per purchase, fitted by maximum likelihood on the purchase histories of %(customers)s customers "

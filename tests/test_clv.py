@@ -556,3 +556,38 @@ def test_rfm_summary_on_cdnow_matches_the_shipped_summary(transactions, summary)
     mon = clv.monetary_summary(ds.daily, ds.customers, END).to_pandas()
     gg = clv.fit_gamma_gamma(mon.x, mon.m, mon.n)
     assert gg.n_customers == 946 and round(gg.params["gamma"], 3) == 15.444
+
+
+# --------------------------------------------------------------------------------------------
+# the NBD without dropout (issue 26): nested in BG/NBD and Pareto/NBD, fitted when their dropout runs off
+
+def test_nbd_is_the_no_dropout_limit_of_bgnbd_and_pareto_nbd():
+    x, t_x, T = np.array([0, 1, 4, 9]), np.array([0.0, 3.0, 20.5, 30.0]), np.array([10.0, 12.0, 31.0, 40.0])
+    nbd = clv.nbd_log_likelihood((0.7, 4.0), x, t_x, T)
+    # by hand: sum of ln G(r+x) - ln G(r) + r ln alpha - (r+x) ln(alpha+T)
+    r, a = 0.7, 4.0
+    by_hand = sum(math.lgamma(r + xi) - math.lgamma(r) + r * math.log(a) - (r + xi) * math.log(a + Ti)
+                  for xi, Ti in zip(x, T, strict=True))
+    assert nbd == pytest.approx(by_hand, rel=1e-12)
+    assert clv.bgnbd_log_likelihood((0.7, 4.0, 1e-12, 1.0), x, t_x, T) == pytest.approx(nbd, rel=1e-9)
+    assert clv.pareto_nbd_log_likelihood((0.7, 4.0, 1e-12, 1.0), x, t_x, T) == pytest.approx(nbd, rel=1e-9)
+
+
+def test_fit_nbd_recovers_a_known_process_and_predicts_its_rate():
+    rng = np.random.default_rng(3)
+    n = 20_000
+    lam = rng.gamma(2.0, 1 / 8.0, n)  # r = 2, alpha = 8 weeks
+    T = rng.uniform(5, 60, n)
+    x = rng.poisson(lam * T)
+    t_x = np.where(x > 0, T * rng.beta(np.maximum(x, 1), 1), 0.0)  # the last of x uniform times
+    fit = clv.fit_nbd(x, t_x, T)
+    assert fit.model == "nbd" and fit.converged and not fit.degenerate
+    assert fit.params["r"] == pytest.approx(2.0, rel=0.08) and fit.params["alpha"] == pytest.approx(8.0, rel=0.08)
+    # no dropout: P(alive) is 1 and the expectation is the posterior mean rate times the horizon
+    assert (clv.p_alive(fit, x[:5], t_x[:5], T[:5]) == 1).all()
+    e = clv.expected_purchases(fit, 52.0, x, t_x, T)
+    assert e.sum() == pytest.approx(lam.sum() * 52.0, rel=0.03)
+    assert clv.dropout_unidentified(clv.FitResult("bgnbd", {"r": 1.0, "alpha": 2.0, "a": 1e-9, "b": 3.0}, 0.0,
+                                                  False, 1.0, 1))
+    assert not clv.dropout_unidentified(clv.FitResult("bgnbd", {"r": 1.0, "alpha": 2.0, "a": 0.5, "b": 3.0}, 0.0,
+                                                      True, 1.0, 1))

@@ -87,6 +87,72 @@ def test_cohort_matrices_shape_and_monotone(docs, label):
         assert all(v is None for v in row[first_none:])
 
 
+BRIDGE_PARTS = ("previous", "new", "reactivated", "expansion", "contraction", "lost", "current")
+
+
+def _bridge_adds_up(b, gross_now, gross_before):
+    """SPEC §4.7: previous + new + reactivated + expansion − contraction − lost = current, to the
+    last representable digit (the engine adds decimals exactly; JSON holds each part as a float)."""
+    assert all(b[x] is not None and b[x] >= 0 for x in BRIDGE_PARTS), b
+    lhs = b["previous"] + b["new"] + b["reactivated"] + b["expansion"] - b["contraction"] - b["lost"]
+    assert lhs == pytest.approx(b["current"], rel=1e-12, abs=1e-9), b
+    assert b["current"] == pytest.approx(gross_now, rel=1e-12, abs=1e-9)
+    assert b["previous"] == pytest.approx(gross_before, rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize("label", PERIODS)
+def test_revenue_bridge_identity(docs, label):
+    d = docs[label]
+    _bridge_adds_up(d["revenue_bridge"], d["kpis"]["gross_revenue"], d["previous"]["gross_revenue"])
+
+
+def _pandas_bridge(frame, start, end, prev_start, prev_end):
+    """The most direct pandas reading of SPEC §4.7."""
+    pos = frame[frame.amount > 0].assign(day=frame.paid_at.dt.normalize())
+    acquired = pos.groupby("customer_id").day.min()
+    cur = pos[(pos.day >= start) & (pos.day <= end)].groupby("customer_id").amount.sum()
+    prev = pos[(pos.day >= prev_start) & (pos.day <= prev_end)].groupby("customer_id").amount.sum()
+    both = pd.concat([prev.rename("prev"), cur.rename("cur")], axis=1).fillna(0.0)
+    is_new = both.index.map(lambda c: start <= acquired[c] <= end).to_numpy(bool)
+    diff = both.cur - both.prev
+    in_both = (both.prev > 0) & (both.cur > 0)
+    return {
+        "previous": both.prev.sum(), "current": both.cur.sum(), "new": both.cur[is_new].sum(),
+        "reactivated": both.cur[~is_new & (both.prev == 0)].sum(), "lost": both.prev[both.cur == 0].sum(),
+        "expansion": diff[in_both & (diff > 0)].sum(), "contraction": -diff[in_both & (diff < 0)].sum(),
+    }
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_revenue_bridge_on_random_logs(seed):
+    """Random logs (refunds, zero rows, several payments a day, amounts in cents and in odd fractions):
+    the identity holds and each part equals a pandas recomputation."""
+    from helpers import make_dataset
+
+    from retention_report.metrics.revenue import revenue_bridge
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 400))
+    ids = rng.integers(0, max(5, n // 4), n).astype(str)
+    days = pd.Timestamp("2023-06-01") + pd.to_timedelta(rng.integers(0, 400, n), unit="D")
+    paid_at = days + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s")
+    amount = np.round(rng.gamma(2.0, 40.0, n), int(rng.integers(0, 4)))
+    amount[rng.random(n) < 0.1] *= -1  # refunds
+    amount[rng.random(n) < 0.03] = 0.0
+    frame = pd.DataFrame({"customer_id": ids, "paid_at": paid_at, "amount": amount})
+    ds = make_dataset(frame)
+    period = parse_period(["2024-Q1", "2024-02", "2023-12-10..2024-01-20", "2024-W03"][seed % 4])
+    prev = period.previous()
+    b = revenue_bridge(ds.daily, ds.customers, period.start, period.end, prev.start, prev.end)
+    assert b.previous + b.new + b.reactivated + b.expansion - b.contraction - b.lost == b.current  # Decimal: exact
+    got = b.to_dict()
+    ts = pd.Timestamp
+    want = _pandas_bridge(frame, ts(period.start), ts(period.end), ts(prev.start), ts(prev.end))
+    for key in BRIDGE_PARTS:
+        assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-6), key
+    _bridge_adds_up(got, want["current"], want["previous"])
+
+
 def test_incomplete_period_flagged(docs):
     assert docs["2024-12-15..2025-01-14"]["complete"] is False
     assert docs["2024-Q1"]["complete"] is True

@@ -122,6 +122,55 @@ def test_bridge_year_window():
 
 
 # --------------------------------------------------------------------------------------------
+# §4.7 revenue bridge: 2023-Q4 -> 2024-Q1, every category present, counted by hand
+REVENUE_BRIDGE = [
+    ("n", "2024-02-01 09:00", 100.0), ("n", "2024-03-01 09:00", 50.0),  # new: 150
+    ("r", "2023-01-10", 40.0), ("r", "2024-01-05", 70.0),  # acquired before, not in Q4: reactivated 70
+    ("l", "2023-11-01", 60.0),  # lost 60
+    ("e", "2023-10-10", 100.0), ("e", "2024-02-10 09:00", 100.0), ("e", "2024-02-10 17:00", 30.0),
+    ("e", "2024-03-10", 20.0),  # 100 -> 150: expansion 50 (two payments on one day are one purchase)
+    ("c", "2023-12-01", 150.0), ("c", "2023-12-20", 50.0), ("c", "2024-01-15", 80.0),
+    ("c", "2024-01-20", -30.0),  # 200 -> 80 gross (the refund is not in the bridge): contraction 120
+    ("s", "2023-11-11", 50.0), ("s", "2024-01-11", 50.0),  # same in both: in neither part
+    ("x", "2023-10-01", 30.0), ("x", "2024-01-03", -30.0),  # only a refund in Q1: lost 30
+    ("z", "2024-02-02", 0.0),  # a zero payment is not a purchase: not a new customer
+]
+
+
+def test_revenue_bridge_by_hand():
+    from retention_report.metrics.revenue import revenue_bridge
+
+    ds = make_dataset(REVENUE_BRIDGE)
+    prev = Q1.previous()
+    b = revenue_bridge(ds.daily, ds.customers, Q1.start, Q1.end, prev.start, prev.end)
+    got = b.to_dict()
+    assert list(got) == ["previous", "new", "reactivated", "expansion", "contraction", "lost", "current"]
+    assert got == {"previous": 60 + 100 + 200 + 50 + 30, "new": 150, "reactivated": 70, "expansion": 50,
+                   "contraction": 120, "lost": 60 + 30, "current": 150 + 70 + 150 + 80 + 50}
+    assert b.previous + b.new + b.reactivated + b.expansion - b.contraction - b.lost == b.current
+    k = period_kpis(ds, Q1)
+    assert got["current"] == approx(k["gross_revenue"])  # the same gross revenue as the KPI
+    assert got["previous"] == approx(period_kpis(ds, prev)["gross_revenue"])
+
+
+def test_revenue_bridge_in_metrics_document():
+    ds = make_dataset(REVENUE_BRIDGE)
+    doc = metrics_document(ds, Q1)
+    assert doc["revenue_bridge"] == {"previous": 440.0, "new": 150.0, "reactivated": 70.0, "expansion": 50.0,
+                                     "contraction": 120.0, "lost": 90.0, "current": 500.0}
+
+
+def test_revenue_bridge_without_previous_data():
+    from retention_report.metrics.revenue import revenue_bridge
+
+    ds = make_dataset([("a", "2024-01-10", 10.0), ("b", "2024-03-01", 5.5)])
+    prev = Q1.previous()
+    b = revenue_bridge(ds.daily, ds.customers, Q1.start, Q1.end, prev.start, prev.end).to_dict()
+    assert b == {"previous": 0.0, "new": 15.5, "reactivated": 0.0, "expansion": 0.0, "contraction": 0.0,
+                 "lost": 0.0, "current": 15.5}
+
+
+# --------------------------------------------------------------------------------------------
 # §4.2 frequency segments
 SEGMENTS = (
     [("x1", f"{d:%Y-%m-%d}", 10.0) for d in pd.date_range("2023-04-15", "2024-03-15", freq="MS") + pd.Timedelta(days=14)]

@@ -109,6 +109,29 @@ def test_bridge_waterfall_adds_up_and_names_the_change():
     assert "New, lapsed" not in [t.get_text() for t in ax2.get_xticklabels()]
 
 
+def test_revenue_bridge_waterfall_adds_up_and_states_the_change():
+    b = {"previous": 440.0, "new": 150.0, "reactivated": 70.0, "expansion": 50.0, "contraction": 120.0,
+         "lost": 90.0, "current": 500.0}
+    ax = plots.revenue_bridge_waterfall(b, "EUR", period="2024-Q1", previous="2023-Q4")
+    spans = [(round(p.get_y()), round(p.get_y() + p.get_height())) for p in bars(ax)]
+    # previous 0–440, +new 440–590, +reactivated 590–660, +expansion 660–710, −contraction 590–710,
+    # −lost 500–590, current 0–500
+    assert spans == [(0, 440), (440, 590), (590, 660), (660, 710), (590, 710), (500, 590), (0, 500)]
+    labels = [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()]
+    assert labels == ["Q4 2023", "New customers, all purchases", "Reactivated", "Bought more", "Bought less", "Lost", "Q1 2024"]
+    assert title(ax) == ("Gross revenue rose 13.6% on Q4 2023: new customers brought €150.00, customers lost took "
+                         "€90.00")
+    fell = dict(b, new=10.0, current=360.0)
+    assert title(plots.revenue_bridge_waterfall(fell, "EUR", "2024-Q1", "2023-Q4")).startswith(
+        "Gross revenue fell 18.2% on Q4 2023: customers lost took €90.00")
+    first = {k: 0.0 for k in b} | {"new": 25.0, "current": 25.0}
+    assert "all from customers who did not buy in" in title(plots.revenue_bridge_waterfall(first, "EUR"))
+    assert plots.revenue_bridge_waterfall(None).texts[0].get_text() == "No revenue bridge for this period"
+    # a previous period the data cover only partly: no change is stated
+    partial = plots.revenue_bridge_waterfall(b, "EUR", "2024-Q1", "2023-Q4", coverage="partial")
+    assert title(partial) == "Why gross revenue changed (the data cover Q4 2023 only partly)"
+
+
 def test_cohort_heatmap_percent_labels_blank_missing_and_hatched_partial():
     idx = pd.Index([pd.Timestamp("2024-01-01").date(), pd.Timestamp("2024-02-01").date(),
                     pd.Timestamp("2024-03-01").date()], name="cohort")

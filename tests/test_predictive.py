@@ -393,7 +393,7 @@ def test_charts_state_the_finding(section):
     assert title(ax).startswith(f"The top 10% of customers hold {100 * pv.deciles.share.iloc[0]:.0f}%")
     assert [t.get_text() for t in ax.get_xticklabels()][0] == "Top 10%"
     ax = plots_clv.clv_by_cohort(pv.cohorts, overall=pv.block["clv_mean"])
-    assert title(ax).startswith("Customers first buying in ")
+    assert title(ax).startswith("The model expects customers first buying in ")
     ax = plots_clv.clv_by_segment(pv.segments, "channel")
     assert "channel" in title(ax) or title(ax).split()[0] in {s.capitalize() for s in pv.segments.segment}
     plt.close("all")
@@ -490,3 +490,111 @@ def test_fast_spend_fit_is_the_maximum_likelihood_fit(bgnbd_ds, monkeypatch):
     ref = clv.fit_gamma_gamma(sp.x, sp.m, sp.n)
     np.testing.assert_allclose(got.values, ref.values, rtol=1e-6)
     assert got.log_likelihood >= ref.log_likelihood - 1e-6 and got.n_customers == ref.n_customers
+
+
+# --------------------------------------------------------------------------------------------
+# issue 26: a prediction that degrades gracefully, and a backtest only on enough history
+
+def _simulate_nbd(n: int, r: float, alpha: float, start: date, end: date, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Payments of customers who never stop buying (the NBD: rate lambda ~ Gamma(r, alpha) a week, for
+    ever), acquired uniformly in [start, end]; spend as in :func:`_simulate_bgnbd`. Also the rates."""
+    rng = np.random.default_rng(seed)
+    days = (end - start).days + 1
+    acq = rng.integers(0, days, n)
+    lam = rng.gamma(r, 1 / alpha, n)
+    nu = rng.gamma(3.0, 1.0, n) / 10.0
+    cust, day = [], []
+    for i in range(n):
+        t = float(acq[i])
+        while t < days:
+            cust.append(i)
+            day.append(int(t))
+            t += rng.exponential(7.0 / lam[i])
+    c = np.array(cust)
+    amount = np.round(rng.gamma(6.0, 1.0 / nu[c]), 2)
+    paid = pd.Timestamp(start) + pd.to_timedelta(np.array(day), unit="D") + pd.Timedelta(hours=12)
+    frame = pd.DataFrame({"customer_id": [f"N{i:06d}" for i in c], "paid_at": paid, "amount": amount})
+    return frame, lam
+
+
+def test_no_dropout_in_the_data_falls_back_to_the_nbd_and_still_predicts():
+    """Nobody ever stops buying: BG/NBD's dropout runs to 0 (not identified), so the nested NBD
+    predicts — said so, with no P(alive) or customers at risk — and its prediction matches the
+    known process: the next 365 days' purchases of customers with rates lambda are sum(lambda) x 365/7."""
+    frame, lam = _simulate_nbd(4000, r=1.5, alpha=6.0, start=date(2023, 1, 1), end=date(2024, 3, 31), seed=5)
+    s = load_settings(None, **{"columns.segments": []})
+    ds = dataset_from_frame(frame, s, now=NOW)
+    period = parse_period("2024-Q1")
+    out = clv_block(ds, period, s)
+    b = out.block
+    assert out.reason is None and b is not None
+    assert b["model"] == "nbd+gamma_gamma"
+    assert b["fallback"]["from"] == "bg_nbd" and b["fallback"]["to"] == "nbd"
+    assert "do not identify when customers stop buying" in b["fallback"]["reason"]
+    assert b["at_risk_customers"] is None and b["at_risk_revenue_share"] is None
+    assert set(b["params"]) == {"r", "alpha", "p", "q", "gamma"} and set(b["log_likelihood"]) == {"nbd", "gamma_gamma"}
+    # the fitted mean rate r / alpha and the base's expected purchases, against the process
+    assert b["params"]["r"] / b["params"]["alpha"] == pytest.approx(1.5 / 6.0, rel=0.05)
+    assert b["expected_purchases"] == pytest.approx(lam.sum() * 365 / 7, rel=0.05)
+    # the backtest (365 days of history for a 91-day holdout) uses the same fallback and runs
+    assert b["backtest"] is not None and b["backtest_reason"] is None
+    assert abs(b["backtest"]["error"]) < 0.10
+    # the section: P(alive) and at-risk not shown; it says why; the per-customer scores have no P(alive)
+    pv = predicted_value(ds, period, s)
+    assert pv.available and not pv.p_alive_shown
+    html = tables_clv.clv_summary_table(pv, "EUR")
+    assert "clv.at_risk" not in html and "P(alive) &lt;" not in html and "model without dropout" in html
+    assert "NBD (r = " in tables_clv.model_note(pv) and "P(alive)" not in tables_clv.model_note(pv)
+    assert "already left" not in tables_clv.ltv_vs_clv_note({"kpis": {"ltv": 500.0}}, pv, "EUR")
+    scores = customer_scores(ds, period, s).to_pandas()
+    assert scores.p_alive.isna().all() and (scores.expected_purchases > 0).all()
+
+
+def test_no_prediction_only_when_even_the_nbd_cannot_be_fitted():
+    """Everyone buys at exactly the same rate (every 7 days): the NBD's r and alpha run to infinity
+    (the Poisson limit) as well, so there is no prediction — and it says why."""
+    rows = []
+    for i in range(80):
+        first = pd.Timestamp("2023-06-01") + pd.Timedelta(days=i % 7)
+        rows += [(f"P{i:03d}", first + pd.Timedelta(days=7 * k), 20.0 + (i + k) % 5)
+                 for k in range(int((pd.Timestamp("2024-03-31") - first).days // 7) + 1)]
+    ds = make_dataset(rows)
+    core = pv_mod.clv_core(ds, parse_period("2024-Q1"))
+    # BG/NBD: nobody stops; the NBD too runs off (r, alpha -> infinity): no fallback to a degenerate fit
+    assert clv.dropout_unidentified(core.purchases) and core.purchases.model == "bgnbd" and core.fallback is None
+    out = clv_block(ds, parse_period("2024-Q1"), core=core)
+    assert out.block is None and out.reason
+
+
+def test_no_backtest_on_less_history_than_the_holdout():
+    """A 13-month log (Dec 2010 – Dec 2011) and the year 2011: the backtest would fit on one month to
+    predict twelve, so it does not run; the block says why."""
+    frame, _lam = _simulate_nbd(1500, r=1.5, alpha=6.0, start=date(2010, 12, 1), end=date(2011, 12, 31), seed=8)
+    s = load_settings(None, **{"columns.segments": []})
+    ds = dataset_from_frame(frame, s, now=NOW)
+    b = clv_block(ds, parse_period("2011"), s).block
+    assert b is not None and b["backtest"] is None
+    assert b["backtest_reason"] == ("the data before 1 Jan 2011 cover 31 days, less than the 365 days of the period "
+                                    "the backtest would predict")
+    pv = predicted_value(ds, parse_period("2011"), s)
+    assert pv.backtest is None and "31 days" in tables_clv.backtest_note(pv)
+    # a quarter of the same log has 9 months of history for 3 months: the backtest runs
+    q = clv_block(ds, parse_period("2011-Q4"), s).block
+    assert q["backtest"] is not None and q["backtest_reason"] is None
+
+
+def test_clv_group_titles_say_model_and_skip_small_groups():
+    """A title comparing groups' CLV says it is the model's expectation and never names a group
+    smaller than 30 customers (shown, light, and said so under the chart)."""
+    cohorts = pd.DataFrame({"cohort": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"]),
+                            "customers": [400, 2, 350, 29], "clv_mean": [80.0, 500.0, 60.0, 5.0]})
+    ax = plots_clv.clv_by_cohort(cohorts)
+    assert title(ax) == "The model expects customers first buying in Jan 2024 to be worth most: €80 each (Mar 2024: €60)"
+    assert any("fewer than 30 customers" in t.get_text() for t in ax.texts)
+    segs = pd.DataFrame({"segment": ["vip", "email", "organic", "tiny"], "customers": [10, 300, 500, 3],
+                         "clv_mean": [900.0, 120.0, 60.0, 1.0], "customer_share": [0.01, 0.37, 0.62, 0.0]})
+    ax = plots_clv.clv_by_segment(segs, "channel")
+    assert title(ax) == "The model expects Email customers to be worth most: €120 each (vs €60 for organic)"
+    one_big = segs.assign(customers=[10, 300, 5, 3])
+    assert not any(w in title(plots_clv.clv_by_segment(one_big, "channel")) for w in ("vip", "Vip", "organic", "tiny"))
+    plt.close("all")

@@ -201,6 +201,13 @@ def test_every_number_shown_twice_agrees(html, doc):
     add("customers_returning", m.group(2))
     add("refund_rate", m.group(3))
 
+    # the revenue bridge (SPEC §4.7): its amounts in the findings and in the waterfall's title (alt text)
+    rb = doc["revenue_bridge"]
+    bridge_said = re.findall(rf"(?:brought|took) ({_MONEY})", " ".join(shown))
+    chart = unescape(re.search(r'alt="(Gross revenue (?:rose|fell|held)[^"]*)"', html).group(1))
+    assert bridge_said and set(bridge_said) <= {fmt_value("revenue", rb[p]) for p in rb}
+    assert fmt_value("revenue", rb["lost"]) in chart and fmt_value("revenue", rb["new"]) in chart
+
     # every value agrees wherever it is shown …
     for (key, period), texts in sorted(seen.items()):
         assert len(set(texts)) == 1, (key, period, texts)

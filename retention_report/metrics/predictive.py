@@ -506,6 +506,8 @@ def _distinct_xT(x: np.ndarray, T_days: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _p_alive(fit: clv.FitResult, x: np.ndarray, tx_days: np.ndarray, T_days: np.ndarray) -> np.ndarray:
     wk = clv.DAYS_PER_WEEK
+    if fit.model == "nbd":  # no dropout: alive by construction
+        return np.ones(len(x))
     if fit.model == "bgnbd":  # [FHL05a]: 1 / (1 + a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)) for x > 0
         r, alpha, a, b = fit.values
         out = np.ones(len(x))
@@ -563,6 +565,13 @@ class _Core:
     backtest_rows: pd.DataFrame | None = None
     backtest_reason: str | None = None
     observed_days: int = 0  # days of P with data (the backtest's horizon)
+    # why the predictions come from the NBD without dropout instead of the configured model (None: they do not)
+    fallback: str | None = None
+
+    @property
+    def p_alive_shown(self) -> bool:
+        """P(alive) and the customers at risk mean something (not under the no-dropout NBD)."""
+        return self.purchases is None or self.purchases.model != "nbd"
 
 
 def _fmt_day(d: date) -> str:
@@ -616,6 +625,29 @@ def _model_problem(fit: clv.FitResult) -> str | None:
     return None
 
 
+_DROPOUT_NAME = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD"}
+
+
+def _without_dropout(fit: _PurchaseFit, h: pd.DataFrame) -> tuple[clv.FitResult, str | None]:
+    """The purchase model to predict with: ``fit`` itself, or — when it cannot be used because its
+    dropout process ran to the edge "nobody drops out" (:func:`clv.dropout_unidentified`: nobody
+    has been seen to stop yet) — the nested NBD without dropout fitted to the same histories, with
+    the reason. The NBD is taken only when its own fit is sound and it fits as well: its
+    log-likelihood at most 1.92 (half the 95% chi-square with one degree of freedom) below the
+    full model's. It reads only (x, T): the histories are summed to those first."""
+    if _model_problem(fit.fit) is None or not clv.dropout_unidentified(fit.fit):
+        return fit.fit, None
+    g = h.groupby(["x", "T_days"], as_index=False, sort=False)["n"].sum()
+    x, T = g.x.to_numpy(float), g.T_days.to_numpy(float) / clv.DAYS_PER_WEEK
+    nbd = clv.fit_nbd(x, np.where(x > 0, T, 0.0), T, g.n.to_numpy(float))
+    if not nbd.converged or nbd.degenerate or nbd.log_likelihood < fit.fit.log_likelihood - 1.92:
+        return fit.fit, None
+    return nbd, Reason(N_("the data do not identify when customers stop buying (%(model)s's dropout runs to 0: "
+                          "nobody has been seen to stop yet), so the predictions come from the NBD model without "
+                          "dropout; P(alive) and the customers at risk are not shown"),
+                       model=_DROPOUT_NAME.get(fit.fit.model, fit.fit.model))
+
+
 def clv_core(ds: Any, period: Period, settings: Any = None) -> _Core:
     """The fits and per-history predictions for ``period`` (the expensive part), which
     :func:`clv_block`, :func:`customer_scores` and :func:`predicted_value` take as ``core`` so a
@@ -636,9 +668,18 @@ def _compute(ds: Any, period: Period, opts: _Options, first: date | None, end: d
         return _Core(opts, end, None, reason=Reason(N_("the prediction is switched off in the configuration (clv.enabled = false)")))
     if end is None or first is None or end < first:
         return _Core(opts, end, None, reason=Reason(N_("no purchases on or before the period end")))
+    observed_days = (end - period.start).days + 1
     has_back = back_end >= first
+    back_reason: str | None = None
+    history_days = (back_end - first).days + 1
+    if has_back and observed_days > 0 and history_days < observed_days:
+        # a model fitted on less history than the span it must predict is not a test of the model
+        back_reason = Reason(N_("the data before %(day)s cover %(history)s days, less than the %(holdout)s days of "
+                                "the period the backtest would predict"),
+                             day=period.start, history=history_days, holdout=observed_days)
+        has_back = False
     data = compress_histories(ds.daily, end, back_end if has_back else None)
-    core = _Core(opts, end, back_end if has_back else None, observed_days=(end - period.start).days + 1)
+    core = _Core(opts, end, back_end if has_back else None, observed_days=observed_days)
     h = data.histories
     reason = _check_base(h, end, opts)
     if reason is None and not (data.spend["m"] > 0).any():
@@ -648,8 +689,8 @@ def _compute(ds: Any, period: Period, opts: _Options, first: date | None, end: d
         return core
     model = _PURCHASE_MODEL[opts.model]
     main = fit_purchases(model, h.x, h.t_x_days, h.T_days, h.n)
-    core.purchases = main.fit
-    problem = _model_problem(main.fit)
+    core.purchases, core.fallback = _without_dropout(main, h)
+    problem = _model_problem(core.purchases)
     sp = data.spend
     spend = fit_spend(sp.x.to_numpy(float), sp.m.to_numpy(), sp.n.to_numpy(float))
     core.spend = spend
@@ -662,7 +703,7 @@ def _compute(ds: Any, period: Period, opts: _Options, first: date | None, end: d
         core.reason = problem
         return core
     x, tx, T, n = (h[c].to_numpy() for c in ("x", "t_x_days", "T_days", "n"))
-    pa, ep, dp = _predict(main.fit, x, tx, T, opts.horizon_days, opts.annual_discount)
+    pa, ep, dp = _predict(core.purchases, x, tx, T, opts.horizon_days, opts.annual_discount)
     spend_sum = _spend_sums(spend, x.astype(float), n.astype(float), h.n_m.to_numpy(float), h.sum_m.to_numpy())
     rows = h
     rows["p_alive"] = pa
@@ -671,6 +712,9 @@ def _compute(ds: Any, period: Period, opts: _Options, first: date | None, end: d
     rows["clv"] = dp * spend_sum
     rows["ep_each"], rows["dp_each"] = ep, dp
     core.rows = rows
+    if back_reason:
+        core.backtest_reason = back_reason
+        return core
     if data.backtest is None or core.backtest_end is None:
         core.backtest_reason = Reason(N_("no purchases before %(day)s: nothing to fit the backtest on"), day=period.start)
         return core
@@ -683,14 +727,16 @@ def _compute(ds: Any, period: Period, opts: _Options, first: date | None, end: d
     if breason:
         core.backtest_reason = breason
         return core
-    bfit = fit_purchases(model, b.x, b.t_x_days, b.T_days, b.n, start=main)
-    bproblem = _model_problem(bfit.fit)
+    # started from the main fit — unless that ran off to the edge (the NBD predicts): start afresh
+    bfit = fit_purchases(model, b.x, b.t_x_days, b.T_days, b.n, start=main if core.fallback is None else None)
+    bpurchases, _why = _without_dropout(bfit, b)
+    bproblem = _model_problem(bpurchases)
     if bproblem:
         core.backtest_reason = bproblem
         return core
-    core.backtest_fit = bfit.fit
+    core.backtest_fit = bpurchases
     brows = b
-    brows["p_alive"] = _p_alive(bfit.fit, b.x.to_numpy(), b.t_x_days.to_numpy(), b.T_days.to_numpy())
+    brows["p_alive"] = _p_alive(bpurchases, b.x.to_numpy(), b.t_x_days.to_numpy(), b.T_days.to_numpy())
     core.backtest_rows = brows
     return core
 
@@ -721,7 +767,7 @@ class ClvBlock(NamedTuple):
 
 
 def _model_name(fit: clv.FitResult) -> str:
-    return {"bgnbd": "bg_nbd", "pareto_nbd": "pareto_nbd"}[fit.model]
+    return {"bgnbd": "bg_nbd", "pareto_nbd": "pareto_nbd", "nbd": "nbd"}[fit.model]
 
 
 def clv_block(ds: Any, period: Period, settings: Any = None, *, core: _Core | None = None) -> ClvBlock:
@@ -747,8 +793,17 @@ def clv_block(ds: Any, period: Period, settings: Any = None, *, core: _Core | No
              "backtest": {"calibration_end", "predicted_purchases", "actual_purchases",
                           "error"},  # error: an addition, predicted / actual - 1
              # additions
+             "backtest_reason",  # why backtest is null (None when there is one)
+             "fallback",  # {"from": "bg_nbd", "to": "nbd", "reason"} or None
              "annual_discount", "at_risk_threshold", "at_risk_revenue_share",
              "spend_frequency_correlation"}
+
+        When the configured model's dropout runs to its boundary (nobody seen to stop yet,
+        :func:`clv.dropout_unidentified`) the prediction comes from the nested NBD without dropout:
+        model ``"nbd+gamma_gamma"``, params r, alpha, p, q, gamma, log_likelihood ``nbd``,
+        ``fallback`` says so, and ``at_risk_customers`` / ``at_risk_revenue_share`` are null
+        (P(alive) is 1 by construction, not a finding). ``backtest`` is also null when the history
+        before P is shorter than the part of P it would predict (``backtest_reason``).
 
         With ``clv.model = "pareto_nbd"``: model ``"pareto_nbd+gamma_gamma"``, params r, alpha, s,
         beta, p, q, gamma and log_likelihood ``pareto_nbd``. ``expected_purchases`` and
@@ -784,6 +839,9 @@ def clv_block(ds: Any, period: Period, settings: Any = None, *, core: _Core | No
         "clv_mean": s["clv_mean"],
         "at_risk_customers": s["at_risk_customers"],
         "backtest": _backtest_totals(core),
+        "backtest_reason": None if core.backtest_rows is not None else (core.backtest_reason or None),
+        "fallback": None if core.fallback is None else {
+            "from": core.options.model, "to": "nbd", "reason": str(core.fallback)},
         "annual_discount": core.options.annual_discount,
         "at_risk_threshold": core.options.at_risk_threshold,
         "at_risk_revenue_share": s["at_risk_revenue_share"],
@@ -800,6 +858,7 @@ def _summary(core: _Core) -> dict[str, Any]:
     risk = rep & (r.p_alive.to_numpy() < core.options.at_risk_threshold)
     customers = int(n.sum())
     value = float(r.value.sum())
+    shown = core.p_alive_shown
     return {
         "customers": customers,
         "repeat_customers": int(n[rep].sum()),
@@ -807,11 +866,11 @@ def _summary(core: _Core) -> dict[str, Any]:
         "expected_revenue": float(r.expected_revenue.sum()),
         "clv_total": float(r.clv.sum()),
         "clv_mean": float(r.clv.sum()) / customers,
-        "at_risk_customers": int(n[risk].sum()),
-        "at_risk_share": float(n[risk].sum() / n[rep].sum()) if n[rep].sum() else None,
-        "at_risk_revenue_share": float(r.value[risk].sum()) / value if value > 0 else None,
-        "at_risk_value": float(r.value[risk].sum()),
-        "p_alive_mean_repeat": float(np.average(r.p_alive[rep], weights=n[rep])) if rep.any() else None,
+        "at_risk_customers": int(n[risk].sum()) if shown else None,
+        "at_risk_share": float(n[risk].sum() / n[rep].sum()) if shown and n[rep].sum() else None,
+        "at_risk_revenue_share": float(r.value[risk].sum()) / value if shown and value > 0 else None,
+        "at_risk_value": float(r.value[risk].sum()) if shown else None,
+        "p_alive_mean_repeat": float(np.average(r.p_alive[rep], weights=n[rep])) if shown and rep.any() else None,
     }
 
 
@@ -861,7 +920,10 @@ def customer_scores(ds: Any, period: Period, settings: Any = None) -> Any:
     own = (j.x > 0) & (j.m > 0)
     spend = own.ifelse(p * (g + j.m * xf) / (p * xf + q - 1.0), pop)
     # BG/NBD: P(alive) of a one-time buyer is 1 by construction, not a score
-    p_alive = (j.x == 0).ifelse(_null("float64"), j._pa) if core.purchases.model == "bgnbd" else j._pa
+    if core.purchases.model == "nbd":  # no dropout: 1 for everyone by construction
+        p_alive = _null("float64")
+    else:
+        p_alive = (j.x == 0).ifelse(_null("float64"), j._pa) if core.purchases.model == "bgnbd" else j._pa
     return j.select(
         "customer_id",
         "acquired",
@@ -913,10 +975,15 @@ class PredictedValue:
     backtest_reason: str | None = None
     backtest_end: date | None = None
     correlation: float | None = None
+    fallback: str | None = None  # why the no-dropout NBD predicts (P(alive) and at-risk then not shown)
 
     @property
     def available(self) -> bool:
         return self.block is not None
+
+    @property
+    def p_alive_shown(self) -> bool:
+        return self.fallback is None
 
 
 def _cohort_frame(core: _Core, months: int) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -1013,7 +1080,7 @@ def predicted_value(ds: Any, period: Period, settings: Any = None, *, segment: s
     pv = PredictedValue(
         period=period.label, calibration_end=core.calibration_end, block=out.block, reason=out.reason,
         model=opts.model, horizon_days=opts.horizon_days, annual_discount=opts.annual_discount,
-        at_risk_threshold=opts.at_risk_threshold, correlation=core.correlation,
+        at_risk_threshold=opts.at_risk_threshold, correlation=core.correlation, fallback=core.fallback,
     )
     if out.block is None or core.rows is None or core.calibration_end is None:
         return pv
