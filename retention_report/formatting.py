@@ -58,6 +58,8 @@ __all__ = [
     "SAMPLE_SOURCE",
     "SAMPLE_SOURCE_SHORT",
     "is_missing",
+    "unobservable_reason",
+    "unobservable_keys",
 ]
 
 Unit = Literal["money", "count", "rate", "number", "days", "years"]
@@ -229,6 +231,32 @@ HEADLINE_KPIS = [
     "aov",
     "ltv",
 ]
+
+
+def unobservable_keys(doc: Any, block: str = "kpis") -> list[str]:
+    """The KPIs of ``block`` (``kpis``/``previous``/``year_ago``) metrics.json marks unobservable
+    (SPEC §4.3: structural, not behavioural, because of the data's span)."""
+    found = ((doc or {}).get("unobservable") or {}).get(block) or {}
+    return list(found) if isinstance(found, dict) else []
+
+
+def unobservable_reason(doc: Any, block: str = "kpis", key: str | None = None) -> str | None:
+    """"n/a — the data begin 1 Jan 1997, less than the 365-day activity window before the period
+    end" in the reader's language, when ``key`` (any key when None) of ``block`` is unobservable;
+    else None."""
+    keys = unobservable_keys(doc, block)
+    if not keys or (key is not None and key not in keys):
+        return None
+    first = str(((doc or {}).get("data_quality") or {}).get("first_payment") or "")[:10]
+    window = ((doc or {}).get("settings") or {}).get("activity_window_days") or 365
+    try:
+        day = fmt_date(date.fromisoformat(first))
+    except ValueError:
+        day = first or "?"
+    # TRANSLATORS: shown for churn, CRR, lifetime and LTV when the data are too short to see anybody
+    # lapse; %(day)s is a date ("1 Jan 1997"), %(days)s the activity window in days (365)
+    return _("n/a — the data begin %(day)s, less than the %(days)s-day activity window before the period end") % {
+        "day": day, "days": window}
 
 
 def is_missing(v: Any) -> bool:

@@ -314,12 +314,14 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
 
 # ------------------------------------------------------------------------------------- customer base
 
-def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None) -> Axes:
+def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None, unobservable: bool = False) -> Axes:
     """Waterfall of the active customer base: start → −churned → +new → −new lapsed → +reactivated → end.
 
     ``bridge`` is a :class:`retention_report.metrics.CustomerBridge` (or a mapping with ``start``,
     ``churned``, ``new``, ``new_lapsed``, ``reactivated``, ``end``). The bars add up exactly
-    (CS − CL + CN − NL + RE = CE).
+    (CS − CL + CN − NL + RE = CE). ``unobservable``: the data are shorter than the activity window
+    before the period end (SPEC §4.3), so churned and reactivated are 0 by construction: they get
+    no bar and the title does not count them.
     """
     ax = _axes(ax)
     get = (lambda k: int(bridge[k])) if isinstance(bridge, dict) else (lambda k: int(getattr(bridge, k)))
@@ -327,11 +329,14 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None) -> Axes:
     title = _("Active customer base")
     if cs == 0 and ce == 0 and cn == 0:
         return _empty(ax, title, _("No active customers in this period"))
-    steps: list[tuple[str, int, str]] = [(_("Active at start"), cs, "total"), (_("Churned"), -cl, "bad"),
-                                         (_("New"), cn, "good")]
-    if nl:
-        steps.append((_("New, lapsed"), -nl, "bad"))
-    steps += [(_("Reactivated"), re_, "good"), (_("Active at end"), ce, "total")]
+    if unobservable:
+        steps: list[tuple[str, int, str]] = [(_("Active at start"), cs, "total"), (_("New"), cn, "good"),
+                                             (_("Active at end"), ce, "total")]
+    else:
+        steps = [(_("Active at start"), cs, "total"), (_("Churned"), -cl, "bad"), (_("New"), cn, "good")]
+        if nl:
+            steps.append((_("New, lapsed"), -nl, "bad"))
+        steps += [(_("Reactivated"), re_, "good"), (_("Active at end"), ce, "total")]
     level = 0
     labels = []
     for i, (label, value, kind) in enumerate(steps):
@@ -355,7 +360,11 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None) -> Axes:
     ax.set_ylim(0, max(cs, ce, level, 1) * 1.15)
     ax.grid(axis="x", visible=False)
     ch = _pct_change(ce, cs)
-    if ch is None:
+    if unobservable:
+        ax.set_title(ngettext("%(count)s active customers at the end, %(new)s new; nobody can have lapsed yet",
+                              "%(count)s active customers at the end, %(new)s new; nobody can have lapsed yet",
+                              ce) % {"count": fmt_count(ce), "new": fmt_count(cn)})
+    elif ch is None:
         ax.set_title(ngettext("%(count)s active customer at the end of the period",
                               "%(count)s active customers at the end of the period", ce) % {"count": fmt_count(ce)})
     else:

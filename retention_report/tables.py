@@ -26,6 +26,7 @@ from .formatting import (
     aov_label,
     coverage,
     fmt_count,
+    fmt_date,
     fmt_money,
     fmt_number,
     fmt_pct,
@@ -38,6 +39,8 @@ from .formatting import (
     shorten,
     shorten_all,
     source_label,
+    unobservable_keys,
+    unobservable_reason,
 )
 from .i18n import N_, _, get_language, ngettext
 from .periods import parse_period
@@ -144,10 +147,27 @@ def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, curre
     notes = [_("▲/▼ direction of the change; green is good, red is bad for the business. "
                "Changes of rates are in percentage points (pp).")]
     notes += [_coverage_footnote(doc, t, cov) for t, cov, _p in refs if cov != "full"]
+    notes += _unobservable_notes(doc, keys, [(cur_t, "kpis", "full")] + [(t, p, cov) for t, cov, p in refs])
     return (
         "<table class='rr-table rr-kpis'>" + head + "<tbody>" + "".join(rows) + "</tbody></table>"
         + "".join(f"<p class='rr-note'>{esc(n)}</p>" for n in notes)
     )
+
+
+def _unobservable_notes(doc: Mapping[str, Any], keys: Sequence[str],
+                        columns: Sequence[tuple[str, str, str]]) -> list[str]:
+    """One note per period column whose KPIs in ``keys`` metrics.json marks unobservable (SPEC
+    §4.3): which, and why they read "n/a"."""
+    out = []
+    for title, block, cov in columns:
+        shown = [k for k in keys if k in unobservable_keys(doc, block)]
+        reason = unobservable_reason(doc, block)
+        if not shown or not reason or cov == "none":
+            continue
+        # TRANSLATORS: "Q4 1997 — Churn rate, LTV: n/a — the data begin …"
+        out.append(_("%(period)s — %(kpis)s: %(reason)s.") % {
+            "period": title, "kpis": ", ".join(kpi_spec(k, doc).label for k in shown), "reason": reason})
+    return out
 
 
 def findings_list(items: Sequence[str]) -> str:
@@ -278,8 +298,9 @@ def segment_table(table: pd.DataFrame, currency: str = "EUR") -> str:
                        caption=caption, cell_kpis=kpis, css_class="rr-segments")
 
 
-def bridge_formulas(k: Mapping[str, Any], window_days: int) -> str:
-    """The bridge as a table plus the CRR and churn formulas with the period's numbers."""
+def bridge_formulas(k: Mapping[str, Any], window_days: int, doc: Mapping[str, Any] | None = None) -> str:
+    """The bridge as a table plus the CRR and churn formulas with the period's numbers; when
+    ``doc`` marks churn unobservable (SPEC §4.3) the formulas give the reason instead."""
     cs, ce, cn = k["customers_start"], k["customers_end"], k["customers_new"]
     cl, re_, nl = k["customers_churned"], k["customers_reactivated"], k["customers_new_lapsed"]
     rows = [
@@ -312,7 +333,11 @@ def bridge_formulas(k: Mapping[str, Any], window_days: int) -> str:
     churn = esc(_("Churn"))
     # TRANSLATORS: a check of the formula: "Check: CS − CL + CN − NL + RE = … = CE"
     check = esc(_("Check"))
-    if cs:
+    if any(is_missing(v) for v in (cl, re_, nl)):
+        reason = unobservable_reason(doc, "kpis", "churn_rate") if doc is not None else None
+        # TRANSLATORS: %(reason)s is "n/a — the data begin 1 Jan 1997, less than the …"
+        lines = [esc(_("CRR = (CE − CN) / CS and churn = CL / CS: %(reason)s") % {"reason": reason or _("n/a")})]
+    elif cs:
         lines = [
             f"CRR = (CE − CN) / CS = ({n('customers_end', ce)} − {n('customers_new', cn)}) / "
             f"{n('customers_start', cs)} = {n('crr', k['crr'])}",
@@ -365,9 +390,20 @@ def ltv_table(doc: Mapping[str, Any], currency: str = "EUR") -> str:
         for a, b, c, key in ((a, b, c, "" if key == "ltv_margin" else key) for a, b, c, key in rows)
     )
     head = [esc(_("Input")), esc(_("Value")), esc(_("How"))]
+    notes = ""
+    reason = unobservable_reason(doc, "kpis", "ltv")
+    if reason:  # SPEC §4.3: AL and LTV need customers who could have lapsed
+        notes += note(_("%(kpis)s: %(reason)s.") % {
+            "kpis": ", ".join((_("Average lifetime (AL)"), "LTV")), "reason": reason})
+    empirical = ((doc.get("unobservable") or {}).get("extra") or {}).get("ltv_empirical_12m")
+    if empirical and is_missing(extra.get("ltv_empirical_12m")):
+        first = str((doc.get("data_quality") or {}).get("first_payment") or "")[:10]
+        # TRANSLATORS: %(day)s is the data's first payment day ("1 Jan 1997")
+        notes += note(_("Empirical 12-month revenue per customer: n/a — the data begin %(day)s, so no cohort "
+                        "has a whole first year yet.") % {"day": fmt_date(first) if first else "?"})
     return (f"<table class='rr-table'><thead><tr><th scope='col' class='rr-label'>{head[0]}</th>"
             f"<th scope='col' class='num'>{head[1]}</th><th scope='col'>{head[2]}</th></tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+            f"<tbody>{body}</tbody></table>{notes}")
 
 
 def data_quality_table(dq: Mapping[str, Any]) -> str:
