@@ -91,10 +91,10 @@ KPI_SPECS: dict[str, KpiSpec] = {
         KpiSpec("refunds", N_("Refunds"), "money", "down", N_("money paid back in the period")),
         KpiSpec("revenue_new", N_("Revenue from first purchases"), "money", "up"),
         KpiSpec("revenue_returning", N_("Revenue from repeat purchases"), "money", "up"),
-        KpiSpec("new_revenue_share", N_("New-customer revenue share"), "rate", "neutral",
+        KpiSpec("new_revenue_share", N_("New (first purchases), share of revenue"), "rate", "neutral",
                 N_("first-purchase revenue / gross revenue")),
         KpiSpec("margin", N_("Margin"), "money", "up", N_("net revenue minus cost")),
-        KpiSpec("customers", N_("Customers"), "count", "up", N_("customers with a purchase in the period")),
+        KpiSpec("customers", N_("Customers who bought in the period"), "count", "up", N_("customers with a purchase in the period")),
         KpiSpec("customers_new", N_("New customers"), "count", "up", N_("first purchase ever in the period")),
         KpiSpec("customers_returning", N_("Returning customers"), "count", "up",
                 N_("acquired before the period, bought in it")),
@@ -115,7 +115,7 @@ KPI_SPECS: dict[str, KpiSpec] = {
         KpiSpec("crr", N_("Customer retention rate (CRR)"), "rate", "up", "(CE − CN) / CS"),
         KpiSpec("churn_rate", N_("Churn rate"), "rate", "down", "CL / CS"),
         KpiSpec("avg_lifetime_years", N_("Average customer lifetime"), "years", "up"),
-        KpiSpec("ltv", N_("Customer lifetime value (LTV)"), "money", "up", "AOV × AF × AL"),
+        KpiSpec("ltv", N_("LTV by formula"), "money", "up", "AOV × AF × AL"),
         KpiSpec("median_days_to_second_purchase", N_("Median days to 2nd purchase"), "days", "down"),
     ]
 }

@@ -47,6 +47,7 @@ from .periods import parse_period
 
 __all__ = [
     "kpi_table",
+    "ltv_clv_note",
     "findings_list",
     "frame_table",
     "new_vs_returning_table",
@@ -170,6 +171,23 @@ def _unobservable_notes(doc: Mapping[str, Any], keys: Sequence[str],
     return out
 
 
+def ltv_clv_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
+    """One line under the headline KPIs naming both customer values and why they differ (issue 26:
+    one word, one number): the LTV by formula and the model's CLV. Empty when the model gave none."""
+    clv = doc.get("clv") or {}
+    if not isinstance(clv, dict) or is_missing(clv.get("clv_mean")):
+        return ""
+    ltv = (doc.get("kpis") or {}).get("ltv")
+    reason = unobservable_reason(doc, "kpis", "ltv")
+    words = {"ltv": reason if reason else fmt_money(ltv, currency), "clv": fmt_money(clv["clv_mean"], currency),
+             "days": fmt_count(clv.get("horizon_days") or 365)}
+    # TRANSLATORS: %(ltv)s and %(clv)s are amounts (the LTV may be "n/a — the data begin …"); %(days)s a number
+    return note(_("LTV by formula: %(ltv)s — a customer at this period's spend and pace for a whole lifetime "
+                  "(1 / annual churn). CLV by model: %(clv)s — each customer's expected purchases in the next "
+                  "%(days)s days from their own history, discounted, lapsing customers near 0. They answer "
+                  "different questions, so they differ.") % words)
+
+
 def findings_list(items: Sequence[str]) -> str:
     lis = "".join(f"<li>{esc(t)}</li>" for t in items)
     return f"<ol class='rr-findings'>{lis}</ol>"
@@ -252,7 +270,7 @@ def new_vs_returning_table(table: pd.DataFrame, currency: str = "EUR", has_margi
     labels = {"revenue": _("Gross revenue"), "revenue_share": _("Share"), "margin": _("Margin"),
               "customers": _("Customers"), "purchases": _("Purchases"), "payments": _("Payments"),
               "aov": aov_label("purchase")}
-    rows = {"new": _("New (first purchase)"), "returning": _("Returning"), "total": _("Total")}
+    rows = {"new": _("New (first purchases)"), "returning": _("Returning"), "total": _("Total")}
     return frame_table(table, formats, labels, "", rows, currency, total_row="total", cell_kpis=_NVR_KPIS)
 
 

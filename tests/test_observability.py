@@ -132,3 +132,72 @@ def test_headline_average_is_size_weighted_over_groups_big_enough():
     assert headline_average([0.10, 0.40, 0.0], [100, 50, 2], 30) == pytest.approx(30 / 150)
     assert headline_average([0.10, None, 0.5], [100, 60, 40], 30) == pytest.approx((10 + 20) / 140)
     assert headline_average([0.5], [2], 30) is None
+
+
+def _doc_for_findings(**extra):
+    from retention_report.metrics import KPI_KEYS
+
+    doc = {"period": "2024-Q1", "start": "2024-01-01", "end": "2024-03-31", "complete": True,
+           "settings": {"split_basis": "purchase", "min_group_size": 30},
+           "kpis": dict.fromkeys(KPI_KEYS), "previous": dict.fromkeys(KPI_KEYS), "year_ago": dict.fromkeys(KPI_KEYS),
+           "cohorts": {}, "segments": [],
+           "data_quality": {"first_payment": "2021-01-01", "last_payment": "2024-12-31"}}
+    doc.update(extra)
+    return doc
+
+
+def test_a_small_segment_is_never_named_nor_replaced_by_the_next():
+    from retention_report.findings import findings
+
+    def seg(name, customers, share):
+        return {"segment": name, "customers": customers, "revenue": share * 1000, "purchases": customers,
+                "aov": 10.0, "revenue_share": share}
+
+    # the top segment by revenue has 12 customers < 30: no segment finding at all
+    doc = _doc_for_findings(segments=[seg("frequent", 12, 0.6), seg("rare", 300, 0.4)])
+    assert not any("brought the most revenue" in f for f in findings(doc))
+    doc["segments"][0]["customers"] = 30  # at the minimum it is named
+    assert any(f.startswith("Frequent (X) customers") for f in findings(doc))
+
+
+def test_the_weakest_cohort_is_of_sufficient_size_against_the_weighted_average():
+    from retention_report.findings import findings
+    from retention_report.plots import cohort_heatmap
+    import pandas as pd
+
+    # age-1 retention: 10% of 100, 40% of 50, 20% of 50, and a 2-customer cohort at 0%
+    cohorts = {"grain": "month", "cohort": ["2023-10-01", "2023-11-01", "2023-12-01", "2024-01-01"],
+               "size": [100, 50, 50, 2], "small": [False, False, False, True],
+               "retention": [[1.0, 0.10], [1.0, 0.40], [1.0, 0.20], [1.0, 0.0]]}
+    out = findings(_doc_for_findings(cohorts=cohorts))
+    # weighted over the three big ones: (10 + 20 + 10) / 200 = 20.0%; the weakest big one is Oct 2023
+    assert ("The weakest recent cohort is Oct 2023: 10.0% of its 100 customers bought again one month later, "
+            "against 20.0% on average.") in out
+    assert not any("Jan 2024" in f for f in out)
+    # the chart quotes the same average and the same weakest cohort
+    m = pd.DataFrame(cohorts["retention"], index=pd.to_datetime(cohorts["cohort"]).date, columns=[0, 1])
+    ax = cohort_heatmap(m, kind="retention", size=pd.Series(cohorts["size"], index=m.index), min_size=30)
+    title = ax.get_title()
+    assert "20%" in title and "Oct 2023 (10%)" in title and "Jan 2024" not in title
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-1] != "Jan 2024" and "Jan 2024" in labels[-1]  # marked small
+
+
+def test_small_groups_are_drawn_marked_and_never_titled():
+    import pandas as pd
+
+    from retention_report.plots import cumulative_revenue_curves, segment_retention_curves
+
+    # first-purchase channels: email 100 customers (20% back at age 1), ads 40 (10%), fax 3 (100%)
+    curves = pd.DataFrame([("email", 0, 100, 100, 1.0), ("email", 1, 100, 20, 0.2), ("ads", 0, 40, 40, 1.0),
+                           ("ads", 1, 40, 4, 0.1), ("fax", 0, 3, 3, 1.0), ("fax", 1, 3, 3, 1.0)],
+                          columns=["segment", "age", "customers", "active", "retention"])
+    ax = segment_retention_curves(curves, min_size=30)
+    assert "Email customers are retained best: 20% buy 1 month" in ax.get_title() and "fax" not in ax.get_title()
+    assert "fax (3, small)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    # cumulative revenue per customer: 60 of 100 customers and 30 of 50 → weighted (6000 + 1500) / 150 = 50;
+    # a 2-customer cohort at 1,000 is left out
+    idx = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]).date
+    m = pd.DataFrame([[60.0], [30.0], [1000.0]], index=idx, columns=[0])
+    ax = cumulative_revenue_curves(m, size=pd.Series([100, 50, 2], index=idx), min_size=30)
+    assert "€50.00 in the first month" in ax.get_title()
