@@ -161,9 +161,10 @@ def test_a_small_segment_is_never_named_nor_replaced_by_the_next():
 
 
 def test_the_weakest_cohort_is_of_sufficient_size_against_the_weighted_average():
+    import pandas as pd
+
     from retention_report.findings import findings
     from retention_report.plots import cohort_heatmap
-    import pandas as pd
 
     # age-1 retention: 10% of 100, 40% of 50, 20% of 50, and a 2-customer cohort at 0%
     cohorts = {"grain": "month", "cohort": ["2023-10-01", "2023-11-01", "2023-12-01", "2024-01-01"],
