@@ -269,11 +269,13 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
 
 # ------------------------------------------------------------------------------------------- segments
 
-def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = None) -> Axes:
+def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = None,
+                min_size: int = MIN_GROUP_SIZE) -> Axes:
     """Share of customers vs share of revenue per frequency segment, with each segment's AOV.
 
-    ``table`` is ``FrequencySegments.table`` (index = segment; ``customer_share``, ``revenue_share``,
-    ``aov``). The gap between the two bars answers "big-but-rare or small-but-frequent?".
+    ``table`` is ``FrequencySegments.table`` (index = segment; ``customers``, ``customer_share``,
+    ``revenue_share``, ``aov``). The gap between the two bars answers "big-but-rare or
+    small-but-frequent?". A segment with fewer than ``min_size`` customers is never the title's.
     """
     ax = _axes(ax, (8.6, 3.7))
     title = _("Customers and revenue by segment")
@@ -302,7 +304,9 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
     ax.grid(axis="y", visible=False)
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, borderaxespad=0.2)
     ratio = (t["revenue_share"] / t["customer_share"]).replace([np.inf, -np.inf], np.nan)
-    regular = ratio.reindex([s for s in ("frequent", "medium", "rare") if s in ratio.index]).dropna()
+    big = [s for s in ("frequent", "medium", "rare") if s in ratio.index
+           and ("customers" not in t.columns or float(t.loc[s, "customers"]) >= min_size)]
+    regular = ratio.reindex(big).dropna()
     if not regular.empty:
         best = regular.idxmax()
         # TRANSLATORS: %(segment)s is a segment's name without its letter ("Frequent")

@@ -291,9 +291,10 @@ def aov_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
     } + "</p>"
 
 
-def segment_table(table: pd.DataFrame, currency: str = "EUR") -> str:
+def segment_table(table: pd.DataFrame, currency: str = "EUR", min_size: int | None = None) -> str:
     """The §4.2 segment table. Customer shares are of *all* customers acquired by the period end,
-    lapsed included (the rows add up to 100%), as the findings state them; AOV is per purchase."""
+    lapsed included (the rows add up to 100%), as the findings state them; AOV is per purchase.
+    A segment with fewer than ``min_size`` customers is marked "small" (SPEC §4.4)."""
     frame = table.copy()
     frame["rev_per_customer"] = frame["revenue"] / frame["customers"].where(frame["customers"] > 0)
     formats = {"customers": "count", "customer_share": "pct", "revenue": "money", "revenue_share": "pct",
@@ -312,7 +313,14 @@ def segment_table(table: pd.DataFrame, currency: str = "EUR") -> str:
     caption = _("%(customer_share)s: of the %(total)s customers acquired by the period end, lapsed included; "
                 "%(revenue_share)s: of the period's gross revenue.") % {
         "customer_share": labels["customer_share"], "total": fmt_count(total), "revenue_share": labels["revenue_share"]}
-    return frame_table(frame, formats, labels, _("Segment"), {s: segment_label(s) for s in frame.index}, currency,
+    names = {s: segment_label(s) for s in frame.index}
+    small = [s for s in frame.index if min_size is not None and 0 < frame.loc[s, "customers"] < min_size]
+    for seg in small:
+        # TRANSLATORS: a segment too small to compare: "Frequent (X) · small"
+        names[seg] = _("%(segment)s · small") % {"segment": names[seg]}
+    if small:
+        caption += " " + _("Small: fewer than %(count)s customers, too few to compare.") % {"count": fmt_count(min_size)}
+    return frame_table(frame, formats, labels, _("Segment"), names, currency,
                        caption=caption, cell_kpis=kpis, css_class="rr-segments")
 
 

@@ -202,3 +202,29 @@ def test_small_groups_are_drawn_marked_and_never_titled():
     m = pd.DataFrame([[60.0], [30.0], [1000.0]], index=idx, columns=[0])
     ax = cumulative_revenue_curves(m, size=pd.Series([100, 50, 2], index=idx), min_size=30)
     assert "€50.00 in the first month" in ax.get_title()
+
+
+def test_the_segment_table_marks_small_segments():
+    import pandas as pd
+
+    from retention_report.tables import segment_table
+
+    t = pd.DataFrame({"customers": [40, 5], "customer_share": [40 / 45, 5 / 45], "revenue": [100.0, 900.0],
+                      "revenue_share": [0.1, 0.9], "purchases": [40, 5], "aov": [2.5, 180.0]},
+                     index=pd.Index(["rare", "frequent"], name="segment"))
+    html = segment_table(t, "EUR", 30)
+    assert "Frequent (X) · small" in html and "Rare (Z) · small" not in html
+    assert "Small: fewer than 30 customers" in html
+    assert "· small" not in segment_table(t, "EUR")  # without a minimum, nothing is marked
+
+
+def test_the_segment_chart_title_never_names_a_small_segment():
+    import pandas as pd
+
+    from retention_report.plots import segment_mix
+
+    t = pd.DataFrame({"customers": [40, 5], "customer_share": [40 / 45, 5 / 45], "revenue": [100.0, 900.0],
+                      "revenue_share": [0.1, 0.9], "purchases": [40, 5], "aov": [2.5, 180.0]},
+                     index=pd.Index(["rare", "frequent"], name="segment"))
+    assert segment_mix(t, min_size=30).get_title().startswith("Rare customers")
+    assert segment_mix(t, min_size=5).get_title().startswith("Frequent customers")
