@@ -98,6 +98,8 @@ def metrics_document(
     unobservable = {block: unobservable_kpis(p, ds.first_day, opts.activity_window_days)
                     for block, p in (("kpis", period), ("previous", prev), ("year_ago", ago))}
     censored = "median_days_to_second_purchase" in unobservable["kpis"]
+    if unobservable["kpis"]:  # the lapsed segment is empty by construction, too
+        unobservable["segments"] = {"lapsed": unobservable["kpis"]["churn_rate"]}
     segments = [
         {
             "segment": name,

@@ -291,10 +291,13 @@ def aov_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
     } + "</p>"
 
 
-def segment_table(table: pd.DataFrame, currency: str = "EUR", min_size: int | None = None) -> str:
+def segment_table(table: pd.DataFrame, currency: str = "EUR", min_size: int | None = None,
+                  unobservable: Sequence[str] = ()) -> str:
     """The §4.2 segment table. Customer shares are of *all* customers acquired by the period end,
     lapsed included (the rows add up to 100%), as the findings state them; AOV is per purchase.
-    A segment with fewer than ``min_size`` customers is marked "small" (SPEC §4.4)."""
+    A segment with fewer than ``min_size`` customers is marked "small" (SPEC §4.4); one metrics.json
+    lists as ``unobservable`` (the lapsed one, when nobody can have lapsed yet: SPEC §4.3) is marked
+    "not observable yet"."""
     frame = table.copy()
     frame["rev_per_customer"] = frame["revenue"] / frame["customers"].where(frame["customers"] > 0)
     formats = {"customers": "count", "customer_share": "pct", "revenue": "money", "revenue_share": "pct",
@@ -314,6 +317,9 @@ def segment_table(table: pd.DataFrame, currency: str = "EUR", min_size: int | No
                 "%(revenue_share)s: of the period's gross revenue.") % {
         "customer_share": labels["customer_share"], "total": fmt_count(total), "revenue_share": labels["revenue_share"]}
     names = {s: segment_label(s) for s in frame.index}
+    for seg in (s for s in frame.index if s in unobservable):
+        # TRANSLATORS: a segment nobody can be in yet ("Lapsed"): the data are shorter than the window
+        names[seg] = _("%(segment)s · not observable yet") % {"segment": names[seg]}
     small = [s for s in frame.index if min_size is not None and 0 < frame.loc[s, "customers"] < min_size]
     for seg in small:
         # TRANSLATORS: a segment too small to compare: "Frequent (X) · small"

@@ -62,6 +62,7 @@ def test_metrics_json_says_why_for_every_period():
     ds = make_dataset(YOUNG)
     doc = metrics_document(ds, Q2, ds.settings.metrics)
     assert {"kpis", "previous", "year_ago"} <= set(doc["unobservable"])
+    assert set(doc["unobservable"]["segments"]) == {"lapsed"}  # empty by construction
     # no monthly cohort has a whole first year in three months of data: no empirical 12-month LTV
     assert doc["extra"]["ltv_empirical_12m"] is None
     assert "2024-03-31" in doc["unobservable"]["extra"]["ltv_empirical_12m"]
@@ -216,6 +217,9 @@ def test_the_segment_table_marks_small_segments():
     assert "Frequent (X) · small" in html and "Rare (Z) · small" not in html
     assert "Small: fewer than 30 customers" in html
     assert "· small" not in segment_table(t, "EUR")  # without a minimum, nothing is marked
+    # nobody can have lapsed yet (SPEC §4.3): the lapsed segment's 0 is structural
+    t.loc["lapsed"] = [0, 0.0, 0.0, 0.0, 0, None]
+    assert "Lapsed · not observable yet" in segment_table(t, "EUR", 30, ["lapsed"])
 
 
 def test_the_segment_chart_title_never_names_a_small_segment():
