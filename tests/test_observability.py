@@ -232,3 +232,19 @@ def test_the_segment_chart_title_never_names_a_small_segment():
                      index=pd.Index(["rare", "frequent"], name="segment"))
     assert segment_mix(t, min_size=30).get_title().startswith("Rare customers")
     assert segment_mix(t, min_size=5).get_title().startswith("Frequent customers")
+
+
+def test_the_email_says_why_churn_reads_na(tmp_path):
+    import json as _json
+
+    from retention_report.mail.compose import build_message
+
+    ds = make_dataset(YOUNG, email__sender="reports@shop.example", email__to=["boss@shop.example"])
+    (tmp_path / "metrics.json").write_text(_json.dumps(metrics_document(ds, Q2, ds.settings.metrics)))
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 stand-in")
+    msg = build_message(tmp_path, ds.settings, Q2)
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    why = "n/a — the data begin 31 Mar 2024, less than the 365-day activity window before the period end"
+    assert why in text and why in html
+    assert "Churn rate" in text.split(why)[0].splitlines()[-1]  # the line names the KPIs it is about
