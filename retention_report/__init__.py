@@ -28,6 +28,8 @@ _EXPORTS = {
     "open_report": "context",
     "lead": "notebook",
     "heading": "notebook",
+    "unobservable_keys": "formatting",
+    "unobservable_reason": "formatting",
 }
 
 __all__ = ["__version__", *_EXPORTS]

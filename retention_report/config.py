@@ -121,6 +121,8 @@ class MetricSettings(_Model):
     )
     lifetime_method: Literal["churn", "observed"] = "churn"
     trend_periods: int = Field(8, ge=2, le=24, description="periods in the trend charts")
+    min_group_size: int = Field(
+        30, ge=1, description="cohorts, segments and breakdown values with fewer customers are marked, never headlined")
 
     @field_validator("frequency_thresholds")
     @classmethod

@@ -291,7 +291,7 @@ class ReportContext:
         return self._memo(
             ("cohorts",),
             lambda: cohort_matrices(self.ds.daily, self.ds.customers, self.period.end, self.ds.last_day,
-                                    o.cohort_grain, o.cohort_count),
+                                    o.cohort_grain, o.cohort_count, o.min_group_size),
         )
 
     def cohort_segment(self) -> str:
@@ -308,7 +308,7 @@ class ReportContext:
         def curves() -> pd.DataFrame:
             ds = self.ds
             # segment values only of the customers the cohorts hold, from the payments of their days
-            window = cohort_window(self.period.end, ds.last_day, o.cohort_grain, o.cohort_count)
+            window = cohort_window(self.period.end, ds.last_day, o.cohort_grain, o.cohort_count, ds.customers)
             if window is None:  # nothing observable: no curves, no segment values needed
                 return pd.DataFrame(columns=["segment", "age", "customers", "active", "retention"])
             customers = ds.customers_with_segments(*window)

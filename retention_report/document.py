@@ -21,7 +21,7 @@ from .metrics.cohorts import cohort_matrices
 from .metrics.predictive import ClvBlock, clv_block
 from .metrics.revenue import revenue_bridge
 from .metrics.segments import frequency_segments
-from .metrics.summary import KpiSource, kpis_of, period_coverage
+from .metrics.summary import KpiSource, kpis_of, period_coverage, unobservable_kpis
 from .periods import Period
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ __all__ = ["metrics_document", "settings_block", "clean", "SETTINGS_KEYS"]
 
 # metrics.json "settings": the metric conventions in force, in the contract's key order
 SETTINGS_KEYS = ("activity_window_days", "split_basis", "cohort_grain", "cohort_count", "lookback_months",
-                 "frequency_thresholds", "lifetime_method", "trend_periods", "cohort_segment")
+                 "frequency_thresholds", "lifetime_method", "trend_periods", "cohort_segment", "min_group_size")
 
 
 def settings_block(metrics: MetricSettings) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def metrics_document(
     source = kpis or (lambda ps: kpis_of(ds, ps, opts))
     kpis_now, kpis_prev, kpis_ago = source([period, prev, ago])
     cohorts = cohort_matrices(
-        ds.daily, ds.customers, period.end, last_day, opts.cohort_grain, opts.cohort_count
+        ds.daily, ds.customers, period.end, last_day, opts.cohort_grain, opts.cohort_count, opts.min_group_size
     )
     seg = frequency_segments(
         ds.daily,
@@ -95,6 +95,12 @@ def metrics_document(
         opts.frequency_thresholds or None,
     )
     second = time_to_second_purchase(ds.customers, period.end)
+    # SPEC §4.3 observability: what the data's span makes structural, per period, with the reason
+    unobservable = {block: unobservable_kpis(p, ds.first_day, opts.activity_window_days)
+                    for block, p in (("kpis", period), ("previous", prev), ("year_ago", ago))}
+    censored = "median_days_to_second_purchase" in unobservable["kpis"]
+    if unobservable["kpis"]:  # the lapsed segment is empty by construction, too
+        unobservable["segments"] = {"lapsed": unobservable["kpis"]["churn_rate"]}
     segments = [
         {
             "segment": name,
@@ -108,6 +114,11 @@ def metrics_document(
     ]
     horizon = min(period.end, last_day) if last_day else None
     ltv_12m = empirical_ltv(ds.daily, ds.customers, horizon)
+    if ltv_12m is None and horizon is not None and ds.first_day is not None:
+        # no cohort has a whole first year in the data yet: an empirical 12-month value cannot exist
+        unobservable["extra"] = {"ltv_empirical_12m": (
+            f"the data begin {ds.first_day.isoformat()}: no monthly cohort has 12 months of history "
+            f"by {horizon.isoformat()}")}
     margin_ratio = ratio(kpis_now["margin"], kpis_now["revenue"]) if kpis_now["margin"] is not None else None
     doc: dict[str, Any] = {
         "period": period.label,
@@ -132,11 +143,11 @@ def metrics_document(
         },
         "time_to_second_purchase": {
             "customers": second.customers,
-            "median_days": second.median_days,
-            "mean_days": second.mean_days,
-            "within_30_days": second.within_30,
-            "within_90_days": second.within_90,
-            "within_180_days": second.within_180,
+            # gaps longer than the data's span cannot be seen yet: their summaries are structural
+            **{key: None if censored else value for key, value in (
+                ("median_days", second.median_days), ("mean_days", second.mean_days),
+                ("within_30_days", second.within_30), ("within_90_days", second.within_90),
+                ("within_180_days", second.within_180))},
         },
         "extra": {
             "ltv_empirical_12m": ltv_12m,
@@ -148,6 +159,7 @@ def metrics_document(
         "revenue_bridge": revenue_bridge(
             ds.daily, ds.customers, period.start, period.end, prev.start, prev.end
         ).to_dict(),
+        "unobservable": unobservable,
     }
     # predicted customer value (BG/NBD + Gamma-Gamma, issue 17): null, with the reason, when the
     # data cannot support a fit

@@ -32,6 +32,7 @@ from .formatting import (
     segment_label,
 )
 from .i18n import _, get_language, ngettext
+from .metrics.cohorts import MIN_GROUP_SIZE, headline_average
 
 __all__ = ["findings"]
 
@@ -104,6 +105,8 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     less to say)."""
     cur = currency or doc.get("currency") or "EUR"
     k = doc.get("kpis") or {}
+    # SPEC §4.4: groups smaller than this are never named in a finding nor in the averages quoted
+    min_size = (doc.get("settings") or {}).get("min_group_size") or MIN_GROUP_SIZE
     out: list[str] = []
     refs: list[tuple[dict[str, Any], str]] = []  # reference periods that can be compared with
     skipped: list[tuple[str, str]] = []  # (name, which) of those that cannot: partly or not covered
@@ -229,8 +232,9 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     all_segs = doc.get("segments") or []
     segs = [s for s in all_segs if _shown(s.get("revenue_share"))]
     total = sum(s.get("customers") or 0 for s in all_segs)
-    if segs and total:
-        top = max(segs, key=lambda s: s["revenue_share"])
+    top = max(segs, key=lambda s: s["revenue_share"]) if segs else None
+    # a segment below min_group_size is never named; nor is another one "the most" in its place
+    if top is not None and total and (top.get("customers") or 0) >= min_size:
         words = {"segment": segment_label(top["segment"]), "customers": fmt_pct((top.get("customers") or 0) / total),
                  "revenue": fmt_pct(top["revenue_share"])}
         # TRANSLATORS: %(segment)s is a segment's name ("Frequent (X)"); the two others are percentages
@@ -240,16 +244,17 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
             text = _("%(sentence)s, at %(aov)s per purchase") % {"sentence": text, "aov": fmt_money(top["aov"], cur)}
         out.append(text + ".")
 
-    # 6. the weakest recent cohort (age-1 retention among cohorts where it is observable)
+    # 6. the weakest recent cohort (age-1 retention among cohorts of at least min_group_size
+    # customers where it is observable) against their size-weighted average — the cohort chart's
     co = doc.get("cohorts") or {}
     ret = co.get("retention") or []
     cands = []
     for label, size, row in zip(co.get("cohort", []), co.get("size", []), ret, strict=False):
-        if label and size and size >= 20 and len(row) > 1 and row[1] is not None:
+        if label and size and size >= min_size and len(row) > 1 and row[1] is not None:
             cands.append((row[1], label, size))
     if len(cands) >= 3:
         worst = min(cands)
-        avg = sum(r * s for r, _l, s in cands) / sum(s for _r, _l, s in cands)
+        avg = headline_average([r for r, _l, _s in cands], [s for _r, _l, s in cands], min_size) or 0.0
         if worst[0] < avg:
             words = {"cohort": _month(worst[1], co.get("grain", "month")), "share": fmt_pct(worst[0]),
                      "size": fmt_count(worst[2]), "average": fmt_pct(avg)}

@@ -58,6 +58,8 @@ __all__ = [
     "SAMPLE_SOURCE",
     "SAMPLE_SOURCE_SHORT",
     "is_missing",
+    "unobservable_reason",
+    "unobservable_keys",
 ]
 
 Unit = Literal["money", "count", "rate", "number", "days", "years"]
@@ -89,10 +91,10 @@ KPI_SPECS: dict[str, KpiSpec] = {
         KpiSpec("refunds", N_("Refunds"), "money", "down", N_("money paid back in the period")),
         KpiSpec("revenue_new", N_("Revenue from first purchases"), "money", "up"),
         KpiSpec("revenue_returning", N_("Revenue from repeat purchases"), "money", "up"),
-        KpiSpec("new_revenue_share", N_("New-customer revenue share"), "rate", "neutral",
+        KpiSpec("new_revenue_share", N_("New (first purchases), share of revenue"), "rate", "neutral",
                 N_("first-purchase revenue / gross revenue")),
         KpiSpec("margin", N_("Margin"), "money", "up", N_("net revenue minus cost")),
-        KpiSpec("customers", N_("Customers"), "count", "up", N_("customers with a purchase in the period")),
+        KpiSpec("customers", N_("Customers who bought in the period"), "count", "up", N_("customers with a purchase in the period")),
         KpiSpec("customers_new", N_("New customers"), "count", "up", N_("first purchase ever in the period")),
         KpiSpec("customers_returning", N_("Returning customers"), "count", "up",
                 N_("acquired before the period, bought in it")),
@@ -113,7 +115,7 @@ KPI_SPECS: dict[str, KpiSpec] = {
         KpiSpec("crr", N_("Customer retention rate (CRR)"), "rate", "up", "(CE − CN) / CS"),
         KpiSpec("churn_rate", N_("Churn rate"), "rate", "down", "CL / CS"),
         KpiSpec("avg_lifetime_years", N_("Average customer lifetime"), "years", "up"),
-        KpiSpec("ltv", N_("Customer lifetime value (LTV)"), "money", "up", "AOV × AF × AL"),
+        KpiSpec("ltv", N_("LTV by formula"), "money", "up", "AOV × AF × AL"),
         KpiSpec("median_days_to_second_purchase", N_("Median days to 2nd purchase"), "days", "down"),
     ]
 }
@@ -229,6 +231,32 @@ HEADLINE_KPIS = [
     "aov",
     "ltv",
 ]
+
+
+def unobservable_keys(doc: Any, block: str = "kpis") -> list[str]:
+    """The KPIs of ``block`` (``kpis``/``previous``/``year_ago``) metrics.json marks unobservable
+    (SPEC §4.3: structural, not behavioural, because of the data's span)."""
+    found = ((doc or {}).get("unobservable") or {}).get(block) or {}
+    return list(found) if isinstance(found, dict) else []
+
+
+def unobservable_reason(doc: Any, block: str = "kpis", key: str | None = None) -> str | None:
+    """"n/a — the data begin 1 Jan 1997, less than the 365-day activity window before the period
+    end" in the reader's language, when ``key`` (any key when None) of ``block`` is unobservable;
+    else None."""
+    keys = unobservable_keys(doc, block)
+    if not keys or (key is not None and key not in keys):
+        return None
+    first = str(((doc or {}).get("data_quality") or {}).get("first_payment") or "")[:10]
+    window = ((doc or {}).get("settings") or {}).get("activity_window_days") or 365
+    try:
+        day = fmt_date(date.fromisoformat(first))
+    except ValueError:
+        day = first or "?"
+    # TRANSLATORS: shown for churn, CRR, lifetime and LTV when the data are too short to see anybody
+    # lapse; %(day)s is a date ("1 Jan 1997"), %(days)s the activity window in days (365)
+    return _("n/a — the data begin %(day)s, less than the %(days)s-day activity window before the period end") % {
+        "day": day, "days": window}
 
 
 def is_missing(v: Any) -> bool:

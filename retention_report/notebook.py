@@ -150,9 +150,20 @@ def cohort_note(co: Any) -> str:
     return text
 
 
-def second_purchase_note(sp: Any) -> str:
+def second_purchase_note(sp: Any, censored: str | None = None) -> str:
+    """What the time-to-second-purchase chart shows; ``censored`` (the "n/a — the data begin …"
+    reason of :func:`retention_report.formatting.unobservable_reason`) when the data are too short
+    for its median and shares to mean anything (SPEC §4.3): they are not quoted."""
     if not sp.customers:
         return _("No customer had a second purchase by the period end.")
+    if censored:
+        # TRANSLATORS: %(reason)s is "n/a — the data begin 1 Jan 1997, less than the …"
+        return ngettext(
+            "%(customers)s customer made a second purchase by the period end. Median time to it: %(reason)s "
+            "(longer gaps cannot be seen yet).",
+            "%(customers)s customers made a second purchase by the period end. Median time to it: %(reason)s "
+            "(longer gaps cannot be seen yet).",
+            int(sp.customers)) % {"customers": fmt_count(sp.customers), "reason": censored}
     return ngettext(
         "%(customers)s customer made a second purchase by the period end (whole history). Median time to "
         "it: %(median)s days; within 30 days: %(within_30)s, 90 days: %(within_90)s, 180 days: %(within_180)s.",

@@ -34,6 +34,7 @@ from .formatting import (
     shorten_all,
 )
 from .i18n import _, ngettext
+from .metrics.cohorts import MIN_GROUP_SIZE, headline_average
 from .periods import PeriodError, parse_period
 
 __all__ = [
@@ -269,11 +270,13 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
 
 # ------------------------------------------------------------------------------------------- segments
 
-def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = None) -> Axes:
+def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = None,
+                min_size: int = MIN_GROUP_SIZE) -> Axes:
     """Share of customers vs share of revenue per frequency segment, with each segment's AOV.
 
-    ``table`` is ``FrequencySegments.table`` (index = segment; ``customer_share``, ``revenue_share``,
-    ``aov``). The gap between the two bars answers "big-but-rare or small-but-frequent?".
+    ``table`` is ``FrequencySegments.table`` (index = segment; ``customers``, ``customer_share``,
+    ``revenue_share``, ``aov``). The gap between the two bars answers "big-but-rare or
+    small-but-frequent?". A segment with fewer than ``min_size`` customers is never the title's.
     """
     ax = _axes(ax, (8.6, 3.7))
     title = _("Customers and revenue by segment")
@@ -302,7 +305,9 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
     ax.grid(axis="y", visible=False)
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, borderaxespad=0.2)
     ratio = (t["revenue_share"] / t["customer_share"]).replace([np.inf, -np.inf], np.nan)
-    regular = ratio.reindex([s for s in ("frequent", "medium", "rare") if s in ratio.index]).dropna()
+    big = [s for s in ("frequent", "medium", "rare") if s in ratio.index
+           and ("customers" not in t.columns or float(t.loc[s, "customers"]) >= min_size)]
+    regular = ratio.reindex(big).dropna()
     if not regular.empty:
         best = regular.idxmax()
         # TRANSLATORS: %(segment)s is a segment's name without its letter ("Frequent")
@@ -315,12 +320,14 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
 
 # ------------------------------------------------------------------------------------- customer base
 
-def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None) -> Axes:
+def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None, unobservable: bool = False) -> Axes:
     """Waterfall of the active customer base: start → −churned → +new → −new lapsed → +reactivated → end.
 
     ``bridge`` is a :class:`retention_report.metrics.CustomerBridge` (or a mapping with ``start``,
     ``churned``, ``new``, ``new_lapsed``, ``reactivated``, ``end``). The bars add up exactly
-    (CS − CL + CN − NL + RE = CE).
+    (CS − CL + CN − NL + RE = CE). ``unobservable``: the data are shorter than the activity window
+    before the period end (SPEC §4.3), so churned and reactivated are 0 by construction: they get
+    no bar and the title does not count them.
     """
     ax = _axes(ax)
     get = (lambda k: int(bridge[k])) if isinstance(bridge, dict) else (lambda k: int(getattr(bridge, k)))
@@ -328,11 +335,14 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None) -> Axes:
     title = _("Active customer base")
     if cs == 0 and ce == 0 and cn == 0:
         return _empty(ax, title, _("No active customers in this period"))
-    steps: list[tuple[str, int, str]] = [(_("Active at start"), cs, "total"), (_("Churned"), -cl, "bad"),
-                                         (_("New"), cn, "good")]
-    if nl:
-        steps.append((_("New, lapsed"), -nl, "bad"))
-    steps += [(_("Reactivated"), re_, "good"), (_("Active at end"), ce, "total")]
+    if unobservable:
+        steps: list[tuple[str, int, str]] = [(_("Active at start"), cs, "total"), (_("New"), cn, "good"),
+                                             (_("Active at end"), ce, "total")]
+    else:
+        steps = [(_("Active at start"), cs, "total"), (_("Churned"), -cl, "bad"), (_("New"), cn, "good")]
+        if nl:
+            steps.append((_("New, lapsed"), -nl, "bad"))
+        steps += [(_("Reactivated"), re_, "good"), (_("Active at end"), ce, "total")]
     level = 0
     labels = []
     for i, (label, value, kind) in enumerate(steps):
@@ -356,7 +366,11 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None) -> Axes:
     ax.set_ylim(0, max(cs, ce, level, 1) * 1.15)
     ax.grid(axis="x", visible=False)
     ch = _pct_change(ce, cs)
-    if ch is None:
+    if unobservable:
+        ax.set_title(ngettext("%(count)s active customers at the end, %(new)s new; nobody can have lapsed yet",
+                              "%(count)s active customers at the end, %(new)s new; nobody can have lapsed yet",
+                              ce) % {"count": fmt_count(ce), "new": fmt_count(cn)})
+    elif ch is None:
         ax.set_title(ngettext("%(count)s active customer at the end of the period",
                               "%(count)s active customers at the end of the period", ce) % {"count": fmt_count(ce)})
     else:
@@ -465,17 +479,45 @@ def _heatmap_text(kind: str, grain: str) -> tuple[str, str]:
     return kind, kind
 
 
+def _small_mask(index: pd.Index, size: pd.Series | None, min_size: int) -> pd.Series:
+    """Per row of a cohort frame: fewer than ``min_size`` customers (all False without sizes)."""
+    if size is None:
+        return pd.Series(False, index=index)
+    return (size.reindex(index).fillna(0) < min_size)
+
+
+def _sizes(index: pd.Index, size: pd.Series | None) -> pd.Series:
+    """Cohort sizes aligned with ``index``; equal weights without sizes."""
+    return pd.Series(1.0, index=index) if size is None else size.reindex(index).fillna(0).astype(float)
+
+
+def _cohort_ticks(index: pd.Index, grain: str, small: pd.Series, size: pd.Series | None) -> list[str]:
+    """Row labels; a small cohort's says so, with its size ("Nov 1997 · 2, small")."""
+    out = []
+    for c in index:
+        label = _bucket_label(c, grain)
+        if bool(small.loc[c]) and size is not None:
+            # TRANSLATORS: a cohort too small to be headlined: "Nov 1997 · 2, small"
+            label = _("%(cohort)s · %(count)s, small") % {"cohort": label, "count": fmt_count(size.loc[c])}
+        out.append(label)
+    return out
+
+
 def cohort_heatmap(
     matrix: pd.DataFrame,
     partial: pd.DataFrame | None = None,
     kind: str = "retention",
     grain: str = "month",
     ax: Axes | None = None,
+    size: pd.Series | None = None,
+    min_size: int = MIN_GROUP_SIZE,
 ) -> Axes:
     """Cohort × age heatmap in percent; unobservable cells blank, the partial bucket hatched.
 
     ``matrix`` is a ``CohortMatrices`` frame (index = cohort start date, columns = age 0, 1, …, values
-    fractions, NaN = not observable); ``partial`` a boolean frame of the same shape.
+    fractions, NaN = not observable); ``partial`` a boolean frame of the same shape; ``size`` the
+    cohorts' sizes: cohorts below ``min_size`` are marked in their label and left out of the title's
+    average and weakest cohort (SPEC §4.4), the average being weighted by size — the findings' one.
     """
     import seaborn as sns
 
@@ -500,7 +542,13 @@ def cohort_heatmap(
         p = partial.reindex(index=m.index, columns=m.columns).fillna(False).astype(bool).to_numpy()
         for i, j in zip(*np.nonzero(p), strict=False):
             ax.add_patch(Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="#52606D", lw=0))
-    ax.set_yticks(np.arange(n_rows) + 0.5, [_bucket_label(c, grain) for c in m.index], rotation=0)
+    small = _small_mask(m.index, size, min_size)
+    weights = _sizes(m.index, size)
+    ax.set_yticks(np.arange(n_rows) + 0.5, _cohort_ticks(m.index, grain, small, size), rotation=0)
+    for tick, is_small in zip(ax.get_yticklabels(), small.to_numpy(), strict=False):
+        if is_small:
+            tick.set_color("#9AA5B1")
+            tick.set_fontstyle("italic")
     ax.set_xticks(np.arange(n_cols) + 0.5, [str(c) for c in m.columns], rotation=0)
     hatched = partial is not None and bool(partial.to_numpy().any())
     week = grain == "week"
@@ -512,21 +560,27 @@ def cohort_heatmap(
     ax.set_ylabel(_("Cohort (first purchase week)") if week else _("Cohort (first purchase month)"))
     ax.tick_params(length=0)
     ax.grid(False)
-    if n_cols > 1 and m.iloc[:, 1].notna().any():
-        col1 = m.iloc[:, 1].dropna()
+    big = m[~small.to_numpy()]
+    # only cohorts of sufficient size are quoted: average weighted by size, as the findings'
+    lim = 0 if size is None else min_size
+
+    def average(col: Any) -> float | None:
+        return headline_average(big.iloc[:, col].to_numpy(), weights[big.index].to_numpy(), lim)
+
+    if n_cols > 1 and big.iloc[:, 1].notna().any():
+        col1 = big.iloc[:, 1].dropna()
         if kind == "retention":
             worst = col1.idxmin()
-            words = {"average": fmt_pct(col1.mean(), 0), "cohort": _bucket_label(worst, grain),
+            words = {"average": fmt_pct(average(1), 0), "cohort": _bucket_label(worst, grain),
                      "weakest": fmt_pct(col1.min(), 0)}
             title = (_("On average %(average)s of a cohort buys again in the week after its first; weakest: "
                        "%(cohort)s (%(weakest)s)") if week else
                      _("On average %(average)s of a cohort buys again in the month after its first; weakest: "
                        "%(cohort)s (%(weakest)s)")) % words
         else:
-            last_age = max(k for k in range(n_cols) if m.iloc[:, k].notna().sum() >= 1)
+            last_age = max(k for k in range(n_cols) if big.iloc[:, k].notna().sum() >= 1)
             age = int(m.columns[last_age])
-            words = {"first": fmt_pct(col1.mean(), 0), "age": age,
-                     "last": fmt_pct(m.iloc[:, last_age].dropna().mean(), 0)}
+            words = {"first": fmt_pct(average(1), 0), "age": age, "last": fmt_pct(average(last_age), 0)}
             if week:
                 title = ngettext("A cohort's revenue week 1 after its first is %(first)s of its first-week revenue; "
                                  "%(age)s week after, %(last)s",
@@ -537,6 +591,10 @@ def cohort_heatmap(
                                  "revenue; %(age)s month after, %(last)s",
                                  "A cohort's revenue month 1 after its first is %(first)s of its first-month "
                                  "revenue; %(age)s months after, %(last)s", age) % words
+    elif n_cols > 1 and m.iloc[:, 1].notna().any():
+        # TRANSLATORS: %(chart)s is "Customer retention" or "Revenue retention"; %(count)s the minimum size
+        title = _("%(chart)s: every cohort has fewer than %(count)s customers, too few to quote") % {
+            "chart": short, "count": fmt_count(min_size)}
     else:
         # TRANSLATORS: %(chart)s is "Customer retention" or "Revenue retention"
         title = (_("%(chart)s: too early to see a second week") if week
@@ -546,9 +604,11 @@ def cohort_heatmap(
 
 
 def cumulative_revenue_curves(matrix: pd.DataFrame, currency: str = "EUR", ax: Axes | None = None,
-                              grain: str = "month") -> Axes:
+                              grain: str = "month", size: pd.Series | None = None,
+                              min_size: int = MIN_GROUP_SIZE) -> Axes:
     """Cumulative gross revenue per customer by cohort age (the empirical LTV curve) for each cohort,
-    with the average over the cohorts observed at each age in bold."""
+    with the average over the cohorts observed at each age in bold: weighted by ``size``, over the
+    cohorts of at least ``min_size`` customers (SPEC §4.4; small cohorts are drawn dashed)."""
     ax = _axes(ax)
     title = _("Cumulative revenue per customer")
     if matrix is None or matrix.empty or matrix.isna().all().all():
@@ -556,16 +616,25 @@ def cumulative_revenue_curves(matrix: pd.DataFrame, currency: str = "EUR", ax: A
     m = matrix.astype(float)
     ages = np.array([int(c) for c in m.columns])
     colors = sns_blues(len(m))
-    for color, (_cohort, row) in zip(colors, m.iterrows(), strict=False):
-        ax.plot(ages, row.to_numpy(), color=color, lw=1.1, alpha=0.9)
-    mean = m.mean(axis=0, skipna=True)
-    count = m.notna().sum(axis=0)
-    ok = count >= min(3, len(m))
+    small = _small_mask(m.index, size, min_size)
+    weights = _sizes(m.index, size)
+    for color, (cohort, row) in zip(colors, m.iterrows(), strict=False):
+        ax.plot(ages, row.to_numpy(), color=color, lw=1.1, alpha=0.9, ls="--" if small.loc[cohort] else "-")
+    big = m[~small.to_numpy()]
+    lim = 0 if size is None else min_size
+    mean = pd.Series([headline_average(big[c].to_numpy(), weights[big.index].to_numpy(), lim) for c in m.columns],
+                     index=m.columns, dtype="float64")
+    count = big.notna().sum(axis=0)
+    ok = (count >= max(1, min(3, len(big)))) & mean.notna()
     ax.plot(ages[ok.to_numpy()], mean[ok].to_numpy(), color=PALETTE["new"], lw=2.6,
-            label=_("Average of the cohorts observed"))
+            label=_("Average of the cohorts observed") if size is None else
+            _("Average of the cohorts of %(count)s+ customers, weighted by size") % {"count": fmt_count(min_size)})
     first, last = m.index[0], m.index[-1]
     ax.plot([], [], color=colors[0], lw=1.1, label=_("Each cohort, %(first)s (light) to %(last)s (dark)")
             % {"first": _bucket_label(first, grain), "last": _bucket_label(last, grain)})
+    if small.any():
+        ax.plot([], [], color=colors[0], lw=1.1, ls="--",
+                label=_("Dashed: fewer than %(count)s customers (not averaged)") % {"count": fmt_count(min_size)})
     ax.yaxis.set_major_formatter(_compact_money(currency) if m.max().max() >= 1000 else
                                  FuncFormatter(lambda v, _p: fmt_money(v, currency, 0)))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -591,8 +660,11 @@ def sns_blues(n: int) -> list[Any]:
     return [cmap(x) for x in np.linspace(0.35, 0.9, max(n, 1))]
 
 
-def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain: str = "month") -> Axes:
-    """Retention by age for each value of a segment column (long frame ``segment, age, retention``)."""
+def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain: str = "month",
+                             min_size: int = MIN_GROUP_SIZE) -> Axes:
+    """Retention by age for each value of a segment column (long frame ``segment, age, customers,
+    retention``). Values with fewer than ``min_size`` customers (at age 0) are drawn dashed, marked
+    in the legend and never named in the title (SPEC §4.4)."""
     ax = _axes(ax)
     title = _("Retention by segment")
     if curves is None or curves.empty:
@@ -601,9 +673,15 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
              or sorted(curves.segment.unique().tolist()))
     shown = order[:8]
     name = dict(zip(shown, shorten_all(shown), strict=True))  # data values: at most 40 characters
+    sizes = curves[curves.age == 0].set_index("segment")["customers"]
+    small = {seg for seg in shown if float(sizes.get(seg, 0)) < min_size}
     for color, seg in zip(OKABE_ITO, shown, strict=False):
         c = curves[(curves.segment == seg) & (curves.age >= 1)].sort_values("age")
-        ax.plot(c.age, c.retention, marker="o", ms=3, lw=1.6, color=color, label=name[seg])
+        # TRANSLATORS: a legend entry of a group too small to compare: "email (12, small)"
+        label = (_("%(segment)s (%(count)s, small)") % {"segment": name[seg], "count": fmt_count(sizes.get(seg, 0))}
+                 if seg in small else name[seg])
+        ax.plot(c.age, c.retention, marker="o", ms=3, lw=1.6, color=color, label=label,
+                ls="--" if seg in small else "-")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     week = grain == "week"
@@ -612,7 +690,7 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
     later = curves.loc[curves.age >= 1, "retention"]
     ax.set_ylim(0, min(1.0, float(later.max()) * 1.25) if later.notna().any() else 1.0)
     ax.legend(loc="upper right", ncols=2 if len(shown) > 4 else 1)
-    probe = curves[(curves.age >= 1) & curves.segment.isin(shown)]
+    probe = curves[(curves.age >= 1) & curves.segment.isin([seg for seg in shown if seg not in small])]
     if not probe.empty:
         age = 3 if (probe.age == 3).any() else int(probe.age.max())
         at = probe[probe.age == age].set_index("segment").retention.dropna()

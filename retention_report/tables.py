@@ -26,6 +26,7 @@ from .formatting import (
     aov_label,
     coverage,
     fmt_count,
+    fmt_date,
     fmt_money,
     fmt_number,
     fmt_pct,
@@ -38,12 +39,15 @@ from .formatting import (
     shorten,
     shorten_all,
     source_label,
+    unobservable_keys,
+    unobservable_reason,
 )
 from .i18n import N_, _, get_language, ngettext
 from .periods import parse_period
 
 __all__ = [
     "kpi_table",
+    "ltv_clv_note",
     "findings_list",
     "frame_table",
     "new_vs_returning_table",
@@ -144,10 +148,44 @@ def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, curre
     notes = [_("▲/▼ direction of the change; green is good, red is bad for the business. "
                "Changes of rates are in percentage points (pp).")]
     notes += [_coverage_footnote(doc, t, cov) for t, cov, _p in refs if cov != "full"]
+    notes += _unobservable_notes(doc, keys, [(cur_t, "kpis", "full")] + [(t, p, cov) for t, cov, p in refs])
     return (
         "<table class='rr-table rr-kpis'>" + head + "<tbody>" + "".join(rows) + "</tbody></table>"
         + "".join(f"<p class='rr-note'>{esc(n)}</p>" for n in notes)
     )
+
+
+def _unobservable_notes(doc: Mapping[str, Any], keys: Sequence[str],
+                        columns: Sequence[tuple[str, str, str]]) -> list[str]:
+    """One note per period column whose KPIs in ``keys`` metrics.json marks unobservable (SPEC
+    §4.3): which, and why they read "n/a"."""
+    out = []
+    for title, block, cov in columns:
+        shown = [k for k in keys if k in unobservable_keys(doc, block)]
+        reason = unobservable_reason(doc, block)
+        if not shown or not reason or cov == "none":
+            continue
+        # TRANSLATORS: "Q4 1997 — Churn rate, LTV: n/a — the data begin …"
+        out.append(_("%(period)s — %(kpis)s: %(reason)s.") % {
+            "period": title, "kpis": ", ".join(kpi_spec(k, doc).label for k in shown), "reason": reason})
+    return out
+
+
+def ltv_clv_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
+    """One line under the headline KPIs naming both customer values and why they differ (issue 26:
+    one word, one number): the LTV by formula and the model's CLV. Empty when the model gave none."""
+    clv = doc.get("clv") or {}
+    if not isinstance(clv, dict) or is_missing(clv.get("clv_mean")):
+        return ""
+    ltv = (doc.get("kpis") or {}).get("ltv")
+    reason = unobservable_reason(doc, "kpis", "ltv")
+    words = {"ltv": reason if reason else fmt_money(ltv, currency), "clv": fmt_money(clv["clv_mean"], currency),
+             "days": fmt_count(clv.get("horizon_days") or 365)}
+    # TRANSLATORS: %(ltv)s and %(clv)s are amounts (the LTV may be "n/a — the data begin …"); %(days)s a number
+    return note(_("LTV by formula: %(ltv)s — a customer at this period's spend and pace for a whole lifetime "
+                  "(1 / annual churn). CLV by model: %(clv)s — each customer's expected purchases in the next "
+                  "%(days)s days from their own history, discounted, lapsing customers near 0. They answer "
+                  "different questions, so they differ.") % words)
 
 
 def findings_list(items: Sequence[str]) -> str:
@@ -232,7 +270,7 @@ def new_vs_returning_table(table: pd.DataFrame, currency: str = "EUR", has_margi
     labels = {"revenue": _("Gross revenue"), "revenue_share": _("Share"), "margin": _("Margin"),
               "customers": _("Customers"), "purchases": _("Purchases"), "payments": _("Payments"),
               "aov": aov_label("purchase")}
-    rows = {"new": _("New (first purchase)"), "returning": _("Returning"), "total": _("Total")}
+    rows = {"new": _("New (first purchases)"), "returning": _("Returning"), "total": _("Total")}
     return frame_table(table, formats, labels, "", rows, currency, total_row="total", cell_kpis=_NVR_KPIS)
 
 
@@ -253,9 +291,13 @@ def aov_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
     } + "</p>"
 
 
-def segment_table(table: pd.DataFrame, currency: str = "EUR") -> str:
+def segment_table(table: pd.DataFrame, currency: str = "EUR", min_size: int | None = None,
+                  unobservable: Sequence[str] = ()) -> str:
     """The §4.2 segment table. Customer shares are of *all* customers acquired by the period end,
-    lapsed included (the rows add up to 100%), as the findings state them; AOV is per purchase."""
+    lapsed included (the rows add up to 100%), as the findings state them; AOV is per purchase.
+    A segment with fewer than ``min_size`` customers is marked "small" (SPEC §4.4); one metrics.json
+    lists as ``unobservable`` (the lapsed one, when nobody can have lapsed yet: SPEC §4.3) is marked
+    "not observable yet"."""
     frame = table.copy()
     frame["rev_per_customer"] = frame["revenue"] / frame["customers"].where(frame["customers"] > 0)
     formats = {"customers": "count", "customer_share": "pct", "revenue": "money", "revenue_share": "pct",
@@ -274,12 +316,23 @@ def segment_table(table: pd.DataFrame, currency: str = "EUR") -> str:
     caption = _("%(customer_share)s: of the %(total)s customers acquired by the period end, lapsed included; "
                 "%(revenue_share)s: of the period's gross revenue.") % {
         "customer_share": labels["customer_share"], "total": fmt_count(total), "revenue_share": labels["revenue_share"]}
-    return frame_table(frame, formats, labels, _("Segment"), {s: segment_label(s) for s in frame.index}, currency,
+    names = {s: segment_label(s) for s in frame.index}
+    for seg in (s for s in frame.index if s in unobservable):
+        # TRANSLATORS: a segment nobody can be in yet ("Lapsed"): the data are shorter than the window
+        names[seg] = _("%(segment)s · not observable yet") % {"segment": names[seg]}
+    small = [s for s in frame.index if min_size is not None and 0 < frame.loc[s, "customers"] < min_size]
+    for seg in small:
+        # TRANSLATORS: a segment too small to compare: "Frequent (X) · small"
+        names[seg] = _("%(segment)s · small") % {"segment": names[seg]}
+    if small:
+        caption += " " + _("Small: fewer than %(count)s customers, too few to compare.") % {"count": fmt_count(min_size)}
+    return frame_table(frame, formats, labels, _("Segment"), names, currency,
                        caption=caption, cell_kpis=kpis, css_class="rr-segments")
 
 
-def bridge_formulas(k: Mapping[str, Any], window_days: int) -> str:
-    """The bridge as a table plus the CRR and churn formulas with the period's numbers."""
+def bridge_formulas(k: Mapping[str, Any], window_days: int, doc: Mapping[str, Any] | None = None) -> str:
+    """The bridge as a table plus the CRR and churn formulas with the period's numbers; when
+    ``doc`` marks churn unobservable (SPEC §4.3) the formulas give the reason instead."""
     cs, ce, cn = k["customers_start"], k["customers_end"], k["customers_new"]
     cl, re_, nl = k["customers_churned"], k["customers_reactivated"], k["customers_new_lapsed"]
     rows = [
@@ -312,7 +365,11 @@ def bridge_formulas(k: Mapping[str, Any], window_days: int) -> str:
     churn = esc(_("Churn"))
     # TRANSLATORS: a check of the formula: "Check: CS − CL + CN − NL + RE = … = CE"
     check = esc(_("Check"))
-    if cs:
+    if any(is_missing(v) for v in (cl, re_, nl)):
+        reason = unobservable_reason(doc, "kpis", "churn_rate") if doc is not None else None
+        # TRANSLATORS: %(reason)s is "n/a — the data begin 1 Jan 1997, less than the …"
+        lines = [esc(_("CRR = (CE − CN) / CS and churn = CL / CS: %(reason)s") % {"reason": reason or _("n/a")})]
+    elif cs:
         lines = [
             f"CRR = (CE − CN) / CS = ({n('customers_end', ce)} − {n('customers_new', cn)}) / "
             f"{n('customers_start', cs)} = {n('crr', k['crr'])}",
@@ -365,9 +422,20 @@ def ltv_table(doc: Mapping[str, Any], currency: str = "EUR") -> str:
         for a, b, c, key in ((a, b, c, "" if key == "ltv_margin" else key) for a, b, c, key in rows)
     )
     head = [esc(_("Input")), esc(_("Value")), esc(_("How"))]
+    notes = ""
+    reason = unobservable_reason(doc, "kpis", "ltv")
+    if reason:  # SPEC §4.3: AL and LTV need customers who could have lapsed
+        notes += note(_("%(kpis)s: %(reason)s.") % {
+            "kpis": ", ".join((_("Average lifetime (AL)"), "LTV")), "reason": reason})
+    empirical = ((doc.get("unobservable") or {}).get("extra") or {}).get("ltv_empirical_12m")
+    if empirical and is_missing(extra.get("ltv_empirical_12m")):
+        first = str((doc.get("data_quality") or {}).get("first_payment") or "")[:10]
+        # TRANSLATORS: %(day)s is the data's first payment day ("1 Jan 1997")
+        notes += note(_("Empirical 12-month revenue per customer: n/a — the data begin %(day)s, so no cohort "
+                        "has a whole first year yet.") % {"day": fmt_date(first) if first else "?"})
     return (f"<table class='rr-table'><thead><tr><th scope='col' class='rr-label'>{head[0]}</th>"
             f"<th scope='col' class='num'>{head[1]}</th><th scope='col'>{head[2]}</th></tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+            f"<tbody>{body}</tbody></table>{notes}")
 
 
 def data_quality_table(dq: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ def base_doc(**kpis):
     k.update(kpis)
     return {
         "period": "2024-Q1", "start": "2024-01-01", "end": "2024-03-31", "complete": True,
-        "settings": {"split_basis": "purchase"},
+        "settings": {"split_basis": "purchase", "min_group_size": 10},
         "kpis": k, "previous": dict.fromkeys(KPI_KEYS), "year_ago": dict.fromkeys(KPI_KEYS),
         "previous_period": {"period": "2023-Q4", "start": "2023-10-01", "end": "2023-12-31", "coverage": "full"},
         "year_ago_period": {"period": "2023-Q1", "start": "2023-01-01", "end": "2023-03-31", "coverage": "full"},

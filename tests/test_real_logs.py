@@ -85,3 +85,43 @@ def test_a_file_without_payments_exits_1(tmp_path, body):
         r = _cli(*cmd, "--data", str(p), cwd=tmp_path)
         assert r.returncode == 1
         assert f"error: no payments in {p}" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cdnow_says_what_its_span_cannot_show(cdnow, tmp_path):
+    """Issue 26: the CDNOW log begins on 1997-01-01. In 1997-Q4 nobody can have lapsed within the
+    365-day window (end − W = 1996-12-31, before the first payment): churn and CRR are null with
+    the reason, not "churn 0%". In 1998-Q2 the year-ago column (Q2 1997) is; the cohorts shown are
+    the 1997 ones that acquired anyone, the 2-customer November 1997 cohort marked small and named
+    nowhere."""
+    path, rows = cdnow
+    lapse = {"customers_churned", "customers_reactivated", "customers_new_lapsed", "churn_rate", "crr",
+             "avg_lifetime_years", "ltv"}
+    r = _cli("metrics", "--period", "1997-Q4", "--data", str(path), "--stdout", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    for block in ("kpis", "previous", "year_ago"):
+        assert lapse <= set(doc["unobservable"][block]), block
+        assert all(doc[block][k] is None for k in lapse), block
+    assert "the data begin 1997-01-01, less than the 365-day activity window" in doc["unobservable"]["kpis"]["crr"]
+    assert doc["kpis"]["customers_start"] == 23_500  # what can be shown still is
+    assert not any("churn" in f or "retention rate" in f for f in doc["findings"])
+
+    r = _cli("metrics", "--period", "1998-Q2", "--data", str(path), "--stdout", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["unobservable"]["kpis"] == {} and doc["unobservable"]["previous"] == {}
+    assert lapse <= set(doc["unobservable"]["year_ago"])
+    assert doc["kpis"]["churn_rate"] is not None and doc["year_ago"]["churn_rate"] is None
+    # every customer's first purchase, counted from the rows: the cohorts that acquired anyone
+    first: dict[str, str] = {}
+    for c, d, v in sorted(rows, key=lambda r: r[1]):
+        if v > 0:
+            first.setdefault(c, d)
+    months = Counter(d[:7] for d in first.values())
+    co = doc["cohorts"]
+    assert [c[:7] for c in co["cohort"]] == sorted(months)[-12:]
+    assert co["size"] == [months[m] for m in sorted(months)[-12:]]
+    assert co["small"] == [months[m] < 30 for m in sorted(months)[-12:]]
+    nov = co["cohort"].index("1997-11-01")
+    assert co["size"][nov] == 2 and co["small"][nov]
+    assert not any("Nov 1997" in f for f in doc["findings"])

@@ -239,6 +239,92 @@ def test_every_number_shown_twice_agrees(html, doc):
         assert len(seen[(f"{what}.{name}", "current")]) == 2, what  # the finding and the segment table
 
 
+class _TableCells(HTMLParser):
+    """Every table cell with its row label (the row's ``th``) and column header, and the metric it
+    shows (``data-kpi``/``data-period``) when marked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[tuple[str, str, str, tuple[str, str] | None]] = []  # row label, column, text, kpi
+        self._heads: list[str] = []
+        self._row: list[tuple[str, str, tuple[str, str] | None]] = []
+        self._cell: list[str] | None = None
+        self._kind = ""
+        self._kpi: tuple[str, str] | None = None
+        self._in_head = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self._heads = []
+        elif tag == "thead":
+            self._in_head = True
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell, self._kind = [], "head" if self._in_head else ("label" if tag == "th" else "cell")
+            self._kpi = (a["data-kpi"], a.get("data-period") or "current") if "data-kpi" in a else None
+        elif tag == "span" and "data-kpi" in a and self._cell is not None and self._kpi is None:
+            self._kpi = (a["data-kpi"], a.get("data-period") or "current")
+
+    def handle_endtag(self, tag):
+        if tag == "thead":
+            self._in_head = False
+        elif tag in ("td", "th") and self._cell is not None:
+            text = " ".join("".join(self._cell).split())
+            if self._kind == "head":
+                self._heads.append(text)
+            else:
+                self._row.append((self._kind, text, self._kpi))
+            self._cell = None
+        elif tag == "tr" and self._row:
+            label = next((t for k, t, _ in self._row if k == "label"), "")
+            col = 0
+            for kind, text, kpi in self._row:
+                col += 1
+                if kind == "cell" and label:
+                    head = self._heads[col - 1] if col - 1 < len(self._heads) else ""
+                    self.cells.append((label, head, text, kpi))
+            self._row = []
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_every_label_shown_twice_agrees(html, doc):
+    """Issue 26 (one word, one number): a label shown in several places — a KPI table row and
+    column, a section table's — shows the same number everywhere, and one label never names two
+    metrics (\"New\" on page 1 was first purchases, in the segment table new customers with all their
+    purchases). Where two bases exist, each label says which."""
+    parser = _TableCells()
+    parser.feed(html)
+    assert len(parser.cells) > 50
+    by_place: dict[tuple[str, str], set[str]] = {}
+    metric_of_label: dict[str, set[str]] = {}
+    for label, head, text, kpi in parser.cells:
+        by_place.setdefault((unescape(label), unescape(head)), set()).add(text)
+        if kpi is not None and kpi[1] == "current":
+            metric_of_label.setdefault(unescape(label), set()).add(kpi[0])
+    # the summary's and the behaviour section's KPI tables share row labels and columns: same values
+    shared = {place: texts for place, texts in by_place.items() if len(texts) > 1}
+    assert shared == {}
+    # a KPI table row label stands for one metric wherever it is shown
+    kpi_rows = {kpi_spec(k, doc).label for k in HEADLINE_KPIS}
+    for label in kpi_rows:
+        assert len(metric_of_label.get(label, set())) <= 1, (label, metric_of_label.get(label))
+    # "New" always carries its base: first purchases, or all purchases of new customers
+    labels = {unescape(label) for label, *_ in parser.cells}
+    assert "New" not in labels
+    assert {"New (first purchases)", "New (all purchases)"} <= labels
+    assert kpi_spec("new_revenue_share", doc).label == "New (first purchases), share of revenue"
+    # page 1 names both customer values and why they differ
+    page1 = re.split(r"<ol class=.rr-findings.>", html)[0]
+    assert "LTV by formula" in page1
+    if doc.get("clv"):
+        assert "CLV by model" in page1 and "so they differ" in page1
+
+
 def test_other_sections_show_their_numbers(html, doc):
     k = doc["kpis"]
     # bridge formulas with the period's numbers plugged in

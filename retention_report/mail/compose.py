@@ -22,12 +22,16 @@ from typing import Any
 
 from ..config import Settings
 from ..formatting import (
+    HEADLINE_KPIS,
     fmt_money,
     kpi_rows,
+    kpi_spec,
     movement_phrase,
     period_dates,
     period_title,
     report_title,
+    unobservable_keys,
+    unobservable_reason,
 )
 from ..fsio import write_atomic
 from ..i18n import _, get_language, install_gettext, set_language
@@ -67,6 +71,16 @@ def _kpi_rows(doc: dict[str, Any], currency: str) -> list[dict[str, Any]]:
         "vs_previous": r.vs_previous.text, "vs_previous_colour": TONE_COLOURS[r.vs_previous.tone],
         "vs_year_ago": r.vs_year_ago.text, "vs_year_ago_colour": TONE_COLOURS[r.vs_year_ago.tone],
     } for r in kpi_rows(doc, currency)]
+
+
+def _unobservable_note(doc: dict[str, Any]) -> str:
+    """Why headline KPIs of the period read "n/a" because of the data's span (SPEC §4.3), as the
+    report's KPI table says it; empty when none do."""
+    keys = [key for key in HEADLINE_KPIS if key in unobservable_keys(doc, "kpis")]
+    reason = unobservable_reason(doc, "kpis")
+    if not keys or not reason:
+        return ""
+    return _("%(kpis)s: %(reason)s.") % {"kpis": ", ".join(kpi_spec(k, doc).label for k in keys), "reason": reason}
 
 
 def chart_png(doc: dict[str, Any], currency: str, labels: list[str] | None = None) -> bytes:
@@ -185,6 +199,7 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
         "lang": get_language(),
         "complete": bool(doc.get("complete")),
         "rows": _kpi_rows(doc, currency),
+        "unobservable": _unobservable_note(doc),
         "previous_label": chart_labels[1],
         "year_ago_label": chart_labels[0],
         "findings": doc.get("findings", []),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
@@ -15,7 +15,12 @@ import pandas as pd
 from ..periods import month_end, month_index, month_start
 from ._common import lit, month_number
 
-__all__ = ["CohortMatrices", "cohort_matrices", "cohort_segment_curves", "cohort_window", "bucket_start", "bucket_end"]
+__all__ = ["CohortMatrices", "cohort_matrices", "cohort_segment_curves", "cohort_window", "bucket_start", "bucket_end",
+           "headline_average", "MIN_GROUP_SIZE"]
+
+# SPEC §4.4: a group (cohort, segment, first-purchase breakdown value) with fewer customers is
+# shown but marked, never headlined, and left out of the averages the report quotes
+MIN_GROUP_SIZE = 30
 
 Grain = Literal["month", "week"]
 _EPOCH_MONDAY = date(1970, 1, 5)
@@ -72,6 +77,12 @@ class CohortMatrices:
     lifetime_repeat_rate: pd.Series
     horizon: date | None
     partial_bucket: date | None = None
+    min_size: int = MIN_GROUP_SIZE
+
+    @property
+    def small(self) -> pd.Series:
+        """Per cohort: fewer customers than ``min_size`` (shown, marked, never headlined)."""
+        return (self.size < self.min_size).rename("small")
 
     def to_json(self) -> dict[str, object]:
         """The ``cohorts`` block of metrics.json (nulls for unobservable cells)."""
@@ -89,6 +100,7 @@ class CohortMatrices:
             "cumulative_revenue_per_customer": rows(self.cumulative_revenue_per_customer),
             "lifetime_repeat_rate": [None if pd.isna(v) else float(v) for v in self.lifetime_repeat_rate],
             "partial_bucket": self.partial_bucket.isoformat() if self.partial_bucket else None,
+            "small": [bool(v) for v in self.small.to_numpy()],
         }
 
 
@@ -98,6 +110,16 @@ def _horizon(end: date, last_day: date | None) -> date | None:
     return min(end, last_day)
 
 
+def _latest_buckets(customers: ir.Table, horizon: date, grain: Grain, count: int) -> list[int]:
+    """Indices (oldest first) of the latest ``count`` buckets up to ``horizon`` that acquired at
+    least one customer (SPEC §4.4: empty buckets are skipped, so a business that stopped acquiring
+    still shows its cohorts)."""
+    c = customers.filter(customers.acquired <= lit(horizon))
+    c = c.mutate(cidx=_bucket_index(c.acquired, grain))
+    found = c.select("cidx").distinct().order_by(ibis.desc("cidx")).limit(count).execute()
+    return sorted(int(v) for v in found["cidx"])
+
+
 def cohort_matrices(
     daily: ir.Table,
     customers: ir.Table,
@@ -105,64 +127,67 @@ def cohort_matrices(
     last_day: date | None,
     grain: Grain = "month",
     count: int = 12,
+    min_size: int = MIN_GROUP_SIZE,
 ) -> CohortMatrices:
-    """Retention matrices of the ``count`` cohorts acquired in the buckets up to ``end``.
+    """Retention matrices of the latest ``count`` cohorts up to ``end`` that acquired anyone.
 
     Input: the daily table (``customer_id, day, gross, is_purchase``) and the customers table
-    (``customer_id, acquired, second``); ``last_day`` is the day of the last payment in the data.
+    (``customer_id, acquired, second``); ``last_day`` is the day of the last payment in the data;
+    ``min_size``: cohorts with fewer customers are marked ``small``.
 
     Notes
     -----
-    SPEC §4.4. Cohort = bucket (month or ISO week) of the acquisition day; age k = buckets from the
-    cohort's bucket to the purchase's. Only purchases on or before the horizon min(end, last_day)
-    count. retention(c, k) = customers of c with a purchase in bucket c + k / size(c);
-    revenue_retention(c, k) = gross revenue of c in bucket c + k / gross revenue of c in bucket c;
-    cumulative_revenue_per_customer(c, k) = gross revenue of c in buckets 0..k / size(c).
-    A cell whose bucket starts after the horizon is NaN; the horizon's bucket is *partial* when the
-    horizon is not its last day. ``lifetime_repeat_rate`` = share of the cohort with a second
-    purchase on or before the horizon.
+    SPEC §4.4. Cohort = bucket (month or ISO week) of the acquisition day; the cohorts are the
+    latest ``count`` buckets up to the horizon min(end, last_day) with at least one customer (empty
+    buckets skipped); age k = buckets from the cohort's bucket to the purchase's, k = 0..count − 1.
+    Only purchases on or before the horizon count. retention(c, k) = customers of c with a purchase
+    in bucket c + k / size(c); revenue_retention(c, k) = gross revenue of c in bucket c + k / gross
+    revenue of c in bucket c; cumulative_revenue_per_customer(c, k) = gross revenue of c in buckets
+    0..k / size(c). A cell whose bucket starts after the horizon is NaN (never 0); the horizon's
+    bucket is *partial* when the horizon is not its last day. ``lifetime_repeat_rate`` = share of
+    the cohort with a second purchase on or before the horizon.
     """
     horizon = _horizon(end, last_day)
     ages = list(range(count))
-    end_idx = _bucket_index_py(end, grain)
-    first_idx = end_idx - count + 1
-    cohort_index = pd.Index([_index_to_start(i, grain) for i in range(first_idx, end_idx + 1)], name="cohort")
-    empty = pd.DataFrame(np.nan, index=cohort_index, columns=ages)
-    if horizon is None or horizon < _index_to_start(first_idx, grain):
+    chosen = _latest_buckets(customers, horizon, grain, count) if horizon is not None else []
+    cohort_index = pd.Index([_index_to_start(i, grain) for i in chosen], name="cohort")
+    empty = pd.DataFrame(np.nan, index=cohort_index, columns=ages, dtype="float64")
+    if horizon is None or not chosen:
         zero = pd.Series(0, index=cohort_index, dtype="int64", name="size")
         return CohortMatrices(grain, zero, empty, empty.copy(), empty.copy(), empty.copy(), empty.copy(),
-                              empty.astype(bool), pd.Series(np.nan, index=cohort_index), horizon)
+                              empty.astype(bool), pd.Series(np.nan, index=cohort_index, dtype="float64"), horizon,
+                              min_size=min_size)
     h_idx = _bucket_index_py(horizon, grain)
-    first_day = _index_to_start(first_idx, grain)
+    first_day = _index_to_start(chosen[0], grain)
 
+    # every customer acquired from the oldest chosen bucket on is in a chosen one (the buckets in
+    # between acquired nobody)
     c = customers.filter((customers.acquired >= lit(first_day)) & (customers.acquired <= lit(horizon)))
     c = c.mutate(cidx=_bucket_index(c.acquired, grain))
     sizes = c.group_by("cidx").aggregate(
         size=c.count(),
         repeaters=(c.second.notnull() & (c.second <= lit(horizon))).cast("int32").sum(),
     ).execute()
+    # purchases of ages 0..count − 1 only: up to the end of the newest cohort's last age or the horizon
     d = daily.filter(daily.is_purchase & (daily.day >= lit(first_day)) & (daily.day <= lit(horizon)))
     j = d.inner_join(c.select("customer_id", "cidx"), "customer_id")
     j = j.mutate(age=_bucket_index(j.day, grain) - j.cidx)
+    j = j.filter(j.age < count)
     cells = j.group_by(["cidx", "age"]).aggregate(active=j.customer_id.nunique(), revenue=j.gross.sum()).execute()
 
     def to_frame(col: str) -> pd.DataFrame:
         f = cells.pivot(index="cidx", columns="age", values=col) if len(cells) else pd.DataFrame()
-        f = f.reindex(index=range(first_idx, end_idx + 1), columns=ages)
+        f = f.reindex(index=chosen, columns=ages)
         f.index = cohort_index
         return f.astype("float64")
 
-    size = sizes.set_index("cidx")["size"].reindex(range(first_idx, end_idx + 1)).fillna(0).astype("int64")
-    repeaters = sizes.set_index("cidx")["repeaters"].reindex(range(first_idx, end_idx + 1)).fillna(0)
+    size = sizes.set_index("cidx")["size"].reindex(chosen).fillna(0).astype("int64")
+    repeaters = sizes.set_index("cidx")["repeaters"].reindex(chosen).fillna(0)
     size.index = cohort_index
     repeaters.index = cohort_index
     active, revenue = to_frame("active"), to_frame("revenue")
 
-    observable = np.array(
-        [[first_idx + r + k <= h_idx for k in ages] for r in range(len(cohort_index))]
-    )
-    has_customers = (size.to_numpy() > 0)[:, None]
-    mask = observable & has_customers
+    mask = np.array([[ci + k <= h_idx for k in ages] for ci in chosen])
     active = active.fillna(0).where(mask)
     revenue = revenue.fillna(0.0).where(mask)
     sz = size.replace(0, np.nan).astype("float64")
@@ -174,8 +199,7 @@ def cohort_matrices(
     if horizon != bucket_end(horizon, grain):
         partial_bucket = bucket_start(horizon, grain)
     partial = pd.DataFrame(
-        [[partial_bucket is not None and first_idx + r + k == h_idx for k in ages]
-         for r in range(len(cohort_index))],
+        [[partial_bucket is not None and ci + k == h_idx for k in ages] for ci in chosen],
         index=cohort_index,
         columns=ages,
     )
@@ -192,15 +216,35 @@ def cohort_matrices(
         lifetime_repeat_rate=lifetime_repeat,
         horizon=horizon,
         partial_bucket=partial_bucket,
+        min_size=min_size,
     )
 
 
-def cohort_window(end: date, last_day: date | None, grain: Grain = "month", count: int = 12) -> tuple[date, date] | None:
+def headline_average(values: Any, sizes: Any, min_size: int = MIN_GROUP_SIZE) -> float | None:
+    """The average a report quotes over groups (cohorts, segments): weighted by group size, over
+    the groups with a value and at least ``min_size`` customers (SPEC §4.4); None when there is
+    none. The chart titles and the findings quote this one number."""
+    pairs = [(float(v), float(n)) for v, n in zip(values, sizes, strict=True)
+             if v is not None and not pd.isna(v) and n is not None and not pd.isna(n) and n >= min_size and n > 0]
+    total = sum(n for _v, n in pairs)
+    if not total:
+        return None
+    return sum(v * n for v, n in pairs) / total
+
+
+def cohort_window(end: date, last_day: date | None, grain: Grain = "month", count: int = 12,
+                  customers: ir.Table | None = None) -> tuple[date, date] | None:
     """(first day of the oldest of the ``count`` cohorts up to ``end``, the last observable day),
-    or None when nothing is observable: the customers a cohort analysis needs were acquired then."""
+    or None when nothing is observable: the customers a cohort analysis needs were acquired then.
+
+    With ``customers`` the cohorts are those :func:`cohort_matrices` shows (the latest ``count``
+    buckets that acquired anyone); without, the ``count`` calendar buckets up to ``end``."""
     horizon = _horizon(end, last_day)
     if horizon is None:
         return None
+    if customers is not None:
+        chosen = _latest_buckets(customers, horizon, grain, count)
+        return (_index_to_start(chosen[0], grain), horizon) if chosen else None
     return _index_to_start(_bucket_index_py(end, grain) - count + 1, grain), horizon
 
 
@@ -213,14 +257,15 @@ def cohort_segment_curves(
     grain: Grain = "month",
     count: int = 12,
 ) -> pd.DataFrame:
-    """Retention curves by a segment of the customers' first purchase (e.g. acquisition channel).
+    """Retention curves by a segment of the customers' first purchase (e.g. acquisition channel),
+    over the cohorts :func:`cohort_matrices` shows.
 
     Returns a long DataFrame ``segment, age, customers, active, retention`` where, for each age,
     only cohorts (of the ``count`` up to ``end``) for which that age is observable count:
     retention(s, k) = Σ active(c, s, k) / Σ size(c, s) over those cohorts.
     """
     cols = ["segment", "age", "customers", "active", "retention"]
-    window = cohort_window(end, last_day, grain, count)
+    window = cohort_window(end, last_day, grain, count, customers)
     if window is None:
         return pd.DataFrame(columns=cols)
     first_day, horizon = window

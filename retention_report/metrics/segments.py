@@ -21,7 +21,7 @@ SEGMENT_LABELS = {
     "frequent": N_("Frequent (X)"),
     "medium": N_("Medium (Y)"),
     "rare": N_("Rare (Z)"),
-    "new": N_("New"),
+    "new": N_("New (all purchases)"),  # new customers with all their purchases: not "first purchases"
     "lapsed": N_("Lapsed"),
 }
 

@@ -7,7 +7,7 @@ with its findings is assembled above the metrics, in :mod:`retention_report.docu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -27,7 +27,7 @@ from .sales import order_counts, period_sales
 if TYPE_CHECKING:
     from ..data import Dataset
 
-__all__ = ["KPI_KEYS", "KpiSource", "period_kpis", "kpis_of", "kpi_trend", "period_coverage"]
+__all__ = ["KPI_KEYS", "UNOBSERVABLE_KEYS", "KpiSource", "unobservable_kpis", "period_kpis", "kpis_of", "kpi_trend", "period_coverage"]
 
 KPI_KEYS = [
     "revenue",
@@ -56,6 +56,40 @@ KPI_KEYS = [
     "ltv",
     "median_days_to_second_purchase",
 ]
+
+# SPEC §4.3 observability: the KPIs that need a customer to have been able to lapse (no purchase in
+# a whole activity window) — and the time to a second purchase, which the same span censors: only
+# gaps shorter than the data's span before the period end can be seen, so its median is structural
+# (short by construction) until the data reach a whole window back
+UNOBSERVABLE_KEYS = (
+    "customers_churned",
+    "customers_reactivated",
+    "customers_new_lapsed",
+    "churn_rate",
+    "crr",
+    "avg_lifetime_years",
+    "ltv",
+    "median_days_to_second_purchase",
+)
+
+
+def unobservable_kpis(period: Period, first_day: date | None, window_days: int) -> dict[str, str]:
+    """The KPIs of ``period`` the data's span makes structural, each with the reason (metrics.json's
+    ``unobservable`` block); empty when the data begin on or before ``end − W``.
+
+    Notes
+    -----
+    SPEC §4.3: when the first payment is later than ``end − W``, every customer ever seen bought in
+    (end − W, end], so CL = RE = NL = 0 by construction, not by behaviour: churn, CRR, the average
+    lifetime and LTV say nothing, and are null. The reason is machine-readable English with ISO
+    dates (the report words it in the reader's language from ``data_quality.first_payment`` and
+    ``settings.activity_window_days``).
+    """
+    if first_day is None or first_day <= period.end - timedelta(days=window_days):
+        return {}
+    reason = (f"the data begin {first_day.isoformat()}, less than the {window_days}-day activity window "
+              f"before the period end {period.end.isoformat()}: nobody can have lapsed yet")
+    return dict.fromkeys(UNOBSERVABLE_KEYS, reason)
 
 
 # periods → their KPIs (the report context passes a memoised one)
@@ -111,7 +145,7 @@ def _period_kpis(ds: Dataset, period: Period, opts: MetricSettings, orders: int 
     else:
         lifetime = lifetime_from_churn(b.churn_rate, period.days)
     second = time_to_second_purchase(customers, period.end)
-    return {
+    out = {
         "revenue": s.revenue,
         "gross_revenue": s.gross_revenue,
         "refunds": s.refunds,
@@ -140,6 +174,9 @@ def _period_kpis(ds: Dataset, period: Period, opts: MetricSettings, orders: int 
         "ltv": ltv(aov_purchase, frequency, lifetime, period.days),
         "median_days_to_second_purchase": second.median_days,
     }
+    # structural numbers (SPEC §4.3 observability) are null, never a 0% churn nobody could show
+    out.update(dict.fromkeys(unobservable_kpis(period, ds.first_day, opts.activity_window_days)))
+    return out
 
 
 def kpi_trend(
