@@ -217,7 +217,7 @@ def test_the_templates_speak_the_readers_language(tmp_path, monkeypatch):
         page = _jinja().get_template("body.html.j2").render(
             title="T & co", period_title="1-й кв. 2024", date_range="d", lang="ru", complete=True, rows=[],
             previous_label="<Q4>", year_ago_label="Q1", findings=[], where="https://x.example/", where_is_url=True,
-            chart_cid="c", chart_caption="c", pdf_name="r.pdf", source="")
+            chart_cid="c", chart_caption="c", pdf_name="r.pdf", source="", unobservable="")
     assert '<html lang="ru">' in page and "Главные показатели" in page and "к &lt;Q4&gt;" in page
     assert '<a href="https://x.example/"' in page and "<b>r.pdf</b>" in page  # markup of the template, kept
     assert '<html lang="en">' in render_html(nb, report)
