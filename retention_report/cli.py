@@ -40,7 +40,9 @@ AsOfOpt = Annotated[str, typer.Option(
 
 
 def _fail(message: str, code: int) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    from .secrets import redact
+
+    typer.secho(f"error: {redact(message)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
@@ -160,8 +162,7 @@ def run(
     dataset = None
     if len(periods) > 1:
         t0 = time.perf_counter()
-        source = settings.source.name or settings.source.path or settings.source.url or "sample data"
-        _say(f"[data] reading {source} once for {len(periods)} periods …")
+        _say(f"[data] reading {settings.source_shown()} once for {len(periods)} periods …")
         try:
             dataset = open_dataset(settings)
         except DataError as exc:
@@ -350,6 +351,10 @@ def email_command(
     2 bad period, config or output folder.
     """
     from .context import resolve_settings
+    from .secrets import redact
+
+    shout = err
+    err = lambda m: shout(redact(m))  # noqa: E731 - every error line without secrets
     from .mail import (
         EML_NAME,
         MailError,

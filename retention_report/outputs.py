@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .fsio import write_atomic
+from .secrets import redact
 
 __all__ = [
     "MARKER",
@@ -240,7 +241,7 @@ def content_record(settings: Any) -> dict[str, Any]:
     flat = content_settings(settings)
     src = settings.source
     fingerprint = hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
-    return {"source": src.name or flat.get("source.path") or flat.get("source.url") or "embedded sample data",
+    return {"source": redact(src.name or flat.get("source.path") or flat.get("source.url") or "") or "embedded sample data",
             "fingerprint": fingerprint, "settings": flat}
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -41,6 +40,7 @@ from .outputs import (
 )
 from .paths import NOTEBOOKS_DIR
 from .periods import Period
+from .secrets import redact
 from .sections import SECTIONS, in_report_order
 
 if TYPE_CHECKING:
@@ -160,9 +160,13 @@ def write_metrics(doc: dict[str, Any], path: Path) -> Path:
 def notebook_parameters(period: Period, config_path: str | None, data: str | None, metrics_path: Path) -> dict[str, Any]:
     """Parameters passed to every section notebook: only non-secret values (papermill writes
     them into the executed notebook)."""
-    if data and "://" in data and re.search(r"://[^/@]*:[^/@]*@", data):
-        raise ValueError("a password in the data URL would be written into the notebooks; "
-                         "put it in an environment variable named by source.password_env")
+    from .secrets import inline_secret
+
+    for value in (data, config_path):
+        if value and inline_secret(value):
+            raise ValueError(f"{inline_secret(value)} in {redact(value)!r} would be written into the "
+                             "notebooks; put the password in an environment variable named by "
+                             "source.password_env")
     return {
         "period": period.label,
         "config_path": str(Path(config_path).resolve()) if config_path else "",
@@ -313,12 +317,17 @@ def _run_report(
         nbs = section_notebooks(settings, notebooks_dir)
         kernel = kernel_name or settings.report.kernel
         kernel = kernel if _kernel_exists(kernel) else "python3"  # ipykernel's own, in this env
+        # the kernel's environment holds no password (a section printing os.environ must not put
+        # the SMTP or database password into the report)
+        from .secrets import kernel_environment
+
+        env = kernel_environment((settings.source.password_env, settings.email.password_env))
         worker = _NotebookWorker(kernel, str(nbs[0].parent) if nbs else None,
-                                 _ipc_kernel_manager(sockets, kernels), kernels)
+                                 _ipc_kernel_manager(sockets, kernels), kernels, env=env)
         # 1. data and metrics (fast path, also validates the data before any notebook runs)
         t = time.perf_counter()
         if dataset is None:
-            progress(f"[metrics] reading {settings.source.name or settings.source.path or settings.source.url or 'sample data'} …")
+            progress(f"[metrics] reading {settings.source_shown()} …")
             ds = open_dataset(settings)
         else:  # opened once for the several periods of one run
             ds = dataset
@@ -529,8 +538,10 @@ class _NotebookWorker:
     event with ``time.sleep``: ``Thread.join`` interrupted by a signal handler's exception may report
     a running thread as stopped.)"""
 
-    def __init__(self, kernel_name: str, cwd: str | None, manager_class: type, kernels: list[Any]) -> None:
+    def __init__(self, kernel_name: str, cwd: str | None, manager_class: type, kernels: list[Any],
+                 env: dict[str, str] | None = None) -> None:
         self._kernels = kernels
+        self._env = env
         self._job: Callable[[Any], Any] | None = None
         self._go = threading.Event()
         self._finished = threading.Event()  # the job's outcome is known
@@ -546,7 +557,8 @@ class _NotebookWorker:
         km = None
         try:
             km = manager_class(kernel_name=kernel_name)
-            run_sync(km.start_kernel)(extra_arguments=list(_KERNEL_ARGS), cwd=cwd)
+            extra: dict[str, Any] = {} if self._env is None else {"env": self._env}
+            run_sync(km.start_kernel)(extra_arguments=list(_KERNEL_ARGS), cwd=cwd, **extra)
             self._go.wait()
             if self._job is not None:
                 self._outcome["value"] = self._job(km)

@@ -168,6 +168,12 @@ READERS: dict[str, Reader] = {
 
 def read_raw(settings: Settings) -> RawSource:
     """Connect to the configured source with the reader of its kind."""
+    from ..config import ConfigError, refuse_inline_secrets
+
+    try:
+        refuse_inline_secrets(settings)  # before connecting: the URL would be shown and kept
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
     src = settings.source
     kind = source_kind(settings)
     path = src.path
@@ -176,7 +182,7 @@ def read_raw(settings: Settings) -> RawSource:
 
         path, _ = ensure_sample()
         kind, path = "parquet", str(path)
-    name = src.name or path or _redacted(src.url)
+    name = _redacted(src.name or path or src.url)
     return READERS[kind](settings, path, name)
 
 
