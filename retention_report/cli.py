@@ -46,6 +46,17 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _os_problem(exc: OSError) -> str:
+    """An OSError as one line: ``no space left on device writing reports/2024-Q1/report.pdf``."""
+    import errno
+    import os
+
+    what = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system"}.get(exc.errno or 0) or (
+        exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__))
+    return f"{what[0].lower()}{what[1:]}" + (f" writing {exc.filename}" if exc.filename else "")
+
+
 def _clock() -> datetime:
     """The current instant (time-zone-aware) that relative periods are resolved at; tests replace it."""
     return datetime.now(UTC)
@@ -181,6 +192,9 @@ def run(
             _fail(str(exc), 1)
         except NotebookFailed as exc:
             _fail(str(exc), 1)
+        except OSError as exc:  # disk full, quota, read-only or vanished folder while writing
+            _fail(f"{_os_problem(exc)}: the report for {p.label} was not written; " + (
+                f"the previous report in {target} is kept" if existed else f"nothing was left in {target}"), 1)
         except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (pipeline.Interrupted)
             _interrupted(exc, f"the run for {p.label} was stopped and its temporary files removed; " + (
                 f"the previous report in {target} is untouched" if existed else f"no report was written to {target}"))
@@ -225,7 +239,10 @@ def metrics(
     if stdout:
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
-    path = write_metrics(doc, target / "metrics.json")
+    try:
+        path = write_metrics(doc, target / "metrics.json")
+    except OSError as exc:  # written atomically: a previous metrics.json is kept
+        _fail(f"{_os_problem(exc)}: metrics.json for {p.label} was not written", 1)
     if marked:  # a report folder (new or ours): record it and what metrics.json was computed from
         from .outputs import content_record, update_marker
 
