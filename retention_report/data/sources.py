@@ -100,9 +100,12 @@ def _read_file(settings: Settings, path: str, name: str, kind: str) -> RawSource
             return RawSource(con, con.read_parquet(target, hive_partitioning=True), name)
         if kind == "csv":
             return RawSource(con, _read_csv(con, path, settings), name, text=True)
+        if path.lower().endswith(".xls"):
+            raise DataError(f"{path} is an old Excel 97-2003 workbook (.xls), which is not read: save it "
+                            "as .xlsx (Excel workbook) or as CSV")
         import pandas as pd  # Excel exports are small by nature
 
-        frame = pd.read_excel(path, dtype=str)
+        frame = pd.read_excel(path, dtype=str, engine="openpyxl")
         return RawSource(con, con.create_table("_excel_source", frame, temp=True), name, text=True)
     except DataError:
         raise
