@@ -329,7 +329,50 @@ def csv_problem(path: str, settings: Settings, exc: BaseException) -> str:
                 "style (e.g. dos2unix, or save it again from the spreadsheet)"
             )
     hint = delimiter_hint(path, settings)
-    return f"cannot read csv source {path}: {first_line(exc)}" + (f". {hint}" if hint else "")
+    reason = duckdb_reason(exc)
+    if single and not hint:
+        fields = _field_count_problem(path, settings)
+        if fields and "Expected Number of Columns" not in reason:
+            reason += f"; {fields}"
+    return f"cannot read csv source {path}: {reason}" + (f". {hint}" if hint else "")
+
+
+def duckdb_reason(exc: BaseException, width: int = 200) -> str:
+    """DuckDB's reason for a failed read on one line: the lines of its message before the list of
+    "Possible fixes" and the sniffer's search space (``CSV Error on Line: 25001; Original Line:
+    x,2024-01-10,5,7; Expected Number of Columns: 3 Found: 4``), each cut to ``width`` characters."""
+    kept: list[str] = []
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line.startswith(("Possible fixes", "The search space used was")):
+            break
+        if line:
+            kept.append(line if len(line) <= width else line[: width - 1] + "…")
+    return "; ".join(k.rstrip(".") for k in kept) or type(exc).__name__
+
+
+def _field_count_problem(path: str, settings: Settings, limit: int = 64 << 20) -> str:
+    """"line 3 has 4 fields, the header line has 3" for the first record (in the first ``limit``
+    bytes) whose number of fields differs from the first line's; '' when none does or the file
+    cannot be read as text."""
+    import csv
+    import io
+
+    c = settings.source.csv
+    try:
+        with open(path, encoding=c.encoding, errors="replace", newline="") as fh:
+            reader = csv.reader(io.StringIO(fh.read(limit)), delimiter=c.delimiter)
+            first = next(reader, None)
+            if first is None:
+                return ""
+            start = reader.line_num
+            for row in reader:
+                if row and len(row) != len(first):
+                    return (f"line {reader.line_num} has {len(row)} fields, line {start} has {len(first)} "
+                            f"(delimiter {c.delimiter!r})")
+    except (OSError, LookupError, csv.Error, ValueError):
+        return ""
+    return ""
 
 
 def delimiter_hint(path: str, settings: Settings) -> str:
