@@ -320,6 +320,9 @@ def email(
     data: DataOpt = "",
     force: Annotated[bool, typer.Option("--force", help="Send even if the report was rendered from another source or settings.")] = False,
     as_of: AsOfOpt = "",
+    resend_unknown: Annotated[bool, typer.Option(
+        "--resend-unknown", help="Send again to recipients whose delivery an earlier run could not confirm "
+                                 "(email-log.json: 'unknown — check before resending'), once you have checked.")] = False,
 ) -> None:
     """Email the period's rendered report (PDF attached) to management, rendering it first when
     reports/<PERIOD>/ holds no complete report yet. Exit code: 0 sent (or, with --dry-run,
@@ -328,7 +331,7 @@ def email(
     try:
         code = email_command(period=period, config=config or None, to=to or None, dry_run=dry_run,
                              render_missing=not no_render, out=out or None, data=data or None, force=force,
-                             as_of=_as_of(as_of))
+                             as_of=_as_of(as_of), resend_unknown=resend_unknown)
     except KeyboardInterrupt as exc:  # while rendering a missing report, or sending
         _interrupted(exc, "the email command was stopped; a report being rendered was not kept, and "
                           "email-log.json records what was sent")
@@ -349,6 +352,7 @@ def email_command(
     say: Callable[[str], None] = print,
     err: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
     sleep: Callable[[float], None] = time.sleep,
+    resend_unknown: bool = False,
 ) -> int:
     """``retention-report email``: render if needed, build, then send or (dry run) write email.eml.
 
@@ -377,16 +381,18 @@ def email_command(
         MailError,
         build_message,
         check_headers,
+        check_security,
         recipients_from,
         require_password,
         send_report,
         write_eml,
     )
-    from .outputs import OutputError, report_mismatch
+    from .outputs import OutputError, data_changed, report_mismatch
 
     try:
         settings = resolve_settings(config, data)
         p = resolve_period(period, settings.timezone, as_of=as_of, now=_clock())
+        check_security(settings.email)  # no password in clear text over the network
     except (PeriodError, ConfigError) as exc:
         err(f"error: {exc}")
         return 2
@@ -409,6 +415,17 @@ def email_command(
         mismatch = report_mismatch(report_dir, settings, p.label)
         if mismatch and not force:
             raise MailError(mismatch)
+        changed = data_changed(report_dir, settings)
+        if changed and force:
+            say(f"warning (--force): {changed}; sending it anyway")
+        elif changed:  # never mail old numbers: the report is made again from the data as they are now
+            if not render_missing:
+                raise MailError(f"{changed}; re-render it (make report PERIOD={p.label}) or leave out "
+                                "--no-render to render it now, or pass --force to send it as it is")
+            say(f"{changed}: rendering it again …")
+            from .pipeline import run_report
+
+            run_report(settings, p, config_path=config, data=data, out_dir=report_dir, progress=say)
         if mismatch:
             say(f"warning (--force): {mismatch.split(': ', 1)[0]}; sending it anyway")
         msg = build_message(report_dir, settings, p, recipients)
@@ -417,7 +434,8 @@ def email_command(
             say(f"dry run: message for {len(recipients.envelope)} recipient(s) written to {path} "
                 f"({path.stat().st_size / 1e6:.1f} MB); nothing was sent")
             return 0
-        result = send_report(msg, recipients, settings, report_dir, password, sleep=sleep, say=say)
+        result = send_report(msg, recipients, settings, report_dir, password, sleep=sleep, say=say,
+                             resend_unknown=resend_unknown)
     except MailError as exc:
         err(f"error: {exc}")
         return 1
@@ -432,7 +450,10 @@ def email_command(
             f"record: {result.log_path})")
     for addr, reason in result.failed.items():
         err(f"error: not sent to {addr}: {reason}")
-    if result.failed:
+    for addr, reason in result.unknown.items():
+        err(f"error: delivery to {addr} is {reason}; it is not sent again automatically (--resend-unknown "
+            "once you have checked)")
+    if result.failed or result.unknown:
         err(f"record of what was and was not sent: {result.log_path}")
         return 1
     return 0

@@ -34,6 +34,7 @@ from .fsio import write_atomic
 from .outputs import (
     check_report_out,
     content_record,
+    data_fingerprint,
     is_report_folder,
     sweep_stale,
     update_marker,
@@ -324,8 +325,11 @@ def _run_report(
         env = kernel_environment((settings.source.password_env, settings.email.password_env))
         worker = _NotebookWorker(kernel, str(nbs[0].parent) if nbs else None,
                                  _ipc_kernel_manager(sockets, kernels), kernels, env=env)
-        # 1. data and metrics (fast path, also validates the data before any notebook runs)
+        # 1. data and metrics (fast path, also validates the data before any notebook runs); the
+        # content of the source's files is recorded as it is before they are read (the email command
+        # re-renders a report whose data changed since)
         t = time.perf_counter()
+        data_hash = data_fingerprint(settings)
         if dataset is None:
             progress(f"[metrics] reading {settings.source_shown()} …")
             ds = open_dataset(settings)
@@ -429,7 +433,7 @@ def _run_report(
 
         # 4. move into place, recording what the report was made from (the email command checks it)
         made_from = content_record(settings)
-        update_marker(tmp, period.label, metrics=made_from, report=made_from)
+        update_marker(tmp, period.label, metrics=made_from, report={**made_from, "data": data_hash})
         _normal_permissions(tmp)
         with guard.deferred():  # a signal now would leave the old report half moved away
             _swap_into_place(tmp, final)
