@@ -126,7 +126,9 @@ def _interrupted(exc: KeyboardInterrupt, message: str) -> None:
 
 
 def _say(msg: str) -> None:
-    typer.echo(msg, err=True)
+    from .secrets import redact
+
+    typer.echo(redact(msg), err=True)  # progress lines show no secret either
 
 
 PeriodsOpt = Annotated[list[str], typer.Option(

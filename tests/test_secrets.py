@@ -173,3 +173,21 @@ def test_paths_are_untouched_by_redaction_in_the_marker(csv_file):
 
     rec = content_record(load_settings(None, **{"source.path": str(csv_file)}))
     assert rec["source"] == str(Path(csv_file).resolve()) or rec["source"] == os.path.abspath(csv_file)
+
+
+def test_progress_lines_of_a_run_show_no_password(tmp_path):
+    """The "[metrics] reading …" line of a run (library call, settings not checked by the CLI) is
+    redacted, and the data layer refuses the URL before connecting."""
+    from retention_report.config import load_settings
+    from retention_report.data import DataError
+    from retention_report.periods import parse_period
+    from retention_report.pipeline import run_report
+
+    s = load_settings(None, **{"source.url": "postgres://rr:hunter22@127.0.0.1:9/shop",
+                               "report.output_dir": str(tmp_path / "reports")})
+    lines: list[str] = []
+    with pytest.raises(DataError) as info:
+        run_report(s, parse_period("2024-Q1"), progress=lines.append)
+    assert any("[metrics] reading postgres://rr:***@127.0.0.1:9/shop" in ln for ln in lines), lines
+    assert not any("hunter22" in ln for ln in lines) and "hunter22" not in str(info.value)
+    assert not (tmp_path / "reports" / "2024-Q1").exists()
