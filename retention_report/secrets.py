@@ -32,9 +32,9 @@ _SECRET_PARTS = ("password", "passwd", "secret", "token")  # inside a word: PGPA
 _SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("account", "key"),
                  ("secret", "key"), ("client", "secret")}
 _NOT_SECRET_ENV = {"PWD", "OLDPWD"}  # the working directories, not an ODBC password
-# scheme://user:password@host — the password runs to the last "@" before the path (it may itself
-# hold an unescaped "@")
-_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s:/?#@]*):[^\s/?#]*@")
+# scheme://user:password@host — the password runs to the last "@" before the query (it may itself
+# hold an unescaped "@" or "/")
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s:/?#@]*):[^\s?#]*@")
 # key=value in a query string, a DSN ("host=h password='a b'"), a JDBC/ODBC string ("...;PWD=x;")
 # or a dict repr ('password': 'x'); the key decides (secret_name)
 _PAIR = re.compile(

@@ -34,6 +34,7 @@ CLI = [sys.executable, "-m", "retention_report.cli"]
         ("postgresql://user:hunter22@db.example.com:5432/shop", "hunter22", "db.example.com:5432/shop"),
         ("snowflake://u:hunter22@acct/db/schema?warehouse=w", "hunter22", "warehouse=w"),
         ("mysql://u:hun@ter22@h/db", "ter22", "mysql://u:***@h/db"),  # an unescaped "@" in it
+        ("postgres://u:hun/ter22@h/db", "ter22", "postgres://u:***@h/db"),  # an unescaped "/" in it
         ("postgres://h/db?user=u&password=hunter22&sslmode=require", "hunter22", "sslmode=require"),
         ("mssql://h/db?UID=u&PWD=hunter22", "hunter22", "UID=u"),
         ("Driver={x};Server=s;Uid=u;Pwd=hunter22;", "hunter22", "Uid=u"),
