@@ -243,12 +243,13 @@ def metrics(
         return
     try:
         path = write_metrics(doc, target / "metrics.json")
-    except OSError as exc:  # written atomically: a previous metrics.json is kept
-        _fail(f"{_os_problem(exc)}: metrics.json for {p.label} was not written", 1)
-    if marked:  # a report folder (new or ours): record it and what metrics.json was computed from
-        from .outputs import content_record, update_marker
+        if marked:  # a report folder (new or ours): record it and what metrics.json was computed from
+            from .outputs import content_record, update_marker
 
-        update_marker(target, p.label, metrics=content_record(settings))
+            update_marker(target, p.label, metrics=content_record(settings))
+    except OSError as exc:  # both written atomically: the previous ones are kept
+        _fail(f"{_os_problem(exc)}: metrics.json for {p.label} was not written completely", 1)
+    if marked:
         from .archive import update_for
 
         update_for(target, settings, say=_say)  # reports/index.html, when target is in the reports folder
