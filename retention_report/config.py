@@ -321,7 +321,9 @@ def refuse_inline_secrets(settings: Settings) -> None:
     from .secrets import inline_secret, redact
 
     src = settings.source
-    for key, value in (("source.url", src.url), ("source.path", src.path if "://" in src.path else "")):
+    # a path is checked when it is a URL, or names no file (a DSN "host=h password=…" given as --data)
+    path = src.path if "://" in src.path or (src.path and not Path(src.path).expanduser().exists()) else ""
+    for key, value in (("source.url", src.url), ("source.path", path)):
         found = inline_secret(value)
         if found:
             raise ConfigError(

@@ -78,7 +78,8 @@ def test_kernel_environment_drops_password_variables():
 
 @pytest.mark.parametrize("url", ["postgres://rr:hunter22@127.0.0.1:9/shop",
                                  "postgres://rr@127.0.0.1:9/shop?password=hunter22",
-                                 "postgres://127.0.0.1:9/shop?user=rr&pwd=hunter22"])
+                                 "postgres://127.0.0.1:9/shop?user=rr&pwd=hunter22",
+                                 "host=127.0.0.1 port=9 user=rr password=hunter22"])
 @pytest.mark.parametrize("command", ["run", "metrics", "validate"])
 def test_a_password_in_the_url_is_refused_before_reading(url, command, tmp_path, monkeypatch):
     import ibis
