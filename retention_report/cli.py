@@ -40,8 +40,21 @@ AsOfOpt = Annotated[str, typer.Option(
 
 
 def _fail(message: str, code: int) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    from .secrets import redact
+
+    typer.secho(f"error: {redact(message)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def _os_problem(exc: OSError) -> str:
+    """An OSError as one line: ``no space left on device writing reports/2024-Q1/report.pdf``."""
+    import errno
+    import os
+
+    what = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system"}.get(exc.errno or 0) or (
+        exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__))
+    return f"{what[0].lower()}{what[1:]}" + (f" writing {exc.filename}" if exc.filename else "")
 
 
 def _clock() -> datetime:
@@ -113,7 +126,9 @@ def _interrupted(exc: KeyboardInterrupt, message: str) -> None:
 
 
 def _say(msg: str) -> None:
-    typer.echo(msg, err=True)
+    from .secrets import redact
+
+    typer.echo(redact(msg), err=True)  # progress lines show no secret either
 
 
 PeriodsOpt = Annotated[list[str], typer.Option(
@@ -162,8 +177,7 @@ def run(
     dataset = None
     if len(periods) > 1:
         t0 = time.perf_counter()
-        source = settings.source.name or settings.source.path or settings.source.url or "sample data"
-        _say(f"[data] reading {source} once for {len(periods)} periods …")
+        _say(f"[data] reading {settings.source_shown()} once for {len(periods)} periods …")
         try:
             dataset = open_dataset(settings)
         except DataError as exc:
@@ -182,6 +196,9 @@ def run(
             _fail(str(exc), 1)
         except NotebookFailed as exc:
             _fail(str(exc), 1)
+        except OSError as exc:  # disk full, quota, read-only or vanished folder while writing
+            _fail(f"{_os_problem(exc)}: the report for {p.label} was not written; " + (
+                f"the previous report in {target} is kept" if existed else f"nothing was left in {target}"), 1)
         except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (pipeline.Interrupted)
             _interrupted(exc, f"the run for {p.label} was stopped and its temporary files removed; " + (
                 f"the previous report in {target} is untouched" if existed else f"no report was written to {target}"))
@@ -226,11 +243,15 @@ def metrics(
     if stdout:
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
-    path = write_metrics(doc, target / "metrics.json")
-    if marked:  # a report folder (new or ours): record it and what metrics.json was computed from
-        from .outputs import content_record, update_marker
+    try:
+        path = write_metrics(doc, target / "metrics.json")
+        if marked:  # a report folder (new or ours): record it and what metrics.json was computed from
+            from .outputs import content_record, update_marker
 
-        update_marker(target, p.label, metrics=content_record(settings))
+            update_marker(target, p.label, metrics=content_record(settings))
+    except OSError as exc:  # both written atomically: the previous ones are kept
+        _fail(f"{_os_problem(exc)}: metrics.json for {p.label} was not written completely", 1)
+    if marked:
         from .archive import update_for
 
         update_for(target, settings, say=_say)  # reports/index.html, when target is in the reports folder
@@ -304,6 +325,9 @@ def email(
     data: DataOpt = "",
     force: Annotated[bool, typer.Option("--force", help="Send even if the report was rendered from another source or settings.")] = False,
     as_of: AsOfOpt = "",
+    resend_unknown: Annotated[bool, typer.Option(
+        "--resend-unknown", help="Send again to recipients whose delivery an earlier run could not confirm "
+                                 "(email-log.json: 'unknown — check before resending'), once you have checked.")] = False,
 ) -> None:
     """Email the period's rendered report (PDF attached) to management, rendering it first when
     reports/<PERIOD>/ holds no complete report yet. Exit code: 0 sent (or, with --dry-run,
@@ -312,7 +336,7 @@ def email(
     try:
         code = email_command(period=period, config=config or None, to=to or None, dry_run=dry_run,
                              render_missing=not no_render, out=out or None, data=data or None, force=force,
-                             as_of=_as_of(as_of))
+                             as_of=_as_of(as_of), resend_unknown=resend_unknown)
     except KeyboardInterrupt as exc:  # while rendering a missing report, or sending
         _interrupted(exc, "the email command was stopped; a report being rendered was not kept, and "
                           "email-log.json records what was sent")
@@ -333,6 +357,7 @@ def email_command(
     say: Callable[[str], None] = print,
     err: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
     sleep: Callable[[float], None] = time.sleep,
+    resend_unknown: bool = False,
 ) -> int:
     """``retention-report email``: render if needed, build, then send or (dry run) write email.eml.
 
@@ -352,21 +377,27 @@ def email_command(
     2 bad period, config or output folder.
     """
     from .context import resolve_settings
+    from .secrets import redact
+
+    shout = err
+    err = lambda m: shout(redact(m))  # noqa: E731 - every error line without secrets
     from .mail import (
         EML_NAME,
         MailError,
         build_message,
         check_headers,
+        check_security,
         recipients_from,
         require_password,
         send_report,
         write_eml,
     )
-    from .outputs import OutputError, report_mismatch
+    from .outputs import OutputError, data_changed, report_mismatch
 
     try:
         settings = resolve_settings(config, data)
         p = resolve_period(period, settings.timezone, as_of=as_of, now=_clock())
+        check_security(settings.email)  # no password in clear text over the network
     except (PeriodError, ConfigError) as exc:
         err(f"error: {exc}")
         return 2
@@ -389,6 +420,17 @@ def email_command(
         mismatch = report_mismatch(report_dir, settings, p.label)
         if mismatch and not force:
             raise MailError(mismatch)
+        changed = data_changed(report_dir, settings)
+        if changed and force:
+            say(f"warning (--force): {changed}; sending it anyway")
+        elif changed:  # never mail old numbers: the report is made again from the data as they are now
+            if not render_missing:
+                raise MailError(f"{changed}; re-render it (make report PERIOD={p.label}) or leave out "
+                                "--no-render to render it now, or pass --force to send it as it is")
+            say(f"{changed}: rendering it again …")
+            from .pipeline import run_report
+
+            run_report(settings, p, config_path=config, data=data, out_dir=report_dir, progress=say)
         if mismatch:
             say(f"warning (--force): {mismatch.split(': ', 1)[0]}; sending it anyway")
         msg = build_message(report_dir, settings, p, recipients)
@@ -397,7 +439,8 @@ def email_command(
             say(f"dry run: message for {len(recipients.envelope)} recipient(s) written to {path} "
                 f"({path.stat().st_size / 1e6:.1f} MB); nothing was sent")
             return 0
-        result = send_report(msg, recipients, settings, report_dir, password, sleep=sleep, say=say)
+        result = send_report(msg, recipients, settings, report_dir, password, sleep=sleep, say=say,
+                             resend_unknown=resend_unknown)
     except MailError as exc:
         err(f"error: {exc}")
         return 1
@@ -412,7 +455,10 @@ def email_command(
             f"record: {result.log_path})")
     for addr, reason in result.failed.items():
         err(f"error: not sent to {addr}: {reason}")
-    if result.failed:
+    for addr, reason in result.unknown.items():
+        err(f"error: delivery to {addr} is {reason}; it is not sent again automatically (--resend-unknown "
+            "once you have checked)")
+    if result.failed or result.unknown:
         err(f"record of what was and was not sent: {result.log_path}")
         return 1
     return 0

@@ -31,6 +31,7 @@ __all__ = [
     "EmailSettings",
     "load_settings",
     "redact_url",
+    "refuse_inline_secrets",
 ]
 
 SECTIONS = SECTION_NAMES  # the registry: retention_report.sections
@@ -292,19 +293,46 @@ class Settings(_Model):
 
     def public_dict(self) -> dict[str, Any]:
         """The settings without anything secret-looking, for run details and notebook parameters."""
+        from .secrets import redact
+
         data = self.model_dump()
-        if data["source"]["url"]:
-            data["source"]["url"] = redact_url(data["source"]["url"])
+        for key in ("url", "path", "name"):
+            data["source"][key] = redact(data["source"][key])
         return data
+
+    def source_shown(self, default: str = "sample data") -> str:
+        """The source as progress and error lines show it: its name, path or URL, redacted."""
+        from .secrets import redact
+
+        s = self.source
+        return redact(s.name or s.path or s.url) or default
 
 
 def redact_url(url: str) -> str:
-    """``postgres://u:secret@h/db`` → ``postgres://u:***@h/db`` (also ``?password=secret``)."""
-    import re
+    """``postgres://u:secret@h/db`` → ``postgres://u:***@h/db`` (also ``?password=secret``, DSN
+    ``password=…`` and other secret-looking parameters): :func:`retention_report.secrets.redact`."""
+    from .secrets import redact
 
-    # The password runs to the last "@" before the path: it may itself contain an unescaped "@".
-    url = re.sub(r"(://[^:/@]*):[^/]*@", r"\1:***@", url)
-    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+    return redact(url)
+
+
+def refuse_inline_secrets(settings: Settings) -> None:
+    """Raise ConfigError when ``source.url`` (or a URL in ``source.path``) carries a secret itself —
+    ``user:password@``, ``?password=``, ``pwd=``, ``token=`` …: it would be shown in progress lines
+    and written into every executed notebook. Checked before any data are read."""
+    from .secrets import inline_secret, redact
+
+    src = settings.source
+    # a path is checked when it is a URL, or names no file (a DSN "host=h password=…" given as --data)
+    path = src.path if "://" in src.path or (src.path and not Path(src.path).expanduser().exists()) else ""
+    for key, value in (("source.url", src.url), ("source.path", path)):
+        found = inline_secret(value)
+        if found:
+            raise ConfigError(
+                f"{key} {redact(value)!r} holds {found}: secrets are never taken from the config or the "
+                "command line (they would be shown and written into the report's notebooks); remove it "
+                "from the URL and name an environment variable holding the password in "
+                "source.password_env (or put NAME=value in a git-ignored .env)")
 
 
 def _format_errors(err: ValidationError, origin: str) -> str:
@@ -325,6 +353,9 @@ def _validate(data: dict[str, Any], origin: str) -> Settings:
         return Settings.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_errors(err, origin)) from None
+    except RecursionError:
+        raise ConfigError(f"invalid configuration in {origin}: values nested too deeply; a config has at "
+                          "most a few levels ([section], [section.sub], key = [...])") from None
 
 
 def _project_dirs(settings: Settings, base: Path) -> Settings:
@@ -381,6 +412,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
             data = tomllib.loads(p.read_text(encoding="utf-8-sig"))  # Windows editors add a BOM
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        except RecursionError:  # arrays or inline tables nested thousands deep
+            raise ConfigError(f"config file {p} nests arrays or inline tables too deeply to be read; "
+                              "a config has at most a few levels ([section], [section.sub], key = [...])") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {p}: {exc}") from None
     settings = _validate(data, origin)

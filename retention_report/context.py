@@ -49,6 +49,7 @@ from .metrics import (
     time_to_second_purchase,
 )
 from .periods import Period, resolve_period
+from .secrets import redact
 from .sections import SECTIONS, in_report_order
 
 __all__ = ["ReportContext", "open_report", "resolve_settings", "notebook_root", "with_sample_columns", "sections_path"]
@@ -107,6 +108,9 @@ def resolve_settings(
         ) if value and not Path(value).expanduser().is_absolute()}
         if fixed:
             settings = settings.with_overrides(**fixed)
+    from .config import refuse_inline_secrets
+
+    refuse_inline_secrets(settings)  # a password in the URL: refused before any data are read
     return with_sample_columns(settings)
 
 
@@ -215,7 +219,7 @@ class ReportContext:
         return {
             "title": self.settings.report.title,
             "currency": self.currency,
-            "source": self.source_name,
+            "source": redact(self.source_name),
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         }
 

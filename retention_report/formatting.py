@@ -141,7 +141,9 @@ SAMPLE_SOURCE_SHORT = N_("embedded sample data")
 def source_label(name: str) -> str:
     """A data source's name for the reader: the embedded sample's in the current language, any
     other (a file, a table, a configured name) as it is."""
-    return _(name) if name in (SAMPLE_SOURCE, SAMPLE_SOURCE_SHORT) else name
+    from .secrets import redact
+
+    return _(name) if name in (SAMPLE_SOURCE, SAMPLE_SOURCE_SHORT) else redact(name)
 
 
 def report_title(title: str) -> str:

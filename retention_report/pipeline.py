@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -36,6 +35,7 @@ from .outputs import (
     carry_user_entries,
     check_report_out,
     content_record,
+    data_fingerprint,
     is_report_folder,
     remove_own,
     sweep_stale,
@@ -45,6 +45,7 @@ from .outputs import (
 )
 from .paths import NOTEBOOKS_DIR
 from .periods import Period
+from .secrets import redact
 from .sections import SECTIONS, in_report_order
 
 if TYPE_CHECKING:
@@ -171,9 +172,13 @@ def write_metrics(doc: dict[str, Any], path: Path) -> Path:
 def notebook_parameters(period: Period, config_path: str | None, data: str | None, metrics_path: Path) -> dict[str, Any]:
     """Parameters passed to every section notebook: only non-secret values (papermill writes
     them into the executed notebook)."""
-    if data and "://" in data and re.search(r"://[^/@]*:[^/@]*@", data):
-        raise ValueError("a password in the data URL would be written into the notebooks; "
-                         "put it in an environment variable named by source.password_env")
+    from .secrets import inline_secret
+
+    for value in (data, config_path):
+        if value and inline_secret(value):
+            raise ValueError(f"{inline_secret(value)} in {redact(value)!r} would be written into the "
+                             "notebooks; put the password in an environment variable named by "
+                             "source.password_env")
     return {
         "period": period.label,
         "config_path": str(Path(config_path).resolve()) if config_path else "",
@@ -329,12 +334,20 @@ def _run_report(
         nbs = section_notebooks(settings, notebooks_dir)
         kernel = kernel_name or settings.report.kernel
         kernel = kernel if _kernel_exists(kernel) else "python3"  # ipykernel's own, in this env
+        # the kernel's environment holds no password (a section printing os.environ must not put
+        # the SMTP or database password into the report)
+        from .secrets import kernel_environment
+
+        env = kernel_environment((settings.source.password_env, settings.email.password_env))
         worker = _NotebookWorker(kernel, str(nbs[0].parent) if nbs else None,
-                                 _ipc_kernel_manager(sockets, kernels), kernels)
-        # 1. data and metrics (fast path, also validates the data before any notebook runs)
+                                 _ipc_kernel_manager(sockets, kernels), kernels, env=env)
+        # 1. data and metrics (fast path, also validates the data before any notebook runs); the
+        # content of the source's files is recorded as it is before they are read (the email command
+        # re-renders a report whose data changed since)
         t = time.perf_counter()
+        data_hash = data_fingerprint(settings)
         if dataset is None:
-            progress(f"[metrics] reading {settings.source.name or settings.source.path or settings.source.url or 'sample data'} …")
+            progress(f"[metrics] reading {settings.source_shown()} …")
             ds = open_dataset(settings)
         else:  # opened once for the several periods of one run
             ds = dataset
@@ -439,7 +452,8 @@ def _run_report(
         # 4. move into place, recording what the report was made from (the email command checks it)
         made_from = content_record(settings)
         # files: what this run wrote, so a re-rendering knows the rest of the folder is the user's
-        update_marker(tmp, period.label, metrics=made_from, report=made_from, files=written_files(tmp))
+        update_marker(tmp, period.label, metrics=made_from, report={**made_from, "data": data_hash},
+                      files=written_files(tmp))
         _normal_permissions(tmp)
         with guard.deferred():  # a signal now would leave the old report half moved away
             _swap_into_place(tmp, final)
@@ -548,8 +562,10 @@ class _NotebookWorker:
     event with ``time.sleep``: ``Thread.join`` interrupted by a signal handler's exception may report
     a running thread as stopped.)"""
 
-    def __init__(self, kernel_name: str, cwd: str | None, manager_class: type, kernels: list[Any]) -> None:
+    def __init__(self, kernel_name: str, cwd: str | None, manager_class: type, kernels: list[Any],
+                 env: dict[str, str] | None = None) -> None:
         self._kernels = kernels
+        self._env = env
         self._job: Callable[[Any], Any] | None = None
         self._go = threading.Event()
         self._finished = threading.Event()  # the job's outcome is known
@@ -565,7 +581,8 @@ class _NotebookWorker:
         km = None
         try:
             km = manager_class(kernel_name=kernel_name)
-            run_sync(km.start_kernel)(extra_arguments=list(_KERNEL_ARGS), cwd=cwd)
+            extra: dict[str, Any] = {} if self._env is None else {"env": self._env}
+            run_sync(km.start_kernel)(extra_arguments=list(_KERNEL_ARGS), cwd=cwd, **extra)
             self._go.wait()
             if self._job is not None:
                 self._outcome["value"] = self._job(km)

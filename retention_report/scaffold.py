@@ -14,12 +14,13 @@ customises and keeps in its own repository, and runs them with the installed pac
       .gitattributes notebooks stripped of outputs on commit, diffed by cell (``make git-setup``)
       README.md      how to use it
 
-DIR must be new or an empty folder; the project is written into a temporary sibling folder and
+DIR must be new, an empty folder or a fresh ``git clone`` (only ``.git`` in it); the project is written into a temporary sibling folder and
 renamed into place, so a failure leaves nothing half-written.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -36,6 +37,9 @@ CONFIG_HEADER = """\
 # commented-out lines show the defaults: uncomment and change what you need.
 # Passwords never go in this file: name an environment variable (or put it in the git-ignored .env).
 """
+
+# what a fresh clone holds: the project goes in beside it
+_REPOSITORY = {".git"}
 
 # keys set in a project's config: its own notebooks and templates (relative to config.toml)
 PROJECT_KEYS = {"notebooks_dir": "notebooks", "templates_dir": "templates"}
@@ -80,8 +84,28 @@ def _write_project(root: Path) -> None:
         shutil.copyfile(PROJECT_TEMPLATE_DIR / name, root / dest)
 
 
+def _move_into(tmp: Path, target: Path) -> None:
+    """Move the entries of ``tmp`` into the existing folder ``target`` (which holds only the
+    repository's ``.git``), none over an existing one; on a failure the ones moved are taken back
+    out, so nothing is left half-written; ``tmp`` is removed."""
+    moved: list[Path] = []
+    try:
+        for entry in sorted(tmp.iterdir()):
+            dest = target / entry.name
+            if dest.exists() or dest.is_symlink():
+                raise FileExistsError(errno.EEXIST, "appeared while the project was written", str(dest))
+            os.rename(entry, dest)
+            moved.append(dest)
+    except BaseException:
+        for dest in moved:
+            os.rename(dest, tmp / dest.name)
+        raise
+    tmp.rmdir()
+
+
 def init_project(directory: str | os.PathLike[str]) -> Path:
-    """Create a report project in ``directory`` (new, or an existing empty folder); returns it.
+    """Create a report project in ``directory`` (new, an existing empty folder, or one holding only
+    ``.git``: a fresh clone); returns it.
 
     Raises
     ------
@@ -91,8 +115,10 @@ def init_project(directory: str | os.PathLike[str]) -> Path:
     target = Path(os.path.abspath(Path(directory).expanduser()))
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise ScaffoldError(f"{directory} exists and is not a folder; name a new folder")
-    if target.is_dir() and any(target.iterdir()):
-        raise ScaffoldError(f"{directory} exists and is not empty; name a new or empty folder")
+    there = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
+    if [n for n in there if n not in _REPOSITORY]:
+        raise ScaffoldError(f"{directory} exists and is not empty; name a new or empty folder (one holding "
+                            "only .git, a fresh git clone, is fine)")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.init-", dir=target.parent))
@@ -103,7 +129,10 @@ def init_project(directory: str | os.PathLike[str]) -> Path:
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp made it owner-only
-        os.rename(tmp, target)  # replaces an empty folder; fails if files appeared in it meanwhile
+        if there:  # a fresh clone: the project's files move in beside .git
+            _move_into(tmp, target)
+        else:
+            os.rename(tmp, target)  # replaces an empty folder; fails if files appeared in it meanwhile
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ScaffoldError(f"cannot create {directory}: {exc.strerror or exc}") from None

@@ -228,3 +228,47 @@ def test_a_kernel_started_for_notebooks_that_never_run_is_shut_down(tmp_path):
     # report renders (issue 13): awaited with a deadline, never asserted at once (it raced, issue 25)
     worker.close(timeout=30)
     assert processes[0].wait(timeout=30) is not None
+
+
+@pytest.mark.slow
+def test_disk_full_while_rendering_is_one_line_and_keeps_the_previous_report(csv_file, tmp_path, tiny_notebooks,
+                                                                             tiny_config, monkeypatch):
+    """issue 21 item 9: ENOSPC while the report is written: one error line, exit 1 (a run failure),
+    no traceback, the previous report untouched and no temporary folder left."""
+    import errno
+
+    import retention_report.render as render
+
+    out = tmp_path / "reports" / "2024-Q1"
+    args = ["run", "--period", "2024-Q1", "--data", str(csv_file), "--config", str(tiny_config),
+            "--out", str(out), "--notebooks", str(tiny_notebooks)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    good = {name: (out / name).read_bytes() for name in ("report.html", "report.pdf", "metrics.json")}
+
+    def full_disk(html, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(render, "render_pdf", full_disk)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in r.output and isinstance(r.exception, SystemExit)
+    assert "no space left on device" in lines[0] and "report.pdf" in lines[0] and "previous report" in lines[0]
+    assert {name: (out / name).read_bytes() for name in good} == good
+    assert not [p for p in (tmp_path / "reports").iterdir() if p.name.startswith(".")]
+
+
+def test_disk_full_writing_metrics_is_one_line(csv_file, tmp_path, monkeypatch):
+    import errno
+
+    import retention_report.fsio as fsio
+
+    def full_disk(path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(fsio, "write_atomic", full_disk)
+    monkeypatch.setattr("retention_report.pipeline.write_atomic", full_disk)
+    r = runner.invoke(app, ["metrics", "--period", "2024-Q1", "--data", str(csv_file), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
+    assert "no space left on device" in r.output and len(r.output.strip().splitlines()) == 1

@@ -287,6 +287,28 @@ def test_invalid_toml_mentions_the_file(tmp_path, text):
     assert "not valid TOML" in msg
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "timezone = " + "[" * 20000 + "]" * 20000 + "\n",  # arrays
+        "[report]\ntitle = " + "{a = " * 5000 + "1" + "}" * 5000 + "\n",  # inline tables
+    ],
+)
+def test_deeply_nested_toml_is_one_line_exit_2(tmp_path, text):
+    """issue 21 item 9: tomllib's RecursionError is a config error (exit 2, one line, no traceback)."""
+    from typer.testing import CliRunner
+
+    from retention_report.cli import app
+
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match="too deeply") as info:
+        load_settings(path)
+    assert str(path) in str(info.value)
+    r = CliRunner().invoke(app, ["metrics", "--period", "2024-Q1", "--config", str(path)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1 and "too deeply" in r.output
+
+
 def test_undecodable_file_is_a_config_error(tmp_path):
     path = tmp_path / "latin1.toml"
     path.write_bytes('[report]\ntitle = "Rétention"\n'.encode("latin-1"))

@@ -21,7 +21,7 @@ from retention_report import paths
 from retention_report.cli import app
 from retention_report.config import Settings, load_settings
 from retention_report.pipeline import section_notebooks
-from retention_report.scaffold import init_project, project_config
+from retention_report.scaffold import ScaffoldError, init_project, project_config
 
 REPO = Path(__file__).resolve().parent.parent
 RR = str(Path(sys.executable).with_name("retention-report"))
@@ -152,6 +152,34 @@ def test_init_into_an_empty_folder(tmp_path):
     assert init_project(tmp_path / "empty") == tmp_path / "empty"
     assert (tmp_path / "empty" / "config.toml").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]  # no temporary folder left
+
+
+def test_init_into_a_fresh_git_clone(tmp_path):
+    """issue 21 item 10: a folder holding only .git (a fresh `git clone` of an empty repository) is
+    accepted; the repository is left as it was and sees the project's files."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    subprocess.run(["git", "init", "-q", str(clone)], check=True)
+    head = (clone / ".git" / "HEAD").read_bytes()
+    r = subprocess.run([sys.executable, "-m", "retention_report.cli", "init", str(clone)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in clone.iterdir()) == sorted(
+        [".git", ".gitattributes", ".gitignore", "Makefile", "README.md", "config.toml", "notebooks", "templates"])
+    assert (clone / ".git" / "HEAD").read_bytes() == head
+    status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True, text=True,
+                            check=True).stdout
+    assert "config.toml" in status and "notebooks/" in status
+    assert [p.name for p in tmp_path.iterdir()] == ["clone"]  # no temporary folder left
+
+
+def test_init_refuses_a_clone_with_files(tmp_path):
+    clone = tmp_path / "clone"
+    (clone / ".git").mkdir(parents=True)
+    (clone / "README.md").write_text("theirs")
+    with pytest.raises(ScaffoldError, match="not empty"):
+        init_project(clone)
+    assert (clone / "README.md").read_text() == "theirs" and sorted(p.name for p in clone.iterdir()) == [".git", "README.md"]
 
 
 # ------------------------------------------------------------------------------- project Makefile

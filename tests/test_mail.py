@@ -681,3 +681,201 @@ def test_command_line_has_data_and_force(report_dir, tmp_path):
                         "--dry-run", "--data", str(tmp_path / "another.csv")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and r.stderr.startswith("error: the report in") and "Traceback" not in r.stderr
     assert not (report_dir / EML_NAME).exists()
+
+
+# ------------------------------------------------- the data changed at the same path (issue 21 item 7)
+
+CSV_Q1 = "customer_id,paid_at,amount\na,2024-01-10 10:00:00,100\nb,2024-02-01 09:00:00,200\n"
+CSV_Q1_EDITED = CSV_Q1.replace(",100\n", ",900\n")  # same size; the mtime is put back below
+
+
+def _rendered_from_csv(tmp_path) -> tuple[Path, Path]:
+    """A report folder made from a CSV file, recording the content of the data as `run` does."""
+    from weasyprint import HTML
+
+    from retention_report.outputs import data_fingerprint
+
+    csv = tmp_path / "payments.csv"
+    csv.write_text(CSV_Q1)
+    d = tmp_path / "reports" / "2024-Q1"
+    r = subprocess.run([str(CLI), "metrics", "--period", "2024-Q1", "--data", str(csv), "--out", str(d)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    HTML(string="<h1>Report</h1>").write_pdf(d / "report.pdf")
+    (d / "report.html").write_text("<!DOCTYPE html><title>report</title><h1>Report</h1>")
+    settings = resolve_settings(None, str(csv))
+    update_marker(d, "2024-Q1", report={**content_record(settings), "data": data_fingerprint(settings)})
+    assert json.loads((d / "metrics.json").read_text())["kpis"]["gross_revenue"] == 300
+    return csv, d
+
+
+def _edit_keeping_size_and_mtime(csv: Path) -> None:
+    import os
+
+    st = csv.stat()
+    csv.write_text(CSV_Q1_EDITED)
+    os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert csv.stat().st_size == st.st_size and csv.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def test_changed_data_at_the_same_path_is_not_mailed(smtp_starttls, tmp_path, monkeypatch):
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    csv, d = _rendered_from_csv(tmp_path)
+    SOURCE["path"] = str(csv)
+    cfg = write_config(tmp_path, port)
+    # unchanged data: sent
+    cap = Captured()
+    assert cap.run(config=cfg, out=str(d), render_missing=False) == 0, cap.text
+    assert len(handler.messages) == 1
+    # the file changed (same path, size and modification time): refused with --no-render
+    _edit_keeping_size_and_mtime(csv)
+    cap = Captured()
+    assert cap.run(config=cfg, out=str(d), render_missing=False) == 1
+    assert "changed since the report" in cap.text and "--force" in cap.text
+    assert len(handler.messages) == 1 and len([e for e in cap.err if e.startswith("error:")]) == 1
+    # --force sends the old report, saying so
+    cap = Captured()
+    assert cap.run(config=cfg, out=str(d), render_missing=False, force=True) == 0, cap.text
+    assert "warning (--force)" in cap.text and "changed since" in cap.text
+
+
+@pytest.mark.slow
+def test_changed_data_is_rendered_again_before_mailing(smtp_starttls, tmp_path, monkeypatch):
+    handler, port = smtp_starttls
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    csv, d = _rendered_from_csv(tmp_path)
+    SOURCE["path"] = str(csv)
+    _edit_keeping_size_and_mtime(csv)
+    cap = Captured()
+    assert cap.run(config=write_config(tmp_path, port), out=str(d)) == 0, cap.text
+    assert "rendering it again" in cap.text
+    assert json.loads((d / "metrics.json").read_text())["kpis"]["gross_revenue"] == 900 + 200
+    assert len(handler.messages) == 1
+    html = parse(handler.messages[0][2]).get_body(("html",)).get_content()
+    assert "1,100" in html or "1 100" in html or "1.100" in html, html[:2000]
+
+
+# ------------------------------------------------------ no answer after DATA, plain SMTP, 452 (item 7)
+
+class SilentAfterData(Recorder):
+    """Receives the whole message, then never answers it (until the test releases it): the client's
+    timeout fires with the message on the server."""
+
+    def __init__(self):
+        super().__init__()
+        import threading
+
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        self.data_commands += 1
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        while not self.release.is_set():  # the test sets it once the client has given up
+            await asyncio.sleep(0.05)
+        return "250 late"
+
+
+class DropsAfterData(Recorder):
+    """Receives the whole message, then drops the connection instead of answering."""
+
+    async def handle_DATA(self, server, session, envelope):
+        self.data_commands += 1
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        server.transport.close()
+        return "250 never seen"
+
+
+def _run_against(cert, handler, tmp_path, report_dir, **kw):
+    ctl, port = start_starttls_server(cert, handler)
+    try:
+        cap = Captured()
+        rc = cap.run(config=write_config(tmp_path, port, timeout_seconds=1.0), out=str(report_dir), **kw)
+    finally:
+        if hasattr(handler, "release"):
+            handler.release.set()
+        ctl.stop()  # waits for the server thread (aiosmtpd's own deadline)
+    return rc, cap
+
+
+@pytest.mark.parametrize("server", [SilentAfterData, DropsAfterData])
+def test_no_answer_after_data_is_never_resent_automatically(server, cert, report_dir, tmp_path, monkeypatch):
+    from retention_report.mail import UNKNOWN
+
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    handler = server()
+    rc, cap = _run_against(cert, handler, tmp_path, report_dir)
+    assert rc == 1
+    assert handler.data_commands == 1 and "retrying" not in cap.text  # sent once, not again
+    errors = [e for e in cap.err if e.startswith("error:")]
+    assert errors and all(UNKNOWN in e for e in errors if "delivery to" in e) and len(errors) == len(EVERYONE)
+    log = read_log(report_dir)
+    assert {v["status"] for v in log["recipients"].values()} == {UNKNOWN}
+    # the next (scheduled) run does not send it again either
+    again = server()
+    rc, cap = _run_against(cert, again, tmp_path, report_dir)
+    assert rc == 1 and again.data_commands == 0 and again.connections == 0
+    assert "--resend-unknown" in cap.text and UNKNOWN in cap.text
+    # once checked, --resend-unknown sends it
+    ok = Recorder()
+    rc, cap = _run_against(cert, ok, tmp_path, report_dir, resend_unknown=True)
+    assert rc == 0, cap.text
+    assert len(ok.messages) == 1 and sorted(ok.messages[0][1]) == sorted(EVERYONE)
+    assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"sent"}
+
+
+@pytest.mark.parametrize("host", ["mail.shop.example", "10.0.0.5", "2001:db8::1"])
+def test_plain_smtp_with_a_password_only_to_this_machine(host, report_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    cap = Captured()
+    cfg = write_config(tmp_path, 2525, security="none", smtp_host=host)
+    assert cap.run(config=cfg, out=str(report_dir)) == 2
+    assert "email.security" in cap.text and "email.smtp_host" in cap.text and host in cap.text
+    assert len(cap.err) == 1 and not (report_dir / LOG_NAME).exists()
+    r = subprocess.run([str(CLI), "email", "--period", "2024-Q1", "--config", cfg, "--out", str(report_dir)],
+                       capture_output=True, text=True, timeout=120, env={**__import__("os").environ,
+                                                                           "RETENTION_REPORT_SMTP_PASSWORD": PASSWORD})
+    assert r.returncode == 2 and "email.security" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_plain_smtp_to_this_machine_is_allowed():
+    from retention_report.config import EmailSettings
+    from retention_report.mail import check_security
+
+    for host in ("localhost", "127.0.0.1", "::1", "[::1]", "127.0.0.2", "LOCALHOST."):
+        check_security(EmailSettings(security="none", user="u", smtp_host=host))
+    check_security(EmailSettings(security="none", smtp_host="relay.internal"))  # no login: no password
+
+
+class RecipientLimit(Recorder):
+    """A server that takes at most ``limit`` recipients per transaction (452 for the rest)."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit = limit
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if len(envelope.rcpt_tos) >= self.limit:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_too_many_recipients_are_sent_in_batches(cert, report_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
+    many = [f"manager{i}@shop.example" for i in range(9)]
+    handler = RecipientLimit(2)
+    ctl, port = start_starttls_server(cert, handler)
+    try:
+        cap = Captured()
+        rc = cap.run(config=write_config(tmp_path, port, to=many, cc=[], bcc=[], retries=1), out=str(report_dir))
+    finally:
+        ctl.stop()
+    assert rc == 0, cap.text
+    assert [len(m[1]) for m in handler.messages] == [2, 2, 2, 2, 1]  # 9 recipients, 2 per message
+    assert sorted(a for m in handler.messages for a in m[1]) == sorted(many)  # each exactly once
+    assert cap.waits == [] and "2 recipient(s) per message" in cap.text  # a limit, not a failure
+    assert len({parse(m[2])["Message-ID"] for m in handler.messages}) == 1
+    assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"sent"}

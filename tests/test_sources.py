@@ -153,7 +153,7 @@ def test_postgres_wrong_password_and_missing_table(postgres, monkeypatch):
 
 
 @pytest.mark.parametrize("data, expect", [
-    ("postgresql://rr:topsecret@127.0.0.1:{port}/shop", "127.0.0.1:{port}"),
+    ("postgresql://rr@127.0.0.1:{port}/shop", "127.0.0.1:{port}"),  # a password in it: test_secrets.py
     ("/nonexistent/payments.parquet", "/nonexistent/payments.parquet"),
 ])
 def test_unreachable_source_is_one_clear_line(data, expect):
@@ -332,3 +332,63 @@ def test_spark_local_equals_duckdb(spark_env, tmp_path, tz, aware, periods):
     for p in periods:
         assert a[p]["kpis"]["customers"] > 50
         assert_same(a[p], b[p], p)
+
+
+def test_a_real_xlsx_file_is_read(tmp_path):
+    """issue 21 item 10: `.xlsx` sources are documented; openpyxl is a runtime dependency. The
+    workbook is written here with real Excel cell types (numbers, datetimes, text ids)."""
+    from datetime import datetime
+
+    from openpyxl import Workbook
+    from typer.testing import CliRunner
+
+    from retention_report.cli import app
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["customer_id", "paid_at", "amount"])
+    for row in [("00a", datetime(2023, 11, 5, 10), 100), ("00a", datetime(2024, 1, 10, 10), 50),
+                ("00a", datetime(2024, 1, 10, 15), 30.5), ("b", datetime(2024, 2, 1, 9), 200),
+                ("b", datetime(2024, 3, 15, 9), 20)]:
+        ws.append(list(row))
+    path = tmp_path / "payments.xlsx"
+    wb.save(path)
+    r = CliRunner().invoke(app, ["metrics", "--period", "2024-Q1", "--data", str(path), "--stdout"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    doc = json.loads(r.stdout)
+    assert doc["kpis"]["gross_revenue"] == pytest.approx(50 + 30.5 + 200 + 20)
+    assert doc["kpis"]["customers"] == 2 and doc["data_quality"]["rows_read"] == 5
+
+
+def test_an_old_xls_file_is_one_clear_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from retention_report.cli import app
+
+    path = tmp_path / "payments.xls"
+    path.write_bytes(b"\xd0\xcf\x11\xe0" + b"\0" * 100)
+    r = CliRunner().invoke(app, ["metrics", "--period", "2024-Q1", "--data", str(path), "--stdout"])
+    assert r.exit_code == 1 and ".xlsx" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad_at", [1, 25000])  # in the sniffer's sample, and far after it
+def test_csv_errors_keep_duckdbs_reason(tmp_path, bad_at):
+    """issue 21 item 10: a CSV error names the line and what is wrong with it, not only DuckDB's
+    first line ("CSV Error on Line: 25001" / "Error when sniffing file")."""
+    from typer.testing import CliRunner
+
+    from retention_report.cli import app
+
+    rows = [f"c{i},2024-01-10,{i}" for i in range(30000 if bad_at > 1 else 3)]
+    rows.insert(bad_at, "x,2024-01-10,5,7")
+    path = tmp_path / "payments.csv"
+    path.write_text("customer_id,paid_at,amount\n" + "\n".join(rows) + "\n")
+    r = CliRunner().invoke(app, ["metrics", "--period", "2024-Q1", "--data", str(path), "--stdout"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    line = bad_at + 2  # the header is line 1
+    assert f"line {line} has 4 fields" in r.output or (
+        f"Line: {line}" in r.output and "Expected Number of Columns: 3 Found: 4" in r.output), r.output
+    assert "Possible fixes" not in r.output and "Candidates" not in r.output

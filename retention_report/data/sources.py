@@ -100,9 +100,12 @@ def _read_file(settings: Settings, path: str, name: str, kind: str) -> RawSource
             return RawSource(con, con.read_parquet(target, hive_partitioning=True), name)
         if kind == "csv":
             return RawSource(con, _read_csv(con, path, settings), name, text=True)
+        if path.lower().endswith(".xls"):
+            raise DataError(f"{path} is an old Excel 97-2003 workbook (.xls), which is not read: save it "
+                            "as .xlsx (Excel workbook) or as CSV")
         import pandas as pd  # Excel exports are small by nature
 
-        frame = pd.read_excel(path, dtype=str)
+        frame = pd.read_excel(path, dtype=str, engine="openpyxl")
         return RawSource(con, con.create_table("_excel_source", frame, temp=True), name, text=True)
     except DataError:
         raise
@@ -168,6 +171,12 @@ READERS: dict[str, Reader] = {
 
 def read_raw(settings: Settings) -> RawSource:
     """Connect to the configured source with the reader of its kind."""
+    from ..config import ConfigError, refuse_inline_secrets
+
+    try:
+        refuse_inline_secrets(settings)  # before connecting: the URL would be shown and kept
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
     src = settings.source
     kind = source_kind(settings)
     path = src.path
@@ -176,7 +185,7 @@ def read_raw(settings: Settings) -> RawSource:
 
         path, _ = ensure_sample()
         kind, path = "parquet", str(path)
-    name = src.name or path or _redacted(src.url)
+    name = _redacted(src.name or path or src.url)
     return READERS[kind](settings, path, name)
 
 
@@ -320,7 +329,50 @@ def csv_problem(path: str, settings: Settings, exc: BaseException) -> str:
                 "style (e.g. dos2unix, or save it again from the spreadsheet)"
             )
     hint = delimiter_hint(path, settings)
-    return f"cannot read csv source {path}: {first_line(exc)}" + (f". {hint}" if hint else "")
+    reason = duckdb_reason(exc)
+    if single and not hint:
+        fields = _field_count_problem(path, settings)
+        if fields and "Expected Number of Columns" not in reason:
+            reason += f"; {fields}"
+    return f"cannot read csv source {path}: {reason}" + (f". {hint}" if hint else "")
+
+
+def duckdb_reason(exc: BaseException, width: int = 200) -> str:
+    """DuckDB's reason for a failed read on one line: the lines of its message before the list of
+    "Possible fixes" and the sniffer's search space (``CSV Error on Line: 25001; Original Line:
+    x,2024-01-10,5,7; Expected Number of Columns: 3 Found: 4``), each cut to ``width`` characters."""
+    kept: list[str] = []
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line.startswith(("Possible fixes", "The search space used was")):
+            break
+        if line:
+            kept.append(line if len(line) <= width else line[: width - 1] + "…")
+    return "; ".join(k.rstrip(".") for k in kept) or type(exc).__name__
+
+
+def _field_count_problem(path: str, settings: Settings, limit: int = 64 << 20) -> str:
+    """"line 3 has 4 fields, the header line has 3" for the first record (in the first ``limit``
+    bytes) whose number of fields differs from the first line's; '' when none does or the file
+    cannot be read as text."""
+    import csv
+    import io
+
+    c = settings.source.csv
+    try:
+        with open(path, encoding=c.encoding, errors="replace", newline="") as fh:
+            reader = csv.reader(io.StringIO(fh.read(limit)), delimiter=c.delimiter)
+            first = next(reader, None)
+            if first is None:
+                return ""
+            start = reader.line_num
+            for row in reader:
+                if row and len(row) != len(first):
+                    return (f"line {reader.line_num} has {len(row)} fields, line {start} has {len(first)} "
+                            f"(delimiter {c.delimiter!r})")
+    except (OSError, LookupError, csv.Error, ValueError):
+        return ""
+    return ""
 
 
 def delimiter_hint(path: str, settings: Settings) -> str:

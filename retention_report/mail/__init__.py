@@ -23,7 +23,16 @@ from .compose import (
     check_headers,
     write_eml,
 )
-from .deliver import LOG_NAME, SendResult, message_key, read_password, require_password, send_report
+from .deliver import (
+    LOG_NAME,
+    UNKNOWN,
+    SendResult,
+    check_security,
+    message_key,
+    read_password,
+    require_password,
+    send_report,
+)
 
 __all__ = [
     "CHART_CID",
@@ -32,10 +41,12 @@ __all__ = [
     "MailError",
     "Recipients",
     "SendResult",
+    "UNKNOWN",
     "build_message",
     "chart_caption",
     "chart_png",
     "check_headers",
+    "check_security",
     "message_key",
     "read_password",
     "recipients_from",
