@@ -91,7 +91,9 @@ def test_source_is_never_modified(tmp_path):
 
 BAD_CASES = [
     # (csv body, expected fragments of the error, dropped reason)
-    ("a,2024-01-05,10\n,2024-01-06,20\n", ["'customer_id'", "1 row(s)", "row 2"], "null_customer_id"),
+    # an empty id: the message names the three choices of validation.empty_customer_id
+    ("a,2024-01-05,10\n,2024-01-06,20\n", ["'customer_id'", "1 row(s)", "row 2", "validation.empty_customer_id",
+                                         "'error'", "'drop'", "'guest'"], "null_customer_id"),
     ("a,2024-01-05,10\nb,yesterday,20\nc,2024-13-01,5\n", ["'paid_at'", "2 row(s)", "row 2: 'yesterday'", "row 3: '2024-13-01'", "ISO 8601"], "unparsable_paid_at"),
     ("a,2024-01-05,10\nb,2024-01-06,ten\n", ["'amount'", "row 2: 'ten'", "decimal"], "non_numeric_amount"),
     ("a,2024-01-05,10\nb,2031-01-06,20\n", ["in the future", "row 2"], "future_paid_at"),
@@ -110,7 +112,8 @@ def test_validation_rules(tmp_path, body, fragments, reason):
         open_(p)
     for f in fragments:
         assert f in str(err.value)
-    ds = open_(p, validation__on_invalid="drop")
+    drop = {"validation__empty_customer_id" if reason == "null_customer_id" else "validation__on_invalid": "drop"}
+    ds = open_(p, **drop)
     assert reason in ds.quality.rows_dropped
     assert ds.quality.rows_used == ds.quality.rows_read - sum(ds.quality.rows_dropped.values())
 
@@ -139,7 +142,7 @@ def test_drop_counts_each_row_once(tmp_path):
     p = tmp_path / "bad.csv"
     # row 2 breaks two rules (no id, bad amount): counted once, under the first rule
     p.write_text("customer_id,paid_at,amount\na,2024-01-05,10\n,2024-01-06,x\nb,nodate,5\n")
-    ds = open_(p, validation__on_invalid="drop")
+    ds = open_(p, validation__on_invalid="drop", validation__empty_customer_id="drop")
     assert ds.quality.rows_dropped == {"null_customer_id": 1, "unparsable_paid_at": 1}
     assert ds.quality.rows_used == 1
 
