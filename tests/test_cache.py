@@ -107,3 +107,19 @@ def test_cache_clear_command(settings, tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0 and "removed 1 cached table file(s)" in r.stdout
     assert not list((tmp_path / "cache").glob("*.duckdb"))
+
+
+def test_another_source_query_is_another_cache_entry(settings, validations):
+    """source.query shapes the payments (issue 22: SQL over a file): a changed query never reuses
+    the derived tables of another one."""
+    everything = settings.with_overrides(**{"source.query": "select * from payments"})
+    positive = settings.with_overrides(**{"source.query": "select * from payments where amount::double > 0"})
+    open_dataset(everything, now=NOW)
+    assert period_kpis(open_dataset(everything, now=NOW), Q1)["refunds"] == pytest.approx(5.0)
+    assert len(validations) == 1  # the same query: warm
+    warm = open_dataset(positive, now=NOW)
+    assert len(validations) == 2 and warm.quality.cached_at is None
+    assert period_kpis(warm, Q1)["refunds"] == 0.0
+    guests = settings.with_overrides(**{"validation.empty_customer_id": "guest"})
+    open_dataset(guests, now=NOW)
+    assert len(validations) == 3  # validation settings are in the key too

@@ -18,11 +18,11 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from ..config import Settings, redact_url
+from ..config import ConfigError, Settings, redact_url
 from .model import DataError, first_line
 
 __all__ = ["READERS", "RawSource", "connect_duckdb", "read_raw", "source_kind", "spark_session",
-           "csv_problem", "delimiter_hint", "check_source_keys", "WHITESPACE", "FILE_TABLE"]
+           "csv_problem", "delimiter_hint", "check_source_keys", "SourceKeyError", "WHITESPACE", "FILE_TABLE"]
 
 
 def connect_duckdb(settings: Settings, database: str = ":memory:", read_only: bool = False) -> Any:
@@ -253,6 +253,11 @@ READERS: dict[str, Reader] = {
 }
 
 
+class SourceKeyError(DataError, ConfigError):
+    """A ``[source]`` key the chosen source kind does not read: a configuration error (exit 2)
+    found where the source is resolved."""
+
+
 _FILE_KINDS = ("csv", "parquet", "excel", "sample")
 # [source] keys → the source kinds they apply to (kind, name: all; csv.decimal, csv.thousands and
 # csv.date_format: how text values are read, from any source)
@@ -288,12 +293,12 @@ def check_source_keys(settings: Settings) -> None:
             why = "without source.path or source.url the embedded sample data is used"
         else:
             why = f"it applies to source kind(s) {', '.join(k for k in kinds if k != 'sample')} only"
-        raise DataError(f"source.{key} = {value!r} does not apply to a {kind} source ({why}); remove it "
+        raise SourceKeyError(f"source.{key} = {value!r} does not apply to a {kind} source ({why}); remove it "
                         "or set source.kind / source.path to the source it is meant for")
     if src.query and src.table != default.table and kind not in _FILE_KINDS:
-        raise DataError("give either source.table or source.query, not both (the query is read instead of the table)")
+        raise SourceKeyError("give either source.table or source.query, not both (the query is read instead of the table)")
     if kind == "spark" and src.path and src.query:
-        raise DataError("source.query does not apply to a spark source read from source.path (Parquet); "
+        raise SourceKeyError("source.query does not apply to a spark source read from source.path (Parquet); "
                         "remove source.query, or read a table of the session's catalog with source.table")
 
 
