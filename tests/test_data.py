@@ -680,3 +680,80 @@ def test_whitespace_file_without_header_and_a_short_line(tmp_path):
     p.write_text("customer_id paid_at amount\na 2024-01-05 10\nb 2024-01-06\n")
     with pytest.raises(DataError, match=r"1 line\(s\) have another number of fields than the 3"):
         open_(p, source__csv__delimiter="whitespace")
+
+
+# --------------------------------------------------------------------------------------------
+# the README's line-item recipe, end to end, on a line-item export made for the tests
+# (tests/data/line_items.csv: 347 invoice lines in the UCI "Online Retail" layout, 59 of them
+# without a CustomerID, 20 cancellations as C-invoices with negative quantities)
+
+def _readme_recipe() -> str:
+    from helpers import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    after = text[text.index("<!-- line-item recipe"):]
+    return after[after.index("```toml\n") + 8: after.index("\n```", after.index("```toml"))]
+
+
+def test_the_readme_line_item_recipe_end_to_end(tmp_path):
+    import csv
+    import json
+    import subprocess
+    import sys
+    from collections import defaultdict
+    from datetime import datetime
+
+    from helpers import REPO
+
+    data = REPO / "tests" / "data" / "line_items.csv"
+    recipe = _readme_recipe()
+    assert 'path = "exports/online_retail.csv"' in recipe
+    cfg = tmp_path / "retail.toml"
+    cfg.write_text(recipe.replace("exports/online_retail.csv", data.as_posix())
+                   + f'\n[engine]\ncache_dir = "{(tmp_path / "cache").as_posix()}"\n')
+    r = subprocess.run([sys.executable, "-m", "retention_report.cli", "metrics", "--period", "2024-Q1",
+                        "--config", str(cfg), "--stdout"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+
+    # the same numbers by hand: one payment per invoice and customer
+    invoices = defaultdict(float)
+    when = {}
+    with data.open(newline="") as fh:
+        lines = list(csv.DictReader(fh))
+    for row in lines:
+        key = (row["InvoiceNo"], row["CustomerID"])
+        invoices[key] += int(row["Quantity"]) * float(row["UnitPrice"])
+        when[key] = datetime.strptime(row["InvoiceDate"], "%m/%d/%Y %H:%M").date()
+    first = {}
+    for (inv, cid), amount in sorted(invoices.items(), key=lambda kv: when[kv[0]]):
+        if cid and amount > 0:
+            first.setdefault(cid, when[(inv, cid)])
+    q1 = {k: v for k, v in invoices.items() if "2024-01-01" <= when[k].isoformat() <= "2024-03-31"}
+    gross = sum(v for v in q1.values() if v > 0)
+    guest = sum(v for (inv, cid), v in q1.items() if v > 0 and not cid)
+    refunds = -sum(v for v in q1.values() if v < 0)
+    days = defaultdict(float)
+    for (inv, cid), v in q1.items():
+        if cid and v > 0:
+            days[(cid, when[(inv, cid)])] += v
+    new = sum(v for (cid, day), v in days.items() if first[cid] == day)
+    orders = {inv for (inv, cid), v in q1.items() if cid and v > 0}
+    assert guest > 0 and refunds > 0 and len(orders) > 5  # the fixture has what the recipe is for
+
+    k = doc["kpis"]
+    assert k["gross_revenue"] == pytest.approx(gross)
+    assert k["refunds"] == pytest.approx(refunds)
+    assert k["revenue"] == pytest.approx(gross - refunds)
+    assert k["revenue_guest"] == pytest.approx(guest)
+    assert k["revenue_new"] == pytest.approx(new)
+    assert k["revenue_new"] + k["revenue_returning"] + k["revenue_guest"] == pytest.approx(k["gross_revenue"])
+    assert k["customers"] == len({cid for cid, _ in days})
+    assert k["customers_new"] == len({cid for cid, day in days if first[cid] == day})
+    assert k["purchases"] == len(days)
+    assert k["aov"] == pytest.approx((gross - guest) / len(orders))  # per invoice of identified customers
+    dq = doc["data_quality"]
+    assert dq["rows_read"] == dq["rows_used"] == len(invoices) and dq["rows_dropped"] == {}
+    assert dq["guest_rows"] == len({inv for inv, cid in invoices if not cid})
+    assert dq["guest_revenue"] == pytest.approx(sum(v for (inv, cid), v in invoices.items() if not cid), abs=0.01)
+    assert {s["segment"] for s in doc["segments"]} and doc["aov_basis"] == "order"

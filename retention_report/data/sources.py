@@ -58,7 +58,7 @@ def source_kind(settings: Settings) -> str:
     if not src.path:
         return "sample"
     p = src.path.lower()
-    if p.endswith((".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")):
+    if p.endswith((".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")):
         return "csv"
     if p.endswith((".parquet", ".pq")) or Path(src.path).is_dir() or "*" in p:
         return "parquet"
