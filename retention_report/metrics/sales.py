@@ -221,7 +221,7 @@ def new_vs_returning(
     cost_total = s.cost_positive
     if guest and cost_total is not None:
         cost_total = cost_total + (s.cost_guest or 0.0)
-    rows = {
+    rows: dict[str, tuple[float, float, float, float, float | None]] = {
         "new": (s.revenue_new, s.purchases_new, s.payments_new, s.customers_new, s.cost_new),
         "returning": (
             s.revenue_returning,
@@ -232,7 +232,7 @@ def new_vs_returning(
         ),
     }
     if guest:  # no customer: no purchases, no customers, no AOV per purchase
-        rows["guest"] = (s.revenue_guest, nan, s.payments_guest, nan,
+        rows["guest"] = (s.revenue_guest or 0.0, nan, s.payments_guest, nan,
                          None if s.cost_positive is None else (s.cost_guest or 0.0))
     rows["total"] = (s.gross_revenue, s.purchases, s.payments + s.payments_guest, s.customers, cost_total)
     records = []
