@@ -153,3 +153,13 @@ def test_full_reference_periods_keep_their_comparisons():
     # new customers 1 -> 3 (+200%) is the largest movement and is good
     assert any(f.startswith("The largest movement: new customers rose 200.0% against Q4 2023, to 3 (good)")
                for f in doc["findings"])
+
+
+def test_guest_payments_are_their_own_share_of_gross_revenue():
+    """new + returning + guest = gross (issue 22): the returning share is not 1 − the new share."""
+    doc = base_doc(revenue=127.0, gross_revenue=140.0, revenue_new=50.0, revenue_returning=50.0,
+                   revenue_guest=40.0, new_revenue_share=50 / 140)
+    text = " ".join(findings(doc))
+    assert "Repeat purchases brought 35.7% of gross revenue, first purchases 35.7% and guest payments 28.6%" in text
+    doc["settings"]["split_basis"] = "customer"
+    assert "earlier customers 35.7% and guest payments 28.6%" in " ".join(findings(doc))
