@@ -444,6 +444,7 @@ SETTING_WORDS = {
     "month": N_("monthly"), "week": N_("weekly"),
     "churn": N_("from the churn rate"), "observed": N_("observed"),
     "error": N_("stop with an error"), "drop": N_("leave out and count"),
+    "guest": N_("guest payments: revenue without a customer"),
 }
 
 
@@ -476,6 +477,7 @@ def run_details(settings_public: Mapping[str, Any], version: str, generated_at: 
         (_("Frequency lookback"), ngettext("%(count)s month", "%(count)s months", lookback or 0) % {"count": lookback}),
         (_("Lifetime method"), _setting(m.get("lifetime_method"))),
         (_("Invalid rows"), _setting(settings_public.get("validation", {}).get("on_invalid"))),
+        (_("Empty customer ids"), _setting(settings_public.get("validation", {}).get("empty_customer_id"))),
     ]
     body = "".join(f"<tr><th scope='row' class='rr-label'>{esc(a)}</th><td>{esc(str(b))}</td></tr>"
                    for a, b in rows if b)

@@ -757,3 +757,13 @@ def test_the_readme_line_item_recipe_end_to_end(tmp_path):
     assert dq["guest_rows"] == len({inv for inv, cid in invoices if not cid})
     assert dq["guest_revenue"] == pytest.approx(sum(v for (inv, cid), v in invoices.items() if not cid), abs=0.01)
     assert {s["segment"] for s in doc["segments"]} and doc["aov_basis"] == "order"
+
+
+def test_run_details_and_data_quality_say_guest_payments():
+    from retention_report.tables import data_quality_table, run_details
+
+    html = run_details({"validation": {"on_invalid": "error", "empty_customer_id": "guest"}}, "0.1.0")
+    assert "Empty customer ids" in html and ">guest<" in html
+    _, doc = _guest_doc("guest")
+    dq = data_quality_table(doc["data_quality"], "GBP")
+    assert "Guest payments (no customer id): rows" in dq and ">4<" in dq and "£47.00" in dq
