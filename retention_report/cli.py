@@ -160,8 +160,13 @@ def run(
     except OutputError as exc:
         _fail(str(exc), 2)
     from .data import DataError, open_dataset
+    from .data.sources import check_source_keys
     from .pipeline import NotebookFailed, run_report
 
+    try:
+        check_source_keys(settings)  # a config error, before a kernel is started
+    except DataError as exc:
+        _fail(str(exc), _data_code(exc))
     _announce_sample(settings)
     dataset = None
     if len(periods) > 1:
@@ -276,6 +281,8 @@ def validate(config: ConfigOpt = "", data: DataOpt = "") -> None:
     typer.echo(f"rows read: {q.rows_read:,}; used: {q.rows_used:,}")
     for reason, n in q.rows_dropped.items():
         typer.echo(f"dropped ({reason}): {n:,}")
+    if q.guest_rows is not None:  # validation.empty_customer_id = "guest"
+        typer.echo(f"guest payments (no customer id): {q.guest_rows:,} rows, net revenue {q.guest_revenue:,.2f}")
     typer.echo(f"payments from {q.first_payment} to {q.last_payment}")
 
 
