@@ -234,11 +234,16 @@ def new_vs_returning_table(table: pd.DataFrame, currency: str = "EUR", has_margi
               "customers": _("Customers"), "purchases": _("Purchases"), "payments": _("Payments"),
               "aov": aov_label("purchase")}
     rows = {"new": _("New (first purchase)"), "returning": _("Returning"), "total": _("Total")}
+    note = ""
     if "guest" in table.index:  # payments without a customer id (SPEC §2): revenue, no customer
         rows = {"new": rows["new"], "returning": rows["returning"], "guest": _("Guest / unidentified"),
                 "total": rows["total"]}
+        note = "<p class='rr-note'>" + esc(_(
+            "Guest / unidentified: payments without a customer id. They are in gross revenue, refunds and "
+            "the trend, and in no customer number: customers, purchases and AOV are the identified "
+            "customers' (the total's AOV divides their revenue).")) + "</p>"
     return frame_table(table.loc[list(rows)], formats, labels, "", rows, currency, total_row="total",
-                       cell_kpis=_NVR_KPIS)
+                       cell_kpis=_NVR_KPIS) + note
 
 
 def aov_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
