@@ -677,6 +677,8 @@ def test_whitespace_file_without_header_and_a_short_line(tmp_path):
     ds = open_(p, source__csv__delimiter="whitespace", source__csv__header=False, columns__customer_id="column0",
                columns__paid_at="column1", columns__amount="column2")
     assert period_kpis(ds, Q1)["gross_revenue"] == pytest.approx(30.0)
+    p.write_text("\n  \ncustomer_id paid_at amount\na 2024-01-05 10\nb 2024-01-06  20\n")  # blank lines first
+    assert period_kpis(open_(p, source__csv__delimiter="whitespace"), Q1)["gross_revenue"] == pytest.approx(30.0)
     p.write_text("customer_id paid_at amount\na 2024-01-05 10\nb 2024-01-06\n")
     with pytest.raises(DataError, match=r"1 line\(s\) have another number of fields than the 3"):
         open_(p, source__csv__delimiter="whitespace")

@@ -361,17 +361,18 @@ WHITESPACE = "whitespace"  # source.csv.delimiter for fields separated by runs o
 _LINE_DELIM = "\x1f"  # the ASCII unit separator: a whitespace-separated text file does not hold it
 
 
-def _header_fields(path: str, codec: str) -> list[str]:
-    """The fields of the (first) file's first non-empty line, split on runs of spaces/tabs."""
+def _header_fields(path: str, codec: str) -> tuple[list[str], int]:
+    """The fields of the (first) file's first non-empty line, split on runs of spaces/tabs, and
+    the number of blank lines before it."""
     import gzip
 
     files = sorted(_glob.glob(path, recursive=True)) if any(ch in path for ch in "*?[") else [path]
     opener: Any = gzip.open if files[0].lower().endswith(".gz") else open
     with opener(files[0], "rt", encoding=codec, errors="replace", newline="") as fh:
-        for line in fh:
+        for blank, line in enumerate(fh):
             if line.strip():
-                return line.split()
-    return []
+                return line.split(), blank
+    return [], 0
 
 
 def _read_whitespace(con: Any, path: str, settings: Settings, opts: dict[str, Any], codec: str) -> ir.Table:
@@ -385,15 +386,17 @@ def _read_whitespace(con: Any, path: str, settings: Settings, opts: dict[str, An
     fields is an error naming the count and the first such line.
     """
     c = settings.source.csv
-    first = _header_fields(path, codec)
+    first, blank = _header_fields(path, codec)
     names = first if c.header else [f"column{i}" for i in range(len(first))]
     if not names:
         raise DataError(f"no payments in {settings.source.name or path}: the file has no non-empty line")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise DataError(f"the header line of {path} names the column(s) {twice} more than once")
+    # the header is the first non-empty line: blank lines before it are skipped with it
+    skip = {"skip": blank} if c.header and blank else {}
     lines = con.read_csv(path, columns={"line": "VARCHAR"}, delim=_LINE_DELIM, quote="", escape="",
-                         header=c.header, auto_detect=False, **opts)
+                         header=c.header, auto_detect=False, **skip, **opts)
     name = f"_ws_lines_{id(lines)}"
     con.create_view(name, lines, overwrite=True)
     split = (f"SELECT string_split_regex(regexp_replace(line, '^[ \\t\\r]+|[ \\t\\r]+$', '', 'g'), "
