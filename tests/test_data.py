@@ -769,3 +769,19 @@ def test_run_details_and_data_quality_say_guest_payments():
     _, doc = _guest_doc("guest")
     dq = data_quality_table(doc["data_quality"], "GBP")
     assert "Guest payments (no customer id): rows" in dq and ">4<" in dq and "£47.00" in dq
+
+
+def test_the_revenue_trend_stacks_guest_payments_onto_the_gross():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from retention_report import plots
+
+    trend = pd.DataFrame({"period": ["2023-Q4", "2024-Q1"], "revenue_new": [50.0, 50.0],
+                          "revenue_returning": [0.0, 50.0], "revenue_guest": [12.0, 40.0],
+                          "new_revenue_share": [50 / 62, 50 / 140]})
+    ax = plots.revenue_trend(trend)
+    assert "€140.00" in ax.get_title()  # new + returning + guest
+    assert "Guest / unidentified" in [t.get_text() for t in ax.get_legend().get_texts()]
+    without = plots.revenue_trend(trend.assign(revenue_guest=None))
+    assert "€100.00" in without.get_title() and len(without.get_legend().get_texts()) == 2
