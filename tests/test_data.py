@@ -76,6 +76,8 @@ def test_duckdb_and_sqlite_files_with_query(tmp_path):
         GOOD.assign(paid_at=GOOD["paid_at"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_sql("pay", c, index=False)
     b = open_(sq, source__query="SELECT * FROM pay WHERE amount > 0")
     assert period_kpis(a, Q1)["gross_revenue"] == period_kpis(b, Q1)["gross_revenue"] == pytest.approx(60)
+    c = open_(db, source__query="SELECT * FROM pay WHERE amount > 0")  # a query over a DuckDB file too
+    assert period_kpis(c, Q1)["gross_revenue"] == pytest.approx(60) and period_kpis(c, Q1)["refunds"] == 0
 
 
 def test_source_is_never_modified(tmp_path):

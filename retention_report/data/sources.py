@@ -132,6 +132,8 @@ def _consume(result: Any) -> None:
         result.fetchall()
     except Exception:  # statements without a result set
         pass
+
+
 _NUM_MACRO = "rr_num"
 
 
@@ -626,6 +628,8 @@ def _table_or_query(con: Any, settings: Settings) -> ir.Table:
     src = settings.source
     try:
         if src.query:
+            if getattr(con, "name", "") == "duckdb":
+                return _duckdb_query(con, src.query)
             return con.sql(src.query)
         *database, name = src.table.split(".") if src.table.count(".") <= 2 else [src.table]
         if database:
