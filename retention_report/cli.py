@@ -102,6 +102,12 @@ def _resolved(text: str, p: Period, tz: str, as_of: date | None) -> str:
     return f"{text.strip().lower()} on {today} is {p.label} ({p.start} .. {p.end}; today {how}){current}"
 
 
+def _data_code(exc: Exception) -> int:
+    """Exit code of a data error: 2 when it is the configuration's (a ``[source]`` key the source
+    does not read), else 1."""
+    return 2 if isinstance(exc, ConfigError) else 1
+
+
 def _settings(config: str, data: str) -> Any:
     from .context import resolve_settings
 
@@ -172,7 +178,12 @@ def run(
     except OutputError as exc:
         _fail(str(exc), 2)
     from .data import DataError, open_dataset
+    from .data.sources import check_source_keys
 
+    try:
+        check_source_keys(settings)  # a config error, before a kernel is started
+    except DataError as exc:
+        _fail(str(exc), _data_code(exc))
     _announce_sample(settings)
     dataset = None
     if len(periods) > 1:
@@ -181,7 +192,7 @@ def run(
         try:
             dataset = open_dataset(settings)
         except DataError as exc:
-            _fail(str(exc), 1)
+            _fail(str(exc), _data_code(exc))
         _say(f"[data] {dataset.quality.rows_used:,} payments read in {time.perf_counter() - t0:.1f}s")
     for p, target in zip(periods, targets, strict=True):
         existed = target.exists()
@@ -193,7 +204,7 @@ def run(
         except OutputError as exc:
             _fail(str(exc), 2)
         except DataError as exc:
-            _fail(str(exc), 1)
+            _fail(str(exc), _data_code(exc))
         except NotebookFailed as exc:
             _fail(str(exc), 1)
         except OSError as exc:  # disk full, quota, read-only or vanished folder while writing
@@ -239,7 +250,7 @@ def metrics(
     try:
         doc = compute_metrics(settings, p)
     except DataError as exc:
-        _fail(str(exc), 1)
+        _fail(str(exc), _data_code(exc))
     if stdout:
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
@@ -287,12 +298,14 @@ def validate(config: ConfigOpt = "", data: DataOpt = "") -> None:
     try:
         ds = open_dataset(settings)
     except DataError as exc:
-        _fail(str(exc), 1)
+        _fail(str(exc), _data_code(exc))
     q = ds.quality
     typer.echo(f"source: {ds.source_name}")
     typer.echo(f"rows read: {q.rows_read:,}; used: {q.rows_used:,}")
     for reason, n in q.rows_dropped.items():
         typer.echo(f"dropped ({reason}): {n:,}")
+    if q.guest_rows is not None:  # validation.empty_customer_id = "guest"
+        typer.echo(f"guest payments (no customer id): {q.guest_rows:,} rows, net revenue {q.guest_revenue:,.2f}")
     typer.echo(f"payments from {q.first_payment} to {q.last_payment}")
 
 

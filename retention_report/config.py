@@ -46,9 +46,11 @@ class _Model(BaseModel):
 
 
 class CsvSettings(_Model):
-    """How to read CSV files (ignored for other sources)."""
+    """How to read CSV files (an error with another source kind: :meth:`SourceSettings._keys_apply`)."""
 
-    delimiter: str = Field(",", description="field separator, e.g. ';' or '\\t'")
+    delimiter: str = Field(
+        ",", description="field separator, e.g. ';' or '\\t', or \"whitespace\" for runs of spaces/tabs"
+    )
     decimal: str = Field(".", description="decimal separator of amounts: '.' or ','")
     thousands: str = Field("", description="thousands separator inside amounts, e.g. ' ' or '.'")
     date_format: str = Field("", description="strptime format of paid_at; empty = auto-detect ISO")
@@ -150,6 +152,13 @@ class ValidationSettings(_Model):
 
     on_invalid: Literal["error", "drop"] = Field(
         "error", description="error: stop and name the problem; drop: drop, count and report"
+    )
+    # SPEC §2 "Guest payments": decided on its own, whatever on_invalid says (dropping them removes
+    # revenue from every revenue KPI, so it must be chosen by name)
+    empty_customer_id: Literal["error", "drop", "guest"] = Field(
+        "error",
+        description="payments without a customer id: error (stop), drop (drop and count) or guest "
+        "(revenue without a customer: in revenue, refunds and trends, not in customer metrics)",
     )
     allow_future_dates: bool = False
 

@@ -166,8 +166,17 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     # 2. new vs returning
     share = k.get("new_revenue_share")
     if not is_missing(share) and k.get("gross_revenue") and (_shown(share) or _shown(1 - share)):
-        shares = {"new": fmt_pct(share), "returning": fmt_pct(1 - share)}
-        if (doc.get("settings") or {}).get("split_basis") == "customer":
+        # guest payments (SPEC §2) are a third part of gross revenue: new + returning + guest
+        guest = (k.get("revenue_guest") or 0.0) / k["gross_revenue"]
+        shares = {"new": fmt_pct(share), "returning": fmt_pct(1 - share - guest), "guest": fmt_pct(guest)}
+        customer_basis = (doc.get("settings") or {}).get("split_basis") == "customer"
+        if guest and customer_basis:
+            text = _("Customers acquired in the period brought %(new)s of gross revenue, earlier "
+                     "customers %(returning)s and guest payments %(guest)s") % shares
+        elif guest:
+            text = _("Repeat purchases brought %(returning)s of gross revenue, first purchases "
+                     "%(new)s and guest payments %(guest)s") % shares
+        elif customer_basis:
             text = _("Customers acquired in the period brought %(new)s of gross revenue and "
                      "earlier customers %(returning)s") % shares
         else:

@@ -91,6 +91,8 @@ KPI_SPECS: dict[str, KpiSpec] = {
         KpiSpec("refunds", N_("Refunds"), "money", "down", N_("money paid back in the period")),
         KpiSpec("revenue_new", N_("Revenue from first purchases"), "money", "up"),
         KpiSpec("revenue_returning", N_("Revenue from repeat purchases"), "money", "up"),
+        KpiSpec("revenue_guest", N_("Revenue from guest payments"), "money", "up",
+                N_("payments without a customer id (validation.empty_customer_id = \"guest\")")),
         KpiSpec("new_revenue_share", N_("New (first purchases), share of revenue"), "rate", "neutral",
                 N_("first-purchase revenue / gross revenue")),
         KpiSpec("margin", N_("Margin"), "money", "up", N_("net revenue minus cost")),

@@ -57,6 +57,7 @@ OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "
 PALETTE = {
     "new": "#E69F00",        # orange
     "returning": "#0072B2",  # blue
+    "guest": "#999999",      # grey: revenue without a customer (guest payments)
     "good": "#009E73",       # bluish green
     "bad": "#D55E00",        # vermillion
     "total": "#5F6B7A",      # slate
@@ -225,7 +226,8 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     """Stacked bars of gross revenue from new and returning purchases for the trailing periods.
 
     ``trend`` is :func:`retention_report.metrics.kpi_trend` (one row per period, oldest first, with
-    ``period``, ``revenue_new``, ``revenue_returning`` and ``new_revenue_share``).
+    ``period``, ``revenue_new``, ``revenue_returning`` and ``new_revenue_share``; a ``revenue_guest``
+    with values adds guest payments on top, so the bars add up to the gross revenue).
     """
     ax = _axes(ax)
     title = _("Revenue trend")
@@ -238,6 +240,10 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     ax.bar(x, ret, color=PALETTE["returning"], label=_("Returning"), width=0.66)
     ax.bar(x, new, bottom=ret, color=PALETTE["new"], label=_("New"), width=0.66)
     gross = new + ret
+    if "revenue_guest" in t.columns and t["revenue_guest"].notna().any():  # SPEC §2: guest payments
+        guest = t["revenue_guest"].astype(float).fillna(0).to_numpy()
+        ax.bar(x, guest, bottom=gross, color=PALETTE["guest"], label=_("Guest / unidentified"), width=0.66)
+        gross = gross + guest
     for xi, g in zip(x, gross, strict=False):
         if g > 0:
             ax.text(xi, g, _compact_money(currency)(g), ha="center", va="bottom", fontsize=8.5,
@@ -252,7 +258,7 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     # not run into a total
     ax.set_ylim(0, max(gross.max(), 1) * 1.3)
     ax.grid(axis="x", visible=False)
-    ax.legend(loc="upper left", ncols=2, frameon=False)
+    ax.legend(loc="upper left", ncols=3, frameon=False)
     last = t.iloc[-1]
     title = _("Revenue in %(period)s: %(amount)s") % {"period": _period_name(last["period"]),
                                                         "amount": fmt_money(gross[-1], currency)}

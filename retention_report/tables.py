@@ -250,6 +250,7 @@ def frame_table(
 _NVR_KPIS = {
     ("new", "revenue"): "revenue_new",
     ("returning", "revenue"): "revenue_returning",
+    ("guest", "revenue"): "revenue_guest",
     ("total", "revenue"): "gross_revenue",
     ("new", "revenue_share"): "new_revenue_share",
     ("new", "customers"): "customers_new",
@@ -271,7 +272,16 @@ def new_vs_returning_table(table: pd.DataFrame, currency: str = "EUR", has_margi
               "customers": _("Customers"), "purchases": _("Purchases"), "payments": _("Payments"),
               "aov": aov_label("purchase")}
     rows = {"new": _("New (first purchases)"), "returning": _("Returning"), "total": _("Total")}
-    return frame_table(table, formats, labels, "", rows, currency, total_row="total", cell_kpis=_NVR_KPIS)
+    note = ""
+    if "guest" in table.index:  # payments without a customer id (SPEC §2): revenue, no customer
+        rows = {"new": rows["new"], "returning": rows["returning"], "guest": _("Guest / unidentified"),
+                "total": rows["total"]}
+        note = "<p class='rr-note'>" + esc(_(
+            "Guest / unidentified: payments without a customer id. They are in gross revenue, refunds and "
+            "the trend, and in no customer number: customers, purchases and AOV are the identified "
+            "customers' (the total's AOV divides their revenue).")) + "</p>"
+    return frame_table(table.loc[list(rows)], formats, labels, "", rows, currency, total_row="total",
+                       cell_kpis=_NVR_KPIS) + note
 
 
 def aov_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
@@ -280,7 +290,7 @@ def aov_note(doc: Mapping[str, Any], currency: str = "EUR") -> str:
     k = doc.get("kpis") or {}
     if doc.get("aov_basis") != "order" or not k.get("purchases"):
         return ""
-    per_purchase = k["gross_revenue"] / k["purchases"]
+    per_purchase = (k["gross_revenue"] - (k.get("revenue_guest") or 0.0)) / k["purchases"]
     # TRANSLATORS: %(per_purchase)s and %(per_order)s are amounts of money
     text = esc(_("AOV per purchase = gross revenue / purchases (%(per_purchase)s in total); the summary's "
                  "AOV per order = gross revenue / orders (%(per_order)s): one purchase (a customer's payments "
@@ -438,7 +448,7 @@ def ltv_table(doc: Mapping[str, Any], currency: str = "EUR") -> str:
             f"<tbody>{body}</tbody></table>{notes}")
 
 
-def data_quality_table(dq: Mapping[str, Any]) -> str:
+def data_quality_table(dq: Mapping[str, Any], currency: str = "EUR") -> str:
     rows = [(_("Rows read"), fmt_count(dq.get("rows_read"))), (_("Rows used"), fmt_count(dq.get("rows_used")))]
     dropped = dq.get("rows_dropped") or {}
     for reason, n in dropped.items():
@@ -446,6 +456,9 @@ def data_quality_table(dq: Mapping[str, Any]) -> str:
         rows.append((_("Dropped: %(reason)s") % {"reason": rule_label(reason)}, fmt_count(n)))
     if not dropped:
         rows.append((_("Rows dropped"), fmt_count(0)))
+    if dq.get("guest_rows") is not None:  # validation.empty_customer_id = "guest"
+        rows.append((_("Guest payments (no customer id): rows"), fmt_count(dq["guest_rows"])))
+        rows.append((_("Guest payments: net revenue, whole log"), fmt_money(dq.get("guest_revenue"), currency)))
     rows.append((_("First payment"), str(dq.get("first_payment") or _("n/a"))))
     rows.append((_("Last payment"), str(dq.get("last_payment") or _("n/a"))))
     if dq.get("derived_tables_cached_at"):  # a warm run: validation and derived tables of an earlier load
@@ -508,6 +521,7 @@ SETTING_WORDS = {
     "month": N_("monthly"), "week": N_("weekly"),
     "churn": N_("from the churn rate"), "observed": N_("observed"),
     "error": N_("stop with an error"), "drop": N_("leave out and count"),
+    "guest": N_("guest payments: revenue without a customer"),
 }
 
 
@@ -540,6 +554,7 @@ def run_details(settings_public: Mapping[str, Any], version: str, generated_at: 
         (_("Frequency lookback"), ngettext("%(count)s month", "%(count)s months", lookback or 0) % {"count": lookback}),
         (_("Lifetime method"), _setting(m.get("lifetime_method"))),
         (_("Invalid rows"), _setting(settings_public.get("validation", {}).get("on_invalid"))),
+        (_("Empty customer ids"), _setting(settings_public.get("validation", {}).get("empty_customer_id"))),
     ]
     body = "".join(f"<tr><th scope='row' class='rr-label'>{esc(a)}</th><td>{esc(str(b))}</td></tr>"
                    for a, b in rows if b)

@@ -385,3 +385,19 @@ def test_a_cache_file_is_read_in_full_only_when_written_to_since(settings, tmp_p
     assert open_dataset(settings, now=NOW).quality.cached_at is not None
     open_dataset(settings, now=NOW)
     assert calls == [1]
+
+
+def test_another_source_query_is_another_cache_entry(settings, validations):
+    """source.query shapes the payments (issue 22: SQL over a file): a changed query never reuses
+    the derived tables of another one."""
+    everything = settings.with_overrides(**{"source.query": "select * from payments"})
+    positive = settings.with_overrides(**{"source.query": "select * from payments where amount::double > 0"})
+    open_dataset(everything, now=NOW)
+    assert period_kpis(open_dataset(everything, now=NOW), Q1)["refunds"] == pytest.approx(5.0)
+    assert len(validations) == 1  # the same query: warm
+    warm = open_dataset(positive, now=NOW)
+    assert len(validations) == 2 and warm.quality.cached_at is None
+    assert period_kpis(warm, Q1)["refunds"] == 0.0
+    guests = settings.with_overrides(**{"validation.empty_customer_id": "guest"})
+    open_dataset(guests, now=NOW)
+    assert len(validations) == 3  # validation settings are in the key too

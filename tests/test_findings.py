@@ -173,3 +173,13 @@ def test_revenue_bridge_explains_the_change_in_gross_revenue():
     # a previous period the data cover only partly: its customers' absence is not news
     doc["previous_period"]["coverage"] = "partial"
     assert not any("Gross revenue" in f for f in findings(doc))
+
+
+def test_guest_payments_are_their_own_share_of_gross_revenue():
+    """new + returning + guest = gross (issue 22): the returning share is not 1 − the new share."""
+    doc = base_doc(revenue=127.0, gross_revenue=140.0, revenue_new=50.0, revenue_returning=50.0,
+                   revenue_guest=40.0, new_revenue_share=50 / 140)
+    text = " ".join(findings(doc))
+    assert "Repeat purchases brought 35.7% of gross revenue, first purchases 35.7% and guest payments 28.6%" in text
+    doc["settings"]["split_basis"] = "customer"
+    assert "earlier customers 35.7% and guest payments 28.6%" in " ".join(findings(doc))

@@ -125,3 +125,26 @@ def test_cdnow_says_what_its_span_cannot_show(cdnow, tmp_path):
     nov = co["cohort"].index("1997-11-01")
     assert co["size"][nov] == 2 and co["small"][nov]
     assert not any("Nov 1997" in f for f in doc["findings"])
+
+
+def test_cdnow_master_read_as_it_is_published_with_the_whitespace_delimiter(cdnow, tmp_path):
+    """CDNOW_master.txt as shipped (`` 00001 19970101  1   11.77``, CRLF, a header of runs of
+    spaces), gzipped: the comma default says what to set; ``delimiter = "whitespace"`` gives the
+    metrics.json of the same log converted to a CSV (ids with their leading zeros)."""
+    path, rows = cdnow
+    cfg = tmp_path / "cdnow.toml"
+    cfg.write_text(f'[source]\npath = "{(DATA / "CDNOW_master.txt.gz").as_posix()}"\n'
+                   '[columns]\npaid_at = "date"\namount = "dollar_value"\n'
+                   '[source.csv]\ndate_format = "%Y%m%d"\n')
+    r = _cli("metrics", "--period", "1997-Q2", "--config", str(cfg), "--stdout", cwd=tmp_path)
+    assert r.returncode == 1
+    assert 'looks whitespace-separated: set source.csv.delimiter = "whitespace"' in r.stderr
+    cfg.write_text(cfg.read_text() + 'delimiter = "whitespace"\n')
+    r = _cli("metrics", "--period", "1997-Q2", "--config", str(cfg), "--stdout", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    ws = json.loads(r.stdout)
+    r = _cli("metrics", "--period", "1997-Q2", "--data", str(path), "--stdout", cwd=tmp_path)
+    converted = json.loads(r.stdout)
+    assert ws["data_quality"]["rows_read"] == len(rows) == 69_659
+    for key in ("kpis", "previous", "year_ago", "cohorts", "segments"):
+        assert ws[key] == converted[key], key

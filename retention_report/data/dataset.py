@@ -26,6 +26,7 @@ from .model import DataError, DataQuality, first_line
 from .sources import connect_duckdb, csv_problem, read_raw, source_kind
 from .validation import (
     PAYMENT_ID_RULES,
+    guest_mode,
     payment_id_duplicates,
     require_payments,
     row_filter,
@@ -114,9 +115,12 @@ def _finish(
         dropped.update(doubles)
         payments = payments.cache()
         days = None
+    guest = guest_mode(settings)
     if days is None:  # rows were dropped: summarise what is left
-        days = day_summary(payments)
+        days = day_summary(payments, guest)
     require_payments(days, rows_read, dropped, source_name)
+    if guest:  # guest payments are in the day summary (revenue), never in a customer table
+        payments = _identified(payments)
     daily = build_daily(payments).cache()
     # segment values of each customer's first purchase are only needed for the per-segment cohort
     # curves: built on first use (Dataset.customers_with_segments), not on every load
@@ -127,6 +131,7 @@ def _finish(
         rows_dropped=dropped,
         first_payment=_iso(days["first"].min()) if len(days) else None,
         last_payment=_iso(days["last"].max()) if len(days) else None,
+        **_guest_quality(days, guest),
     )
     if key is not None:  # kept for the next load of the same, unchanged source (data/cache.py)
         meta = {"quality": quality.to_dict(), "now": now.isoformat(), "validated_on": now.date().isoformat(),
@@ -134,6 +139,19 @@ def _finish(
                 "created_at": datetime.now().astimezone().isoformat(timespec="seconds")}
         cache.store(con, settings, key, daily, customers, days, meta)
     return _dataset(con, payments, daily, customers, days, quality, source_name, settings, mapping)
+
+
+def _identified(payments: ir.Table) -> ir.Table:
+    """The payments with a customer id: what every customer metric reads."""
+    return payments.filter(payments.customer_id.notnull())
+
+
+def _guest_quality(days: Any, guest: bool) -> dict[str, Any]:
+    """The data-quality counts of guest payments (SPEC §2): rows and net revenue; none unless guest."""
+    if not guest:
+        return {}
+    return {"guest_rows": int(days["guest_rows"].sum()),
+            "guest_revenue": round(float(days["guest_gross"].sum() - days["guest_refunds"].sum()), 2)}
 
 
 def _dataset(con: Any, payments: ir.Table, daily: ir.Table, customers: ir.Table, days: Any, quality: DataQuality,
@@ -168,9 +186,12 @@ def _from_cache(con: Any, converted: ir.Table, mapping: dict[str, str], settings
     payments = clean.select(canon).mutate(day=clean.paid_at.date())
     if set(dropped) & {r.name for r in PAYMENT_ID_RULES}:
         payments, _ = payment_id_duplicates(payments, settings, mapping)
+    if guest_mode(settings):
+        payments = _identified(payments)
     quality = DataQuality(
         rows_read=q["rows_read"], rows_used=q["rows_used"], rows_dropped=dropped,
         first_payment=q["first_payment"], last_payment=q["last_payment"], cached_at=meta.get("created_at"),
+        guest_rows=q.get("guest_rows"), guest_revenue=q.get("guest_revenue"),
     )
     days = days_frame(entry.days)
     return _dataset(con, payments, entry.daily, entry.customers, days, quality, source_name, settings, mapping)

@@ -13,12 +13,16 @@ import ibis.expr.types as ir
 
 from .model import NONE_SEGMENT
 
-__all__ = ["day_aggregates", "days_frame", "day_summary", "build_daily", "build_customers",
+__all__ = ["GUEST_COLUMNS", "day_aggregates", "days_frame", "day_summary", "build_daily", "build_customers",
            "first_purchase_segments", "acquired_between"]
 
 
-def day_aggregates(t: ir.Table) -> dict[str, ir.Value]:
-    """The per-day summary (see :func:`day_summary`) as aggregates over payment rows."""
+GUEST_COLUMNS = ("guest_rows", "guest_payments", "guest_gross", "guest_refunds", "guest_cost_pos")
+
+
+def day_aggregates(t: ir.Table, guest: bool = False) -> dict[str, ir.Value]:
+    """The per-day summary (see :func:`day_summary`) as aggregates over payment rows; ``guest``:
+    also the sums of the rows without a customer id (guest payments, SPEC §2)."""
     pos = t.amount > 0
     aggs: dict[str, ir.Value] = {
         "rows": t.count(),
@@ -31,6 +35,14 @@ def day_aggregates(t: ir.Table) -> dict[str, ir.Value]:
     if "cost" in t.columns:
         aggs["cost_all"] = t.cost.sum()
         aggs["cost_pos"] = t.cost.sum(where=pos)
+    if guest:
+        g = t.customer_id.isnull()
+        aggs["guest_rows"] = t.count(where=g)
+        aggs["guest_payments"] = t.count(where=g & pos)
+        aggs["guest_gross"] = t.amount.sum(where=g & pos)
+        aggs["guest_refunds"] = (-t.amount).sum(where=g & (t.amount < 0))
+        if "cost" in t.columns:
+            aggs["guest_cost_pos"] = t.cost.sum(where=g & pos)
     return aggs
 
 
@@ -41,23 +53,26 @@ def days_frame(frame: Any) -> Any:
 
     frame = frame[frame["day"].notna()].copy()
     frame["day"] = pd.to_datetime(frame["day"])
-    for col in ("rows", "payments"):
-        frame[col] = frame[col].fillna(0).astype("int64")
-    for col in ("gross", "refunds", "cost_all", "cost_pos"):
+    for col in ("rows", "payments", "guest_rows", "guest_payments"):
+        if col in frame.columns:
+            frame[col] = frame[col].fillna(0).astype("int64")
+    for col in ("gross", "refunds", "cost_all", "cost_pos", "guest_gross", "guest_refunds", "guest_cost_pos"):
         if col in frame.columns:
             frame[col] = frame[col].astype("float64").fillna(0.0)
     keep = ["day", "rows", "payments", "gross", "refunds", "first", "last",
-            *[c for c in ("cost_all", "cost_pos") if c in frame.columns]]
+            *[c for c in ("cost_all", "cost_pos", *GUEST_COLUMNS) if c in frame.columns]]
     return frame[keep].sort_values("day").reset_index(drop=True)
 
 
-def day_summary(payments: ir.Table) -> Any:
+def day_summary(payments: ir.Table, guest: bool = False) -> Any:
     """One row per calendar day with payments (a pandas frame, at most a few thousand rows):
     ``day, rows, payments`` (positive ones), ``gross, refunds, first, last`` (paid_at)
     ``[, cost_all, cost_pos]`` — the period sums that need no customer (refunds, cost of all rows)
-    and the data-quality dates."""
+    and the data-quality dates. Over every row, guest payments included; with ``guest`` also
+    ``guest_rows, guest_payments, guest_gross, guest_refunds[, guest_cost_pos]``: the share of
+    those sums without a customer id."""
     p = payments if "day" in payments.columns else payments.mutate(day=payments.paid_at.date())
-    return days_frame(p.group_by("day").aggregate(**day_aggregates(p)).execute())
+    return days_frame(p.group_by("day").aggregate(**day_aggregates(p, guest)).execute())
 
 
 def build_daily(payments: ir.Table) -> ir.Table:

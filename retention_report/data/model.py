@@ -34,6 +34,10 @@ class DataQuality:
     last_payment: str | None
     # when the validated, derived tables came from the cache of an earlier load: when it ran
     cached_at: str | None = None
+    # validation.empty_customer_id = "guest": the rows without a customer id (in rows_used) and
+    # their net revenue (positive payments − refunds) over the whole source; None otherwise
+    guest_rows: int | None = None
+    guest_revenue: float | None = None
 
     @property
     def last_day(self) -> date | None:
@@ -64,5 +68,7 @@ class DataQuality:
             "rows_dropped": dict(self.rows_dropped),
             "first_payment": self.first_payment,
             "last_payment": self.last_payment,
+            **({"guest_rows": self.guest_rows, "guest_revenue": self.guest_revenue}
+               if self.guest_rows is not None else {}),
             **({"derived_tables_cached_at": self.cached_at} if self.cached_at else {}),
         }

@@ -18,11 +18,11 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from ..config import Settings, redact_url
+from ..config import ConfigError, Settings, redact_url
 from .model import DataError, first_line
 
 __all__ = ["READERS", "RawSource", "connect_duckdb", "read_raw", "source_kind", "spark_session",
-           "csv_problem", "delimiter_hint"]
+           "csv_problem", "delimiter_hint", "check_source_keys", "SourceKeyError", "WHITESPACE", "FILE_TABLE"]
 
 
 def connect_duckdb(settings: Settings, database: str = ":memory:", read_only: bool = False) -> Any:
@@ -58,7 +58,7 @@ def source_kind(settings: Settings) -> str:
     if not src.path:
         return "sample"
     p = src.path.lower()
-    if p.endswith((".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")):
+    if p.endswith((".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")):
         return "csv"
     if p.endswith((".parquet", ".pq")) or Path(src.path).is_dir() or "*" in p:
         return "parquet"
@@ -97,22 +97,111 @@ def _read_file(settings: Settings, path: str, name: str, kind: str) -> RawSource
     try:
         if kind == "parquet":
             target = str(Path(path) / "**" / "*.parquet") if Path(path).is_dir() else path
-            return RawSource(con, con.read_parquet(target, hive_partitioning=True), name)
-        if kind == "csv":
-            return RawSource(con, _read_csv(con, path, settings), name, text=True)
-        if path.lower().endswith(".xls"):
-            raise DataError(f"{path} is an old Excel 97-2003 workbook (.xls), which is not read: save it "
-                            "as .xlsx (Excel workbook) or as CSV")
-        import pandas as pd  # Excel exports are small by nature
+            raw = RawSource(con, con.read_parquet(target, hive_partitioning=True), name)
+        elif kind == "csv":
+            raw = RawSource(con, _read_csv(con, path, settings), name, text=True)
+        else:
+            if path.lower().endswith(".xls"):
+                raise DataError(f"{path} is an old Excel 97-2003 workbook (.xls), which is not read: save it "
+                                "as .xlsx (Excel workbook) or as CSV")
+            import pandas as pd  # Excel exports are small by nature
 
-        frame = pd.read_excel(path, dtype=str, engine="openpyxl")
-        return RawSource(con, con.create_table("_excel_source", frame, temp=True), name, text=True)
+            frame = pd.read_excel(path, dtype=str, engine="openpyxl")
+            raw = RawSource(con, con.create_table("_excel_source", frame, temp=True), name, text=True)
     except DataError:
         raise
     except Exception as exc:
         if kind == "csv":
             raise DataError(csv_problem(path, settings, exc)) from None
         raise DataError(f"cannot read {kind} source {path}: {first_line(exc)}") from None
+    if settings.source.query:
+        return _file_query(raw, settings)
+    return raw
+
+
+FILE_TABLE = "payments"  # the name a file source has in source.query
+_QUERY_VIEW = "_rr_source_query"
+
+
+def _duckdb_query(con: Any, query: str) -> ir.Table:
+    """A DuckDB query as an Ibis table, through a temporary view (Ibis's ``con.sql`` asks DuckDB 2
+    for the schema with a call it no longer has)."""
+    _consume(con.raw_sql(f"CREATE OR REPLACE TEMP VIEW {_QUERY_VIEW} AS {query}"))
+    return con.table(_QUERY_VIEW)
+
+
+def _consume(result: Any) -> None:
+    try:
+        result.fetchall()
+    except Exception:  # statements without a result set
+        pass
+
+
+_NUM_MACRO = "rr_num"
+
+
+def _numbers_in_dialect(con: Any, query: str, settings: Settings) -> str:
+    """``query`` with every column it computes with read as a number written in the
+    ``[source.csv]`` dialect (decimal and thousands separators): the operands of arithmetic
+    (``+ - * / %``, unary minus), of ``sum``/``avg``/``abs``/``round`` and of comparisons with a
+    number. Text that is no number becomes NULL there, so a computed amount is NULL and validation
+    names the row ("non-numeric amount"), never a silent 0. A column inside an explicit ``CAST``
+    is left to the cast. The query is parsed with sqlglot (DuckDB dialect); one it cannot parse
+    is run as written."""
+    import sqlglot
+    from sqlglot import exp
+
+    c = settings.source.csv
+    text = "regexp_replace(trim(CAST(x AS VARCHAR)), '[\\s\u00a0\u202f]', '', 'g')"
+    if c.thousands and not c.thousands.isspace():
+        text = f"replace({text}, '{c.thousands.replace(chr(39), chr(39) * 2)}', '')"
+    if c.decimal == ",":
+        text = f"replace({text}, ',', '.')"
+    _consume(con.raw_sql(f"CREATE OR REPLACE TEMP MACRO {_NUM_MACRO}(x) AS TRY_CAST(nullif({text}, '') AS DOUBLE)"))
+    arithmetic = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.IntDiv, exp.Neg,
+                  exp.Sum, exp.Avg, exp.Abs, exp.Round)
+    comparisons = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.NEQ)
+
+    def numeric(node: Any) -> bool:
+        return (isinstance(node, exp.Literal) and node.is_number) or (
+            isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and node.this.is_number)
+
+    def rewrite(node: Any) -> Any:
+        parent = node.parent
+        if not isinstance(node, exp.Column) or parent is None:
+            return node
+        if isinstance(parent, arithmetic) or (
+                isinstance(parent, comparisons) and any(numeric(side) for side in (parent.left, parent.right))):
+            return exp.Anonymous(this=_NUM_MACRO, expressions=[node.copy()])
+        return node
+
+    try:
+        return sqlglot.parse_one(query, read="duckdb").transform(rewrite).sql("duckdb")
+    except Exception:  # sqlglot cannot parse it: DuckDB will say what is wrong
+        return query
+
+
+def _file_query(raw: RawSource, settings: Settings) -> RawSource:
+    """``source.query`` over a file source: the file (as read with the ``[source.csv]`` dialect)
+    is the view ``payments``; the query's result is the source (DuckDB SQL).
+
+    A CSV or Excel file is read as text (ids keep their leading zeros), so a column the query
+    computes with (``Quantity * UnitPrice``, ``Quantity < 0``, ``sum(Quantity)``) is read as a
+    number in the configured dialect first: :func:`_numbers_in_dialect`. Columns the query passes
+    through stay text and are converted like any source's."""
+    con = raw.con
+    query = settings.source.query
+    try:
+        con.create_view(FILE_TABLE, raw.table, overwrite=True)
+        if raw.text:
+            query = _numbers_in_dialect(con, query, settings)
+        table = _duckdb_query(con, query)  # bound now: a wrong column or syntax fails here, with its name
+    except Exception as exc:
+        raise DataError(
+            f"cannot run source.query over {raw.name} (the file is the table {FILE_TABLE!r}): {first_line(exc)}"
+        ) from None
+    # computed columns are numbers or dates already; the columns passed through stay text
+    return RawSource(con, table, raw.name, text=raw.text)
 
 
 def _read_duckdb(settings: Settings, path: str, name: str) -> RawSource:
@@ -169,8 +258,58 @@ READERS: dict[str, Reader] = {
 }
 
 
+class SourceKeyError(DataError, ConfigError):
+    """A ``[source]`` key the chosen source kind does not read: a configuration error (exit 2)
+    found where the source is resolved."""
+
+
+_FILE_KINDS = ("csv", "parquet", "excel", "sample")
+# [source] keys → the source kinds they apply to (kind, name: all; csv.decimal, csv.thousands and
+# csv.date_format: how text values are read, from any source)
+_SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "path": ("csv", "parquet", "excel", "duckdb", "sqlite", "spark"),
+    "url": ("duckdb", "sqlite", "postgres", "spark", "url"),
+    "password_env": ("postgres", "url"),
+    "table": ("duckdb", "sqlite", "postgres", "spark", "url"),
+    "query": ("csv", "parquet", "excel", "duckdb", "sqlite", "postgres", "spark", "url", "sample"),
+    "csv.delimiter": ("csv",),
+    "csv.encoding": ("csv",),
+    "csv.header": ("csv",),
+}
+
+
+def check_source_keys(settings: Settings) -> None:
+    """A ``[source]`` key set (to other than its default) that the chosen source kind does not read
+    is an error naming the key, never silently ignored: ``source.table`` with a CSV file, ``source.csv.delimiter``
+    with a database, ``source.query`` and ``source.table`` both …"""
+    from ..config import SourceSettings
+
+    src, default = settings.source, SourceSettings()
+    kind = source_kind(settings)
+    for key, kinds in _SOURCE_KEYS.items():
+        head, _, leaf = key.partition(".")
+        value, base = (getattr(src.csv, leaf), getattr(default.csv, leaf)) if leaf else (getattr(src, head), getattr(default, head))
+        if value == base or kind in kinds:
+            continue
+        if key == "table" and kind in _FILE_KINDS:
+            why = (f"a {kind} source is read from source.path; to select from it use source.query "
+                   f"(the file is the table {FILE_TABLE!r})")
+        elif kind == "sample":
+            why = "without source.path or source.url the embedded sample data is used"
+        else:
+            why = f"it applies to source kind(s) {', '.join(k for k in kinds if k != 'sample')} only"
+        raise SourceKeyError(f"source.{key} = {value!r} does not apply to a {kind} source ({why}); remove it "
+                        "or set source.kind / source.path to the source it is meant for")
+    if src.query and src.table != default.table and kind not in _FILE_KINDS:
+        raise SourceKeyError("give either source.table or source.query, not both (the query is read instead of the table)")
+    if kind == "spark" and src.path and src.query:
+        raise SourceKeyError("source.query does not apply to a spark source read from source.path (Parquet); "
+                        "remove source.query, or read a table of the session's catalog with source.table")
+
+
 def read_raw(settings: Settings) -> RawSource:
-    """Connect to the configured source with the reader of its kind."""
+    """Connect to the configured source with the reader of its kind (after
+    :func:`check_source_keys`)."""
     from ..config import ConfigError, refuse_inline_secrets
 
     try:
@@ -178,6 +317,7 @@ def read_raw(settings: Settings) -> RawSource:
     except ConfigError as exc:
         raise DataError(str(exc)) from None
     src = settings.source
+    check_source_keys(settings)
     kind = source_kind(settings)
     path = src.path
     if kind == "sample":
@@ -214,12 +354,76 @@ def _read_csv(con: Any, path: str, settings: Settings) -> ir.Table:
         ) from None
     if not any(ch in path for ch in "*?[") and Path(path).is_file() and Path(path).stat().st_size == 0:
         raise DataError(f"no payments in {settings.source.name or path}: the file is empty")
-    opts: dict[str, Any] = {"all_varchar": True, "header": c.header, "delim": c.delimiter}
+    if c.delimiter == WHITESPACE:
+        opts: dict[str, Any] = {}
+    else:
+        opts = {"all_varchar": True, "header": c.header, "delim": c.delimiter}
     if codec in _DUCKDB_ENCODINGS:
         if _DUCKDB_ENCODINGS[codec]:
             opts["encoding"] = _DUCKDB_ENCODINGS[codec]
-        return con.read_csv(path, **opts)
-    return con.read_csv(_transcoded(con, path, codec, settings), **opts)
+    else:
+        path, codec = _transcoded(con, path, codec, settings), "utf-8"
+    if c.delimiter == WHITESPACE:
+        return _read_whitespace(con, path, settings, opts, codec)
+    return con.read_csv(path, **opts)
+
+
+WHITESPACE = "whitespace"  # source.csv.delimiter for fields separated by runs of spaces and tabs
+_LINE_DELIM = "\x1f"  # the ASCII unit separator: a whitespace-separated text file does not hold it
+
+
+def _header_fields(path: str, codec: str) -> tuple[list[str], int]:
+    """The fields of the (first) file's first non-empty line, split on runs of spaces/tabs, and
+    the number of blank lines before it."""
+    import gzip
+
+    files = sorted(_glob.glob(path, recursive=True)) if any(ch in path for ch in "*?[") else [path]
+    opener: Any = gzip.open if files[0].lower().endswith(".gz") else open
+    with opener(files[0], "rt", encoding=codec, errors="replace", newline="") as fh:
+        for blank, line in enumerate(fh):
+            if line.strip():
+                return line.split(), blank
+    return [], 0
+
+
+def _read_whitespace(con: Any, path: str, settings: Settings, opts: dict[str, Any], codec: str) -> ir.Table:
+    """A file whose fields are separated by runs of spaces or tabs (``00001 19970101 1 11.77``,
+    the CDNOW log; leading and trailing blanks and CRLF line ends allowed), read as text.
+
+    DuckDB's CSV reader takes one delimiter, no pattern: each line is read whole (no quoting) and
+    split inside DuckDB with ``string_split_regex`` — one streaming pass, no Python per row, and
+    values stay text (``00001`` stays ``"00001"``). The column names are the header's fields
+    (``source.csv.header = true``) or ``column0``, ``column1`` … A line with another number of
+    fields is an error naming the count and the first such line.
+    """
+    c = settings.source.csv
+    first, blank = _header_fields(path, codec)
+    names = first if c.header else [f"column{i}" for i in range(len(first))]
+    if not names:
+        raise DataError(f"no payments in {settings.source.name or path}: the file has no non-empty line")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataError(f"the header line of {path} names the column(s) {twice} more than once")
+    # the header is the first non-empty line: blank lines before it are skipped with it
+    skip = {"skip": blank} if c.header and blank else {}
+    lines = con.read_csv(path, columns={"line": "VARCHAR"}, delim=_LINE_DELIM, quote="", escape="",
+                         header=c.header, auto_detect=False, **skip, **opts)
+    name = f"_ws_lines_{id(lines)}"
+    con.create_view(name, lines, overwrite=True)
+    split = (f"SELECT string_split_regex(regexp_replace(line, '^[ \\t\\r]+|[ \\t\\r]+$', '', 'g'), "
+             f"'[ \\t]+') AS f FROM {name} WHERE trim(line, ' \t\r') <> ''")
+    bad = con.raw_sql(f"SELECT count(*) AS n, min(array_to_string(f, ' ')) AS example FROM ({split}) "
+                      f"WHERE len(f) <> {len(names)}").fetchall()
+    n_bad = int(bad[0][0] or 0)
+    if n_bad:
+        raise DataError(
+            f"{path}: {n_bad:,} line(s) have another number of fields than the {len(names)} of the "
+            f"{'header' if c.header else 'first line'} {names} (source.csv.delimiter = \"whitespace\": "
+            f"fields are separated by runs of spaces or tabs), e.g. {bad[0][1]!r}"
+        )
+    cols = ", ".join(f"f[{i + 1}] AS \"{n.replace(chr(34), chr(34) * 2)}\"" for i, n in enumerate(names))
+    _consume(con.raw_sql(f"CREATE OR REPLACE TEMP VIEW _rr_whitespace AS SELECT {cols} FROM ({split})"))
+    return con.table("_rr_whitespace")
 
 
 def _transcoded(con: Any, path: str, codec: str, settings: Settings) -> str:
@@ -389,6 +593,12 @@ def delimiter_hint(path: str, settings: Settings) -> str:
             header = fh.readline(1 << 16).decode("utf-8", errors="replace")
     except OSError:
         return ""
+    if c.delimiter == WHITESPACE:
+        return ""
+    fields = header.strip().split()
+    if c.delimiter not in header and len(fields) > 1 and not any(d in header for d in _DELIMITERS if d != " "):
+        return ("The header line looks whitespace-separated: set source.csv.delimiter = \"whitespace\" "
+                f"(it is {c.delimiter!r})")
     if c.delimiter in header:
         return ""
     found = [(header.count(d), d) for d in _DELIMITERS if d != c.delimiter and d in header]
@@ -470,6 +680,8 @@ def _table_or_query(con: Any, settings: Settings) -> ir.Table:
     src = settings.source
     try:
         if src.query:
+            if getattr(con, "name", "") == "duckdb":
+                return _duckdb_query(con, src.query)
             return con.sql(src.query)
         *database, name = src.table.split(".") if src.table.count(".") <= 2 else [src.table]
         if database:

@@ -25,7 +25,7 @@ from ..i18n import N_, _
 from .derived import day_aggregates, days_frame
 from .model import DataError
 
-__all__ = ["Rule", "ROW_RULES", "PAYMENT_ID_RULES", "RULES", "rule_label", "validate", "row_filter",
+__all__ = ["Rule", "ROW_RULES", "rule_mode", "guest_mode", "PAYMENT_ID_RULES", "RULES", "rule_label", "validate", "row_filter",
            "payment_id_duplicates", "require_payments", "DATE_FORMS", "AMOUNT_FORMS"]
 
 DATE_FORMS = (
@@ -87,8 +87,12 @@ def _future(t: ir.Table, settings: Settings, now: datetime) -> ir.BooleanValue |
 
 
 ROW_RULES: tuple[Rule, ...] = (
-    Rule("null_customer_id", "customer_id", "have an empty customer id", "every payment needs a customer id",
-         N_("empty customer id"), "customer_id", lambda t, s, now: t.customer_id.isnull()),
+    # validation.empty_customer_id decides (not on_invalid): "guest" keeps the rows as guest payments
+    Rule("null_customer_id", "customer_id", "have an empty customer id",
+         "set validation.empty_customer_id = 'error' (stop; the default), 'drop' (drop and count them) or "
+         "'guest' (count them as guest payments: revenue without a customer, left out of customer metrics)",
+         N_("empty customer id"), "customer_id",
+         lambda t, s, now: None if s.validation.empty_customer_id == "guest" else t.customer_id.isnull()),
     Rule("unparsable_paid_at", "paid_at", "have an empty or unparsable date", f"accepted: {DATE_FORMS}",
          N_("date missing or not a date"), "_raw_paid_at", lambda t, s, now: t.paid_at.isnull()),
     Rule("non_numeric_amount", "amount", "have an empty or non-numeric amount",
@@ -130,6 +134,19 @@ def _quoted(value: Any) -> str:
     return repr(value)
 
 
+def rule_mode(rule: Rule, settings: Settings) -> str:
+    """"error" or "drop": what a broken rule does — ``validation.empty_customer_id`` for empty
+    customer ids (its third choice, "guest", breaks no rule), ``validation.on_invalid`` for the rest."""
+    if rule.name == "null_customer_id":
+        return settings.validation.empty_customer_id
+    return settings.validation.on_invalid
+
+
+def guest_mode(settings: Settings) -> bool:
+    """Payments without a customer id are guest payments (SPEC §2)."""
+    return settings.validation.empty_customer_id == "guest"
+
+
 def _predicates(t: ir.Table, settings: Settings, now: datetime) -> dict[Rule, ir.BooleanValue]:
     out = {}
     for rule in ROW_RULES:
@@ -150,26 +167,35 @@ def validate(
     """
     preds = _predicates(t, settings, now)
     agg = {f"_bad_{rule.name}": p.cast("int32").sum() for rule, p in preds.items()}
-    agg.update(day_aggregates(t))
+    agg.update(day_aggregates(t, guest=guest_mode(settings)))
     by_day = t.group_by(day=t.paid_at.date()).aggregate(**agg).execute()
     rows_read = int(by_day["rows"].fillna(0).sum())
     bad = {rule: n for rule in preds if (n := int(by_day[f"_bad_{rule.name}"].fillna(0).sum()))}
     if not bad:
         return t, {}, rows_read, days_frame(by_day)
-    if settings.validation.on_invalid == "error":
+    errors = {rule: n for rule, n in bad.items() if rule_mode(rule, settings) == "error"}
+    if errors:
         messages = []
         numbered = t.mutate(_row=ibis.row_number() + 1)  # source order; only on the error path
         npreds = _predicates(numbered, settings, now)
-        for rule, n in bad.items():
+        for rule, n in errors.items():
             ex = (numbered.filter(npreds[rule]).order_by("_row")
                   .select("_row", value=numbered[rule.quote].cast("string")).limit(5))
             examples = [{"row": int(r["_row"]), "value": r["value"]} for r in ex.execute().to_dict("records")]
             messages.append(rule.message(mapping, n, examples))
+        modes = [f"validation.{k} = 'error'" for k, hit in (
+            ("on_invalid", any(r.name != "null_customer_id" for r in errors)),
+            ("empty_customer_id", any(r.name == "null_customer_id" for r in errors))) if hit]
+        fixes = []
+        if any(r.name != "null_customer_id" for r in errors):
+            fixes.append("set validation.on_invalid = 'drop' to drop and count such rows")
+        if any(r.name == "null_customer_id" for r in errors):
+            fixes.append("for empty customer ids set validation.empty_customer_id = 'drop' or 'guest'")
         raise DataError(
-            "invalid payment data (validation.on_invalid = 'error'):\n  - "
+            f"invalid payment data ({', '.join(modes)}):\n  - "
             + "\n  - ".join(messages)
             + "\nRow numbers count data rows from 1 in source order. Fix the source, map the right "
-            "columns, or set validation.on_invalid = 'drop' to drop and count such rows."
+            f"columns, or {'; '.join(fixes)}."
         )
     # rows are attributed to the first rule they break, so the counts add up
     dropped = {rule.name: n for rule, n in bad.items()}

@@ -115,6 +115,7 @@ def chart_png(doc: dict[str, Any], currency: str, labels: list[str] | None = Non
         "period": labels,
         "revenue_new": [doc[b].get("revenue_new") or 0.0 for b in blocks],
         "revenue_returning": [doc[b].get("revenue_returning") or 0.0 for b in blocks],
+        "revenue_guest": [doc[b].get("revenue_guest") for b in blocks],
     })
     with plt.rc_context({"xtick.labelsize": 9.5, "ytick.labelsize": 8.5, "axes.labelsize": 9,
                          "legend.fontsize": 9}):
@@ -134,7 +135,7 @@ def chart_png(doc: dict[str, Any], currency: str, labels: list[str] | None = Non
 def chart_caption(doc: dict[str, Any], currency: str, labels: list[str]) -> str:
     """``Gross revenue in Q1 2024: €3,130,801, down 16% on Q4 2023 and up 34% on Q1 2023``."""
     gross = [(doc[b].get("revenue_new") or 0.0) + (doc[b].get("revenue_returning") or 0.0)
-             for b in ("year_ago", "previous", "kpis")]
+             + (doc[b].get("revenue_guest") or 0.0) for b in ("year_ago", "previous", "kpis")]
     moves = (movement_phrase(gross[-1], ref, label, decimals=0)
              for ref, label in ((gross[1], labels[1]), (gross[0], labels[0])))
     moves_shown = [m for m in moves if m]

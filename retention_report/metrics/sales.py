@@ -33,14 +33,25 @@ class PeriodSales:
     purchases_new: int
     payments_new: int
     cost_new: float | None
+    # guest payments (validation.empty_customer_id = "guest", SPEC §2): their gross revenue, in
+    # gross_revenue and never in a customer's; None when payments without a customer id are not guests
+    revenue_guest: float | None = None
+    payments_guest: int = 0
+    cost_guest: float | None = None  # cost of the guest payments (with a cost column)
 
     @property
     def revenue(self) -> float:
         return self.gross_revenue - self.refunds
 
     @property
+    def customer_gross(self) -> float:
+        """Gross revenue of identified customers' purchases (new + returning): what purchases, AOV
+        and LTV divide."""
+        return self.gross_revenue - (self.revenue_guest or 0.0)
+
+    @property
     def revenue_returning(self) -> float:
-        return self.gross_revenue - self.revenue_new
+        return self.customer_gross - self.revenue_new
 
     @property
     def customers_returning(self) -> int:
@@ -78,9 +89,11 @@ def _per_customer(
 
 def day_sums(days: pd.DataFrame, start: date, end: date) -> dict[str, float]:
     """Sums over the days ``[start, end]`` of the day summary (``Dataset.days``): ``refunds``,
-    ``gross`` and, when present, ``cost_all`` — 0 for a period without payments."""
+    ``gross`` and, when present, ``cost_all`` and the guest payments' ``guest_gross``,
+    ``guest_payments``, ``guest_cost_pos`` — 0 for a period without payments."""
     m = (days["day"] >= pd.Timestamp(start)) & (days["day"] <= pd.Timestamp(end))
-    cols = [c for c in ("gross", "refunds", "cost_all") if c in days.columns]
+    cols = [c for c in ("gross", "refunds", "cost_all", "guest_gross", "guest_payments", "guest_cost_pos")
+            if c in days.columns]
     return {c: float(days.loc[m, c].sum()) for c in cols}
 
 
@@ -106,7 +119,8 @@ def period_sales(
     number; a purchase is *new* when it is the customer's first purchase ever (``day ==
     acquired``), with ``split_basis="customer"`` every purchase of a customer acquired in the
     period is new. New customers = acquired in the period; returning = acquired before and bought
-    in it. Refund-only customers are neither.
+    in it. Refund-only customers are neither. Guest payments (SPEC §2; in ``days`` only) are in
+    the gross revenue and the refunds, and in no customer count: gross = new + returning + guest.
     """
     pc = _per_customer(daily, customers, start, end, split_basis)
     buyer = pc.purchases > 0
@@ -127,8 +141,12 @@ def period_sales(
     r = scalar_row(pc.aggregate(**aggs))
     nan = float("nan")
     per_day = day_sums(days, start, end) if days is not None else {"refunds": nan, "cost_all": nan}
+    guest = per_day.get("guest_gross")  # None: no guest payments (empty customer ids are not guests)
     return PeriodSales(
-        gross_revenue=to_float(r.get("gross")),
+        gross_revenue=to_float(r.get("gross")) + (guest or 0.0),
+        revenue_guest=guest,
+        payments_guest=int(per_day.get("guest_payments", 0)),
+        cost_guest=per_day.get("guest_cost_pos") if has_cost and guest is not None else None,
         refunds=per_day["refunds"],
         cost=per_day["cost_all"] if has_cost else None,
         cost_positive=to_float(r.get("cost_pos")) if has_cost else None,
@@ -184,7 +202,7 @@ def new_vs_returning(
 
     Returns
     -------
-    DataFrame indexed by ``new``, ``returning``, ``total`` with columns ``revenue`` (gross),
+    DataFrame indexed by ``new``, ``returning``, [``guest``,] ``total`` with columns ``revenue`` (gross),
     ``margin`` (gross − cost of the positive payments; NaN without cost), ``purchases``,
     ``payments``, ``customers``, ``aov`` (revenue / purchases) and ``revenue_share``.
 
@@ -194,9 +212,16 @@ def new_vs_returning(
     acquired before P who bought in P. With ``split_basis="purchase"`` a new customer's later
     purchases in P are returning revenue, so new + returning customers equal the total while new
     and returning purchases also add up to the total. Refunds are not split (see ``period_sales``).
+    With guest payments (``validation.empty_customer_id = "guest"``) a ``guest`` row holds their
+    revenue and payments (no purchases, customers or AOV): new + returning + guest = total revenue.
     """
     s = sales or period_sales(daily, customers, period.start, period.end, split_basis, days=days)
-    rows = {
+    nan = float("nan")
+    guest = s.revenue_guest is not None
+    cost_total = s.cost_positive
+    if guest and cost_total is not None:
+        cost_total = cost_total + (s.cost_guest or 0.0)
+    rows: dict[str, tuple[float, float, float, float, float | None]] = {
         "new": (s.revenue_new, s.purchases_new, s.payments_new, s.customers_new, s.cost_new),
         "returning": (
             s.revenue_returning,
@@ -205,19 +230,24 @@ def new_vs_returning(
             s.customers_returning,
             None if s.cost_positive is None else s.cost_positive - (s.cost_new or 0.0),
         ),
-        "total": (s.gross_revenue, s.purchases, s.payments, s.customers, s.cost_positive),
     }
+    if guest:  # no customer: no purchases, no customers, no AOV per purchase
+        rows["guest"] = (s.revenue_guest or 0.0, nan, s.payments_guest, nan,
+                         None if s.cost_positive is None else (s.cost_guest or 0.0))
+    rows["total"] = (s.gross_revenue, s.purchases, s.payments + s.payments_guest, s.customers, cost_total)
     records = []
     for name, (rev, pur, pay, cust, cost) in rows.items():
         records.append(
             {
                 "group": name,
                 "revenue": rev,
-                "margin": float("nan") if cost is None else rev - cost,
+                "margin": nan if cost is None else rev - cost,
                 "purchases": pur,
                 "payments": pay,
                 "customers": cust,
-                "aov": ratio(rev, pur),
+                # per purchase: the total's divides the identified customers' revenue (guest
+                # payments are no purchases), as the AOV KPI does
+                "aov": ratio(s.customer_gross if name == "total" else rev, pur),
                 "revenue_share": ratio(rev, s.gross_revenue),
             }
         )

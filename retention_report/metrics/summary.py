@@ -35,6 +35,7 @@ KPI_KEYS = [
     "refunds",
     "revenue_new",
     "revenue_returning",
+    "revenue_guest",
     "new_revenue_share",
     "margin",
     "customers",
@@ -107,7 +108,8 @@ def period_kpis(
 
     Notes
     -----
-    SPEC §4.5: AOV = gross revenue / purchases (per distinct order when ``order_id`` is mapped);
+    SPEC §4.5: AOV = gross revenue / purchases (per distinct order when ``order_id`` is mapped),
+    both of identified customers (guest payments, SPEC §2, are revenue but no purchase);
     AF = purchases / customers; repeat purchase rate = customers with ≥ 2 purchases / customers;
     refund rate = refunds / gross revenue; AL = 1 / annual churn (or the observed lifespan of lapsed
     customers); LTV = AOV × AF × (365.25 / days) × AL with AOV per purchase, the unit AF counts
@@ -137,8 +139,9 @@ def _period_kpis(ds: Dataset, period: Period, opts: MetricSettings, orders: int 
     daily, customers = ds.daily, ds.customers
     s = period_sales(daily, customers, period.start, period.end, opts.split_basis, days=ds.days)
     b = customer_bridge(daily, customers, period.start, period.end, opts.activity_window_days)
-    aov_purchase = ratio(s.gross_revenue, s.purchases)
-    aov = ratio(s.gross_revenue, orders) if orders is not None else aov_purchase
+    # per purchase / per order of identified customers: guest payments are neither (SPEC §2)
+    aov_purchase = ratio(s.customer_gross, s.purchases)
+    aov = ratio(s.customer_gross, orders) if orders is not None else aov_purchase
     frequency = ratio(s.purchases, s.customers)
     if opts.lifetime_method == "observed":
         lifetime = observed_lifetime_years(daily, customers, period.end, opts.activity_window_days)
@@ -151,6 +154,7 @@ def _period_kpis(ds: Dataset, period: Period, opts: MetricSettings, orders: int 
         "refunds": s.refunds,
         "revenue_new": s.revenue_new,
         "revenue_returning": s.revenue_returning,
+        "revenue_guest": s.revenue_guest,
         "new_revenue_share": ratio(s.revenue_new, s.gross_revenue),
         "margin": None if s.cost is None else s.revenue - s.cost,
         "customers": s.customers,
