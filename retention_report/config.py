@@ -49,8 +49,14 @@ class CsvSettings(_Model):
 
     delimiter: str = Field(",", description="field separator, e.g. ';' or '\\t'")
     decimal: str = Field(".", description="decimal separator of amounts: '.' or ','")
-    thousands: str = Field("", description="thousands separator inside amounts, e.g. ' ' or '.'")
-    date_format: str = Field("", description="strptime format of paid_at; empty = auto-detect ISO")
+    thousands: str = Field(
+        "",
+        description="thousands separator inside amounts, e.g. ' ', '.', ',' or \"'\"; accepted only "
+        "between groups of exactly three digits; empty = none",
+    )
+    date_format: str = Field(
+        "", description="strptime format of paid_at; empty = ISO 8601 (years 1900 and later, four digits)"
+    )
     encoding: str = Field("utf-8", description="file encoding, e.g. 'utf-8', 'latin-1', 'cp1251'")
     header: bool = True
 
@@ -60,6 +66,24 @@ class CsvSettings(_Model):
         if v not in (".", ","):
             raise ValueError("decimal must be '.' or ','")
         return v
+
+    @field_validator("thousands")
+    @classmethod
+    def _thousands(cls, v: str) -> str:
+        """Empty, or one character that is no digit, sign or letter (a space stands for any space,
+        including the no-break spaces spreadsheets write)."""
+        if v and (len(v) != 1 or v.isalnum() or v in "+-"):
+            raise ValueError("thousands must be empty or one separator character such as ' ', '.', ',' or \"'\"")
+        return v
+
+    @model_validator(mode="after")
+    def _separators_differ(self) -> CsvSettings:
+        if self.thousands and self.thousands == self.decimal:
+            raise ValueError(
+                f"thousands and decimal are both {self.decimal!r}: an amount such as '1{self.decimal}500' "
+                "would be ambiguous; set different separators (e.g. decimal = ',' and thousands = '.')"
+            )
+        return self
 
 
 class SourceSettings(_Model):
