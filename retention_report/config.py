@@ -152,8 +152,9 @@ class MetricSettings(_Model):
     lifetime_method: Literal["churn", "observed"] = "churn"
     trend_periods: int = Field(8, ge=2, le=24, description="periods in the trend charts")
     cohort_segment_top: int = Field(
-        8, ge=1, le=50,
-        description="segment values with their own retention curve (the most customers); the rest are one 'other' curve",
+        7, ge=1, le=7,
+        description="segment values with their own retention curve (those with the most customers; at most 7, "
+        "one colour each); the rest are one '(other)' curve",
     )
 
     @field_validator("frequency_thresholds")

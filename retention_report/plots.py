@@ -34,6 +34,7 @@ from .formatting import (
     shorten_all,
 )
 from .i18n import _, ngettext
+from .metrics.cohorts import OTHER_SEGMENT
 from .periods import PeriodError, parse_period
 
 __all__ = [
@@ -518,6 +519,9 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
         return _empty(ax, title, _("No cohorts to show for this period"))
     order = (curves[curves.age == 0].sort_values("customers", ascending=False).segment.tolist()
              or sorted(curves.segment.unique().tolist()))
+    # the values outside the top (metrics.cohort_segment_top) are one curve: drawn last, never named
+    # best or worst
+    order = [s for s in order if s != OTHER_SEGMENT] + [s for s in order if s == OTHER_SEGMENT]
     shown = order[:8]
     name = dict(zip(shown, shorten_all(shown), strict=True))  # data values: at most 40 characters
     for color, seg in zip(OKABE_ITO, shown, strict=False):
@@ -531,7 +535,7 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
     later = curves.loc[curves.age >= 1, "retention"]
     ax.set_ylim(0, min(1.0, float(later.max()) * 1.25) if later.notna().any() else 1.0)
     ax.legend(loc="upper right", ncols=2 if len(shown) > 4 else 1)
-    probe = curves[(curves.age >= 1) & curves.segment.isin(shown)]
+    probe = curves[(curves.age >= 1) & curves.segment.isin(shown) & (curves.segment != OTHER_SEGMENT)]
     if not probe.empty:
         age = 3 if (probe.age == 3).any() else int(probe.age.max())
         at = probe[probe.age == age].set_index("segment").retention.dropna()

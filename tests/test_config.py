@@ -665,7 +665,7 @@ def test_free_text_settings_are_bounded(tmp_path, key, limit):
 
 
 def test_cohort_segment_top_is_validated(tmp_path):
-    assert Settings().metrics.cohort_segment_top == 8
-    for bad in ("0", "500"):
+    assert Settings().metrics.cohort_segment_top == 7
+    for bad in ("0", "8"):
         msg = config_error(tmp_path, f"[metrics]\ncohort_segment_top = {bad}\n")
         assert "metrics.cohort_segment_top" in msg
