@@ -41,8 +41,13 @@ class ConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid."""
 
 
+# every text setting is bounded (issue 21: a 30 MB report.title ran the PDF step for 10+ minutes);
+# the ones shown in the report or an email have tighter limits of their own (Field max_length)
+TEXT_MAX = 4096
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, str_max_length=TEXT_MAX)
 
 
 class CsvSettings(_Model):
@@ -52,8 +57,15 @@ class CsvSettings(_Model):
         ",", description="field separator, e.g. ';' or '\\t', or \"whitespace\" for runs of spaces/tabs"
     )
     decimal: str = Field(".", description="decimal separator of amounts: '.' or ','")
-    thousands: str = Field("", description="thousands separator inside amounts, e.g. ' ' or '.'")
-    date_format: str = Field("", description="strptime format of paid_at; empty = auto-detect ISO")
+    thousands: str = Field(
+        "",
+        description="thousands separator inside amounts, e.g. ' ', '.', ',' or \"'\"; accepted only "
+        "between groups of exactly three digits; empty = none",
+    )
+    date_format: str = Field(
+        "", max_length=100,
+        description="strptime format of paid_at; empty = ISO 8601 (years 1900 and later, four digits)",
+    )
     encoding: str = Field("utf-8", description="file encoding, e.g. 'utf-8', 'latin-1', 'cp1251'")
     header: bool = True
 
@@ -63,6 +75,24 @@ class CsvSettings(_Model):
         if v not in (".", ","):
             raise ValueError("decimal must be '.' or ','")
         return v
+
+    @field_validator("thousands")
+    @classmethod
+    def _thousands(cls, v: str) -> str:
+        """Empty, or one character that is no digit, sign or letter (a space stands for any space,
+        including the no-break spaces spreadsheets write)."""
+        if v and (len(v) != 1 or v.isalnum() or v in "+-"):
+            raise ValueError("thousands must be empty or one separator character such as ' ', '.', ',' or \"'\"")
+        return v
+
+    @model_validator(mode="after")
+    def _separators_differ(self) -> CsvSettings:
+        if self.thousands and self.thousands == self.decimal:
+            raise ValueError(
+                f"thousands and decimal are both {self.decimal!r}: an amount such as '1{self.decimal}500' "
+                "would be ambiguous; set different separators (e.g. decimal = ',' and thousands = '.')"
+            )
+        return self
 
 
 class SourceSettings(_Model):
@@ -82,8 +112,8 @@ class SourceSettings(_Model):
     url: str = Field("", description="Ibis connection URL; put the password in password_env")
     password_env: str = Field("", description="environment variable holding the database password")
     table: str = Field("payments", description="table name inside a database")
-    query: str = Field("", description="SQL query used instead of the table")
-    name: str = Field("", description="data source name shown in the report; default: the path")
+    query: str = Field("", max_length=100_000, description="SQL query used instead of the table")
+    name: str = Field("", max_length=200, description="data source name shown in the report; default: the path")
     csv: CsvSettings = CsvSettings()
 
     @model_validator(mode="after")
@@ -126,6 +156,11 @@ class MetricSettings(_Model):
     trend_periods: int = Field(8, ge=2, le=24, description="periods in the trend charts")
     min_group_size: int = Field(
         30, ge=1, description="cohorts, segments and breakdown values with fewer customers are marked, never headlined")
+    cohort_segment_top: int = Field(
+        7, ge=1, le=7,
+        description="segment values with their own retention curve (those with the most customers; at most 7, "
+        "one colour each); the rest are one '(other)' curve",
+    )
 
     @field_validator("frequency_thresholds")
     @classmethod
@@ -164,8 +199,8 @@ class ValidationSettings(_Model):
 
 
 class ReportSettings(_Model):
-    title: str = "Sales & customer retention"
-    currency: str = Field("EUR", description="ISO code or symbol shown with money")
+    title: str = Field("Sales & customer retention", max_length=200, description="the report's title")
+    currency: str = Field("EUR", max_length=16, description="ISO code or symbol shown with money")
     # the reader's language: every word, and how numbers, money and dates are written (i18n.py);
     # independent of the currency
     language: str = Field("en", description="language of the report and the email: en, ru or de")
@@ -176,7 +211,11 @@ class ReportSettings(_Model):
     # config file's folder; empty = the package's (retention_report.paths)
     notebooks_dir: str = Field("", description="folder of the section notebooks; empty = the package's")
     templates_dir: str = Field("", description="folder with report/ and email/ templates; empty = the package's")
-    report_url: str = Field("", description="where the full report is published (shown in emails)")
+    report_url: str = Field("", max_length=2048, description="where the full report is published (shown in emails)")
+    cell_timeout_seconds: float = Field(
+        1800, gt=0, le=86_400,
+        description="a notebook cell running longer fails the run (the previous report is kept)",
+    )
 
     @field_validator("report_url")
     @classmethod
@@ -239,12 +278,12 @@ class EmailSettings(_Model):
     to: list[str] = Field(default_factory=list)
     cc: list[str] = Field(default_factory=list)
     bcc: list[str] = Field(default_factory=list)
-    sender: str = ""
-    reply_to: str = ""
+    sender: str = Field("", max_length=320)
+    reply_to: str = Field("", max_length=320)
     smtp_host: str = "localhost"
     smtp_port: int = Field(0, ge=0, le=65535, description="0 = 587 for starttls, 465 for tls, 25 for none")
     security: Literal["starttls", "tls", "none"] = "starttls"
-    user: str = ""
+    user: str = Field("", max_length=320)
     password_env: str = "RETENTION_REPORT_SMTP_PASSWORD"
     attach_html: bool = False
     max_attachment_mb: float = Field(10.0, gt=0)
@@ -352,9 +391,17 @@ def _format_errors(err: ValidationError, origin: str) -> str:
             lines.append(f"  - {loc}: unknown key")
         else:
             got = e.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            shown = "" if isinstance(got, dict) else f" (got {_short(got)})"
             lines.append(f"  - {loc}: {e['msg']}{shown}")
     return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """A bad value as quoted in a config error: its repr, cut (a 30 MB title is not echoed back)."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _validate(data: dict[str, Any], origin: str) -> Settings:

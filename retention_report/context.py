@@ -317,7 +317,7 @@ class ReportContext:
                 return pd.DataFrame(columns=["segment", "age", "customers", "active", "retention"])
             customers = ds.customers_with_segments(*window)
             return cohort_segment_curves(ds.daily, customers, seg, self.period.end, ds.last_day,
-                                         o.cohort_grain, o.cohort_count)
+                                         o.cohort_grain, o.cohort_count, o.cohort_segment_top)
 
         return self._memo(("cohort_curves", seg), curves)
 

@@ -187,13 +187,21 @@ def notebook_parameters(period: Period, config_path: str | None, data: str | Non
     }
 
 
-def _failure_details(exc: Exception, joined: Path, names: list[str]) -> tuple[str, int | None, int | None, str]:
+def _failure_details(exc: Exception, joined: Path, names: list[str], running: tuple[str | None, int | None] = (None, None),
+                     timeout: float | None = None) -> tuple[str, int | None, int | None, str]:
     """(section notebook, cell number as in that notebook, execution count, error line) of the
-    failed cell of an executed joined notebook (:mod:`retention_report.runbook`)."""
+    failed cell of an executed joined notebook (:mod:`retention_report.runbook`). A cell that ran
+    out of time (``[report] cell_timeout_seconds``) has no error output: it is ``running``, the cell
+    started last."""
     import nbformat
+    from nbclient.exceptions import CellTimeoutError
 
     from .runbook import failed_cell
 
+    if isinstance(exc, CellTimeoutError | TimeoutError):
+        secs = f"{timeout:g}" if timeout is not None else "?"
+        return (running[0] or (names[0] if names else "?"), running[1], None,
+                f"the cell ran longer than {secs} s (report.cell_timeout_seconds) and was stopped")
     ename = getattr(exc, "ename", type(exc).__name__)
     evalue = getattr(exc, "evalue", str(exc))
     section: str | None = None
@@ -202,6 +210,8 @@ def _failure_details(exc: Exception, joined: Path, names: list[str]) -> tuple[st
         section, cell_idx, exec_count = failed_cell(nbformat.read(str(joined), as_version=4))
     except Exception:  # pragma: no cover - the notebook may be unreadable if the kernel died
         pass
+    if section is None and running[0] is not None:  # no error output (the kernel died): the running cell
+        section, cell_idx = running
     return section or (names[0] if names else "?"), cell_idx, exec_count, f"{ename}: {evalue}".strip()
 
 
@@ -389,10 +399,13 @@ def _run_report(
                 progress_bar=False,
                 log_output=False,
                 on_cell_execute=clock.on_cell_execute,
+                # a hanging cell fails the run instead of blocking it (and a scheduled run) forever
+                execution_timeout=settings.report.cell_timeout_seconds,
             ), meanwhile=_preload_renderers)
         except Exception as exc:  # papermill raises PapermillExecutionError for a failed cell
             clock.abandon()
-            failed_nb, cell, count, error = _failure_details(exc, joined, names)
+            failed_nb, cell, count, error = _failure_details(exc, joined, names, clock.last_cell,
+                                                             settings.report.cell_timeout_seconds)
             _write_split(joined, names, tmp / "notebooks")
             sections.unlink(missing_ok=True)
             failed = final.with_name(final.name + ".failed")

@@ -34,7 +34,7 @@ from .formatting import (
     shorten_all,
 )
 from .i18n import _, ngettext
-from .metrics.cohorts import MIN_GROUP_SIZE, headline_average
+from .metrics.cohorts import MIN_GROUP_SIZE, OTHER_SEGMENT, headline_average
 from .periods import PeriodError, parse_period
 
 __all__ = [
@@ -677,6 +677,9 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
         return _empty(ax, title, _("No cohorts to show for this period"))
     order = (curves[curves.age == 0].sort_values("customers", ascending=False).segment.tolist()
              or sorted(curves.segment.unique().tolist()))
+    # the values outside the top (metrics.cohort_segment_top) are one curve: drawn last, never named
+    # best or worst
+    order = [s for s in order if s != OTHER_SEGMENT] + [s for s in order if s == OTHER_SEGMENT]
     shown = order[:8]
     name = dict(zip(shown, shorten_all(shown), strict=True))  # data values: at most 40 characters
     sizes = curves[curves.age == 0].set_index("segment")["customers"]
@@ -696,7 +699,8 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
     later = curves.loc[curves.age >= 1, "retention"]
     ax.set_ylim(0, min(1.0, float(later.max()) * 1.25) if later.notna().any() else 1.0)
     ax.legend(loc="upper right", ncols=2 if len(shown) > 4 else 1)
-    probe = curves[(curves.age >= 1) & curves.segment.isin([seg for seg in shown if seg not in small])]
+    probe = curves[(curves.age >= 1) & curves.segment.isin([seg for seg in shown if seg not in small])
+                   & (curves.segment != OTHER_SEGMENT)]
     if not probe.empty:
         age = 3 if (probe.age == 3).any() else int(probe.age.max())
         at = probe[probe.age == age].set_index("segment").retention.dropna()

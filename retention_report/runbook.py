@@ -97,6 +97,9 @@ class SectionClock:
         self.timings: dict[str, float] = {}
         self._current: str | None = None
         self._since = 0.0
+        # (section notebook, cell number in it) of the cell started last: the one that was running
+        # when the run stopped without an error output (a cell timeout, a dead kernel)
+        self.last_cell: tuple[str | None, int | None] = (None, None)
 
     def _close(self) -> None:
         if self._current is not None:
@@ -107,7 +110,10 @@ class SectionClock:
             self._current = None
 
     def on_cell_execute(self, cell: Any, cell_index: int) -> None:
-        name = (cell.get("metadata", {}).get(ORIGIN) or {}).get("section")
+        origin = cell.get("metadata", {}).get(ORIGIN) or {}
+        name = origin.get("section")
+        if name is not None:
+            self.last_cell = (name, origin.get("cell"))
         if name is None or name == self._current or name not in self.names:
             return
         self._close()

@@ -272,3 +272,28 @@ def test_disk_full_writing_metrics_is_one_line(csv_file, tmp_path, monkeypatch):
     r = runner.invoke(app, ["metrics", "--period", "2024-Q1", "--data", str(csv_file), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
     assert "no space left on device" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_hanging_section_fails_the_run_after_the_cell_timeout(csv_file, tmp_path, tiny_notebooks):
+    """[report] cell_timeout_seconds (issue 21 item 8): a section that hangs fails the run with the
+    usual contract — one line naming the section, its cell and the timeout; the previous report is
+    kept — instead of blocking a scheduled run forever."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[report]\nsections = ["summary", "new_vs_returning"]\ncell_timeout_seconds = 3\n')
+    out = tmp_path / "reports" / "2024-Q1"
+    args = ["run", "--period", "2024-Q1", "--data", str(csv_file), "--config", str(cfg),
+            "--out", str(out), "--notebooks", str(tiny_notebooks)]
+    r = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    good_html = (out / "report.html").read_bytes()
+
+    section_notebook(tiny_notebooks / "02_new_vs_returning.ipynb", "import time\ntime.sleep(600)")
+    r = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 1, r.stderr
+    assert "02_new_vs_returning.ipynb" in r.stderr and "cell 3" in r.stderr
+    assert "3 s" in r.stderr and "report.cell_timeout_seconds" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert (out / "report.html").read_bytes() == good_html
+    assert (tmp_path / "reports" / "2024-Q1.failed" / "notebooks" / "02_new_vs_returning.ipynb").is_file()
+    assert not [p for p in (tmp_path / "reports").iterdir() if p.name.startswith(".")]

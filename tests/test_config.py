@@ -657,3 +657,37 @@ def test_settings_are_frozen(obj, attr, value):
     with pytest.raises(ValidationError, match="frozen"):
         setattr(target, attr, value)
     assert getattr(target, attr) == before
+
+
+def test_cell_timeout_is_generous_by_default_and_validated(tmp_path):
+    assert Settings().report.cell_timeout_seconds == 1800
+    assert load_settings(None, **{"report.cell_timeout_seconds": 60}).report.cell_timeout_seconds == 60
+    for bad in ("0", "-5", "'soon'"):
+        msg = config_error(tmp_path, f"[report]\ncell_timeout_seconds = {bad}\n")
+        assert "report.cell_timeout_seconds" in msg
+
+
+@pytest.mark.parametrize(("key", "limit"), [
+    ("report.title", 200), ("report.currency", 16), ("report.kernel", 4096), ("report.output_dir", 4096),
+    ("source.name", 200), ("email.sender", 320), ("email.reply_to", 320), ("email.user", 320),
+    ("report.report_url", 2048), ("source.csv.date_format", 100),
+])
+def test_free_text_settings_are_bounded(tmp_path, key, limit):
+    """A 30 MB report.title ran the PDF step for 10+ minutes (issue 21 item 8): text settings have a
+    length limit, and a longer value is a config error naming the key and the limit."""
+    section, name = key.rsplit(".", 1)
+    value = "https://x.example/" + "a" * limit if name == "report_url" else "a" * (limit + 1)
+    header = "[" + section + "]"
+    msg = config_error(tmp_path, f'{header}\n{name} = "{value}"\n')
+    assert key in msg and str(limit) in msg
+    assert len(msg) < 1000  # the 30 MB value is not echoed back
+    ok = "a" * min(limit, 20)
+    if name != "report_url":
+        assert load_settings(None, **{key: ok})
+
+
+def test_cohort_segment_top_is_validated(tmp_path):
+    assert Settings().metrics.cohort_segment_top == 7
+    for bad in ("0", "8"):
+        msg = config_error(tmp_path, f"[metrics]\ncohort_segment_top = {bad}\n")
+        assert "metrics.cohort_segment_top" in msg

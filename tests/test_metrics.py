@@ -530,3 +530,51 @@ def test_first_purchase_segments_and_curves_read_only_the_cohort_window():
     }
     direct = cohort_segment_curves(ds.daily, ds.customers_with_segments(), "channel", Q1.end, ds.last_day, "month", 3)
     pd.testing.assert_frame_equal(curves, direct)
+
+
+def _many_segments():
+    """Jan 2024 cohort: s00 5 customers (2 back in Feb), s01 4, s02 3, s03..s09 one each (s03 and
+    s04 back in Feb); a March customer in s05. Hand-counted for the top-3 + "(other)" curves."""
+    rows = []
+    sizes = {"s00": 5, "s01": 4, "s02": 3, **{f"s0{i}": 1 for i in range(3, 10)}}
+    back = {"s00": 2, "s03": 1, "s04": 1}
+    for seg, n in sizes.items():
+        for i in range(n):
+            cid = f"{seg}-{i}"
+            rows.append((cid, "2024-01-10 10:00", 10, seg))
+            if i < back.get(seg, 0):
+                rows.append((cid, "2024-02-10 10:00", 10, seg))
+    rows.append(("late", "2024-03-05 10:00", 10, "s05"))
+    rows.append(("z", "2024-03-30 10:00", 10, "s00"))  # March, s00: size 6 at age 0
+    return rows
+
+
+def test_cohort_curves_show_the_top_segments_and_one_other_curve():
+    """A segment column with tens of thousands of values took 566 s (a Python loop over segments ×
+    ages) and drew an unreadable chart (issue 21 item 8): the curves are one grouped query, the
+    metrics.cohort_segment_top values with the most customers plus one "(other)" curve."""
+    from retention_report.context import ReportContext
+    from retention_report.metrics import cohort_segment_curves
+    from retention_report.metrics.cohorts import OTHER_SEGMENT
+
+    ds = make_dataset(_many_segments(), ("customer_id", "paid_at", "amount", "channel"),
+                      columns__segments=["channel"], metrics__cohort_count=3, metrics__cohort_segment_top=3)
+    curves = ReportContext(Q1, ds.settings, dataset=ds).cohort_curves("channel")
+    got = {(r.segment, r.age): (r.customers, r.active) for r in curves.itertuples()}
+    assert OTHER_SEGMENT == "(other)"
+    assert got == {
+        ("s00", 0): (6, 6), ("s00", 1): (5, 2), ("s00", 2): (5, 0),
+        ("s01", 0): (4, 4), ("s01", 1): (4, 0), ("s01", 2): (4, 0),
+        ("s02", 0): (3, 3), ("s02", 1): (3, 0), ("s02", 2): (3, 0),
+        ("(other)", 0): (8, 8), ("(other)", 1): (7, 2), ("(other)", 2): (7, 0),
+    }
+    assert curves.loc[(curves.segment == "(other)") & (curves.age == 1), "retention"].item() == approx(2 / 7)
+    # by customers, the other curve last
+    assert list(dict.fromkeys(curves.segment)) == ["s00", "s01", "s02", "(other)"]
+
+    # fewer values than the top: no "(other)"; every value its own curve
+    all_ = cohort_segment_curves(ds.daily, ds.customers_with_segments(), "channel", Q1.end, ds.last_day,
+                                 "month", 3, top=20)
+    assert set(all_.segment) == {f"s0{i}" for i in range(10)}
+    s03 = all_[all_.segment == "s03"].set_index("age")
+    assert s03["customers"].tolist() == [1, 1, 1] and s03["active"].tolist() == [1, 1, 0]

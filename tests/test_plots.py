@@ -221,3 +221,18 @@ def test_long_segment_values_are_shortened_in_legend_and_title():
     fig.canvas.draw()
     width = fig.get_tightbbox(fig.canvas.get_renderer()).width  # inches
     assert width < 12
+
+
+def test_the_other_segments_curve_is_drawn_last_and_never_named_best_or_worst():
+    """The values outside metrics.cohort_segment_top are one "(other)" curve (issue 21 item 8): often
+    the biggest, it is still drawn last, and best/worst name real segment values only."""
+    curves = pd.DataFrame({
+        "segment": ["(other)"] * 4 + ["email"] * 4 + ["social"] * 4,
+        "age": [0, 1, 2, 3] * 3,
+        "customers": [900, 800, 700, 600, 100, 90, 80, 70, 300, 280, 260, 240],
+        "retention": [1.0, 0.6, 0.55, 0.5, 1.0, 0.4, 0.35, 0.3, 1.0, 0.2, 0.15, 0.1],
+    })
+    ax = plots.segment_retention_curves(curves)
+    assert [ln.get_label() for ln in ax.get_lines()] == ["social", "email", "(other)"]
+    assert title(ax) == ("Email customers are retained best: 30% buy 3 months after their first "
+                         "purchase (vs 10% for social)")

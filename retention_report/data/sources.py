@@ -97,6 +97,7 @@ def _read_file(settings: Settings, path: str, name: str, kind: str) -> RawSource
     try:
         if kind == "parquet":
             target = str(Path(path) / "**" / "*.parquet") if Path(path).is_dir() else path
+            _check_id_types(con, target, settings)
             raw = RawSource(con, con.read_parquet(target, hive_partitioning=True), name)
         elif kind == "csv":
             raw = RawSource(con, _read_csv(con, path, settings), name, text=True)
@@ -202,6 +203,51 @@ def _file_query(raw: RawSource, settings: Settings) -> RawSource:
         ) from None
     # computed columns are numbers or dates already; the columns passed through stay text
     return RawSource(con, table, raw.name, text=raw.text)
+
+
+def _type_family(duckdb_type: str) -> str:
+    t = duckdb_type.upper()
+    if t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+             "UBIGINT", "UHUGEINT"):
+        return "integer"
+    if t in ("FLOAT", "DOUBLE"):
+        return "floating-point"
+    if t == "VARCHAR":
+        return "text"
+    return t
+
+
+def _check_id_types(con: Any, target: str, settings: Settings) -> None:
+    """Ids (customer, order, payment) and segment values typed differently across the files of a
+    Parquet folder or glob are refused (SPEC §2: ``00123`` is not ``123``): DuckDB reads every file
+    with the first file's schema, so text ids of a later file would be cast to integers (``"00123"``
+    → 123, one customer with another's payments) and float ids rounded. Reads the files' footers
+    only, and only when there is more than one file."""
+    files = [target] if Path(target).is_file() else _glob.glob(target, recursive=True)
+    if len(files) < 2:
+        return
+    cols = settings.columns
+    wanted = [c for c in (cols.customer_id, cols.order_id, cols.payment_id, *cols.segments) if c]
+    rows = con.con.execute(
+        "SELECT file_name, name, duckdb_type FROM parquet_schema(?) WHERE name IN (SELECT unnest(?))",
+        [target, wanted],
+    ).fetchall()
+    by_column: dict[str, dict[str, list[str]]] = {}
+    for file_name, column, typ in rows:
+        by_column.setdefault(column, {}).setdefault(_type_family(str(typ)), []).append(file_name)
+    for column in wanted:
+        families = by_column.get(column, {})
+        if len(families) < 2:
+            continue
+        shown = "; ".join(
+            f"{family} in {Path(found[0]).name}" + (f" and {len(found) - 1} more file(s)" if len(found) > 1 else "")
+            for family, found in families.items()
+        )
+        raise DataError(
+            f"column {column!r} has different types in the Parquet files of {target}: {shown}. Read with "
+            "one schema, the values would be converted (text '00123' would become the number 123, 1.5 "
+            "would become 1 or 2): write the column with one type in every file (text for ids)"
+        )
 
 
 def _read_duckdb(settings: Settings, path: str, name: str) -> RawSource:

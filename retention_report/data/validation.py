@@ -29,12 +29,14 @@ __all__ = ["Rule", "ROW_RULES", "rule_mode", "guest_mode", "PAYMENT_ID_RULES", "
            "payment_id_duplicates", "require_payments", "DATE_FORMS", "AMOUNT_FORMS"]
 
 DATE_FORMS = (
-    "ISO 8601 dates or timestamps such as 2024-01-31, 2024-01-31 13:45:00 or "
-    "2024-01-31T13:45:00+01:00 (or set source.csv.date_format, e.g. '%d.%m.%Y %H:%M')"
+    "ISO 8601 dates or timestamps with a four-digit year from 1900 on, such as 2024-01-31, "
+    "2024-01-31 13:45:00 or 2024-01-31T13:45:00+01:00 (or set source.csv.date_format, e.g. "
+    "'%d.%m.%Y %H:%M', or '%y-%m-%d' for two-digit years)"
 )
 AMOUNT_FORMS = (
-    "numbers such as 1234.50 or -20 (for '1 234,50' set source.csv.decimal = ',' and "
-    "source.csv.thousands = ' ')"
+    "numbers such as 1234.50 or -20 in the configured form: the decimal separator of "
+    "source.csv.decimal, a source.csv.thousands separator only between groups of three digits "
+    "(for '1 234,50' set decimal = ',' and thousands = ' '), no other characters"
 )
 
 Predicate = Callable[[ir.Table, Settings, datetime], "ir.BooleanValue | None"]
@@ -73,11 +75,18 @@ class Rule:
     quote: str = ""
     predicate: Predicate | None = None
 
-    def message(self, mapping: dict[str, str], count: int, examples: list[dict[str, Any]]) -> str:
+    def message(self, mapping: dict[str, str], count: int, examples: list[dict[str, Any]],
+                line_offset: int | None = None, detail: str = "") -> str:
+        """``line_offset``: add the file's line number to each example row (rows + offset: the
+        header line of a CSV file); ``detail``: the configured form, after the accepted forms."""
         src = mapping.get(self.role, self.role)
         col = f"column {src!r}" + (f" (mapped to {self.role})" if src != self.role else "")
-        shown = "; ".join(f"row {e['row']}: {_quoted(e['value'])}" for e in examples)
-        return f"{col}: {count:,} row(s) {self.what} ({self.accepted}). Examples: {shown}"
+        shown = "; ".join(
+            f"row {e['row']}: {_quoted(e['value'])}"
+            + (f" (line {e['row'] + line_offset})" if line_offset is not None else "")
+            for e in examples
+        )
+        return f"{col}: {count:,} row(s) {self.what} ({self.accepted}{detail}). Examples: {shown}"
 
 
 def _future(t: ir.Table, settings: Settings, now: datetime) -> ir.BooleanValue | None:
@@ -93,6 +102,12 @@ ROW_RULES: tuple[Rule, ...] = (
          "'guest' (count them as guest payments: revenue without a customer, left out of customer metrics)",
          N_("empty customer id"), "customer_id",
          lambda t, s, now: None if s.validation.empty_customer_id == "guest" else t.customer_id.isnull()),
+    # ids stored as floats are read only when whole numbers (1.0 → "1"; 1.4 is not id "1")
+    *(Rule(f"fractional_{role}", role, "have an id that is a fractional number",
+           "ids are text or whole numbers; a number id stored as a float is read only when it is whole "
+           "(1.0 is '1')", N_("id not a whole number"), role,
+           (lambda r: lambda t, s, now: t[f"_fractional_{r}"] if f"_fractional_{r}" in t.columns else None)(role))
+      for role in ("customer_id", "order_id", "payment_id")),
     Rule("unparsable_paid_at", "paid_at", "have an empty or unparsable date", f"accepted: {DATE_FORMS}",
          N_("date missing or not a date"), "_raw_paid_at", lambda t, s, now: t.paid_at.isnull()),
     Rule("non_numeric_amount", "amount", "have an empty or non-numeric amount",
@@ -177,12 +192,13 @@ def validate(
     if errors:
         messages = []
         numbered = t.mutate(_row=ibis.row_number() + 1)  # source order; only on the error path
+        offset = _line_offset(settings)
         npreds = _predicates(numbered, settings, now)
         for rule, n in errors.items():
             ex = (numbered.filter(npreds[rule]).order_by("_row")
                   .select("_row", value=numbered[rule.quote].cast("string")).limit(5))
             examples = [{"row": int(r["_row"]), "value": r["value"]} for r in ex.execute().to_dict("records")]
-            messages.append(rule.message(mapping, n, examples))
+            messages.append(rule.message(mapping, n, examples, offset, _configured(rule, settings)))
         modes = [f"validation.{k} = 'error'" for k, hit in (
             ("on_invalid", any(r.name != "null_customer_id" for r in errors)),
             ("empty_customer_id", any(r.name == "null_customer_id" for r in errors))) if hit]
@@ -194,8 +210,9 @@ def validate(
         raise DataError(
             f"invalid payment data ({', '.join(modes)}):\n  - "
             + "\n  - ".join(messages)
-            + "\nRow numbers count data rows from 1 in source order. Fix the source, map the right "
-            f"columns, or {'; '.join(fixes)}."
+            + "\nRow numbers count data rows from 1 in source order"
+            + ("; line numbers are the file's, its header line included" if offset is not None else "")
+            + f". Fix the source, map the right columns, or {'; '.join(fixes)}."
         )
     # rows are attributed to the first rule they break, so the counts add up
     dropped = {rule.name: n for rule, n in bad.items()}
@@ -209,6 +226,26 @@ def validate(
         exclusive = t.aggregate(**agg2).execute().iloc[0].to_dict()
         dropped = {k: int(v) for k, v in exclusive.items() if v}
     return remaining, dropped, rows_read, None
+
+
+def _line_offset(settings: Settings) -> int | None:
+    """Row n of a single CSV file is on line n + 1 with a header line (n without): the number the
+    user sees in an editor. None for other sources (and for several files, or a file whose quoted
+    values may hold line breaks cannot be told cheaply: one row per line is assumed)."""
+    from .sources import source_kind
+
+    path = settings.source.path
+    if not path or any(ch in path for ch in "*?[") or source_kind(settings) != "csv":
+        return None
+    return 1 if settings.source.csv.header else 0
+
+
+def _configured(rule: Rule, settings: Settings) -> str:
+    """The amount form the config declares, for the amount and cost rules."""
+    if rule.role not in ("amount", "cost"):
+        return ""
+    c = settings.source.csv
+    return f"; configured: decimal = {c.decimal!r}, thousands = {c.thousands!r}" + (" (none)" if not c.thousands else "")
 
 
 def row_filter(t: ir.Table, settings: Settings, now: datetime) -> ir.Table:
