@@ -151,6 +151,14 @@ class ValidationSettings(_Model):
     allow_future_dates: bool = False
 
 
+class MinChangeSettings(_Model):
+    """The smallest change of a KPI worth an arrow, a colour and a finding (SPEC §4.6), on top of
+    being significant at 95%."""
+
+    relative: float = Field(0.01, ge=0, lt=10, description="money and counts: relative change (0.01 = 1%)")
+    rate_points: float = Field(0.5, ge=0, le=100, description="rates: change in percentage points (0.5 = 0.5 pp)")
+
+
 class ReportSettings(_Model):
     title: str = "Sales & customer retention"
     currency: str = Field("EUR", description="ISO code or symbol shown with money")
@@ -165,6 +173,7 @@ class ReportSettings(_Model):
     notebooks_dir: str = Field("", description="folder of the section notebooks; empty = the package's")
     templates_dir: str = Field("", description="folder with report/ and email/ templates; empty = the package's")
     report_url: str = Field("", description="where the full report is published (shown in emails)")
+    min_change: MinChangeSettings = MinChangeSettings()
 
     @field_validator("report_url")
     @classmethod

@@ -15,18 +15,63 @@ import numpy as np
 
 from .config import MetricSettings
 from .findings import findings
+from .kpis import DEFAULT_MIN_CHANGE, KPI_SPECS, is_real_change
 from .metrics._common import ratio
 from .metrics.behaviour import empirical_ltv, time_to_second_purchase
 from .metrics.cohorts import cohort_matrices
 from .metrics.predictive import ClvBlock, clv_block
 from .metrics.segments import frequency_segments
 from .metrics.summary import KpiSource, kpis_of, period_coverage
+from .metrics.uncertainty import Estimate, change_interval, interval
 from .periods import Period
 
 if TYPE_CHECKING:
     from .data import Dataset
 
-__all__ = ["metrics_document", "settings_block", "clean", "SETTINGS_KEYS"]
+__all__ = ["metrics_document", "settings_block", "clean", "SETTINGS_KEYS", "INTERVAL_KEYS", "intervals_block",
+           "changes_block"]
+
+# the KPIs with a 95% interval and a verdict on their changes: those the registry gives a method
+INTERVAL_KEYS = tuple(k for k, spec in KPI_SPECS.items() if spec.uncertainty != "none")
+
+
+def _estimates(k: Any) -> dict[str, Estimate]:
+    return dict(getattr(k, "estimates", None) or {})
+
+
+def intervals_block(k: Any) -> dict[str, list[float] | None]:
+    """metrics.json ``intervals``: ``{key: [low, high]}`` (95%) of the KPIs ``k`` of a period —
+    null for a KPI that is null or has too little data for an interval (SPEC §4.6)."""
+    est = _estimates(k)
+    out: dict[str, list[float] | None] = {}
+    for key in INTERVAL_KEYS:
+        iv = interval(est.get(key)) if k.get(key) is not None else None
+        out[key] = None if iv is None else [iv[0], iv[1]]
+    return out
+
+
+def changes_block(cur: Any, ref: Any, min_change: dict[str, float] | None = None, *,
+                  judged: bool = True) -> dict[str, Any]:
+    """One reference period's block of metrics.json ``changes``: ``{key: {"delta", "low", "high",
+    "significant", "real"}}`` — the change cur − ref in the KPI's unit (rates as fractions), the
+    95% interval of that change (Newcombe for proportions, else normal with both periods' variances),
+    ``significant`` when the interval excludes zero, ``real`` when also larger than ``min_change``;
+    null when either value is null or has no interval. ``judged=False`` (a reference period the data
+    cover only partly or not at all): never ``real``."""
+    ce, re_ = _estimates(cur), _estimates(ref)
+    out: dict[str, Any] = {}
+    for key in INTERVAL_KEYS:
+        got = None
+        if cur.get(key) is not None and (ref or {}).get(key) is not None:
+            got = change_interval(ce.get(key), re_.get(key))
+        if got is None:
+            out[key] = None
+            continue
+        delta, low, high = got
+        significant = bool(low > 0 or high < 0)
+        out[key] = {"delta": delta, "low": low, "high": high, "significant": significant,
+                    "real": judged and is_real_change(key, delta, ref.get(key), significant, min_change)}
+    return out
 
 # metrics.json "settings": the metric conventions in force, in the contract's key order
 SETTINGS_KEYS = ("activity_window_days", "split_basis", "cohort_grain", "cohort_count", "lookback_months",
@@ -68,6 +113,7 @@ def metrics_document(
     kpis: KpiSource | None = None,
     clv: ClvBlock | None = None,
     extra: dict[str, Any] | None = None,
+    min_change: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The whole metrics.json document of SPEC §5 for ``period``.
 
@@ -113,7 +159,7 @@ def metrics_document(
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
         "complete": complete,
-        "settings": settings_block(opts),
+        "settings": {**settings_block(opts), "min_change": {**DEFAULT_MIN_CHANGE, **(min_change or {})}},
         "kpis": kpis_now,
         "previous": kpis_prev,
         "year_ago": kpis_ago,
@@ -143,6 +189,11 @@ def metrics_document(
             "margin_rate": margin_ratio,
         },
         "data_quality": ds.quality.to_dict(),
+        "intervals": intervals_block(kpis_now),
+    }
+    doc["changes"] = {
+        block: changes_block(kpis_now, ref, min_change, judged=doc[f"{block}_period"]["coverage"] == "full")
+        for block, ref in (("previous", kpis_prev), ("year_ago", kpis_ago))
     }
     # predicted customer value (BG/NBD + Gamma-Gamma, issue 17): null, with the reason, when the
     # data cannot support a fit
