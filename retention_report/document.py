@@ -22,14 +22,14 @@ from .metrics.cohorts import cohort_matrices
 from .metrics.predictive import ClvBlock, clv_block
 from .metrics.segments import frequency_segments
 from .metrics.summary import KpiSource, kpis_of, period_coverage
-from .metrics.uncertainty import Estimate, change_interval, interval
+from .metrics.uncertainty import Estimate, change_interval, interval, wilson
 from .periods import Period
 
 if TYPE_CHECKING:
     from .data import Dataset
 
 __all__ = ["metrics_document", "settings_block", "clean", "SETTINGS_KEYS", "INTERVAL_KEYS", "intervals_block",
-           "changes_block"]
+           "changes_block", "cohort_intervals"]
 
 # the KPIs with a 95% interval and a verdict on their changes: those the registry gives a method
 INTERVAL_KEYS = tuple(k for k, spec in KPI_SPECS.items() if spec.uncertainty != "none")
@@ -48,6 +48,28 @@ def intervals_block(k: Any) -> dict[str, list[float] | None]:
         iv = interval(est.get(key)) if k.get(key) is not None else None
         out[key] = None if iv is None else [iv[0], iv[1]]
     return out
+
+
+def cohort_intervals(cohorts: dict[str, Any]) -> tuple[list[list[float | None]], list[list[float | None]]]:
+    """The 95% Wilson intervals of the cohort cells (metrics.json ``cohorts.retention_low`` /
+    ``retention_high``): a cell is the share of the cohort's ``size`` customers who bought at that
+    age (x = retention × size, counted); null where the cell is."""
+    low: list[list[float | None]] = []
+    high: list[list[float | None]] = []
+    for size, row in zip(cohorts.get("size") or [], cohorts.get("retention") or [], strict=False):
+        lo_row: list[float | None] = []
+        hi_row: list[float | None] = []
+        for v in row:
+            if v is None or not size:
+                lo_row.append(None)
+                hi_row.append(None)
+                continue
+            lo, hi = wilson(round(float(v) * size), size)
+            lo_row.append(float(lo))
+            hi_row.append(float(hi))
+        low.append(lo_row)
+        high.append(hi_row)
+    return low, high
 
 
 def changes_block(cur: Any, ref: Any, min_change: dict[str, float] | None = None, *,
@@ -166,7 +188,7 @@ def metrics_document(
         "previous_period": {**prev.to_dict(), "coverage": period_coverage(prev, ds.first_day, last_day)},
         "year_ago_period": {**ago.to_dict(), "coverage": period_coverage(ago, ds.first_day, last_day)},
         "aov_basis": "order" if ds.has_order_id else "purchase",
-        "cohorts": cohorts.to_json(),
+        "cohorts": cohorts.to_json(),  # with the cells' 95% intervals, below
         "segments": segments,
         "segment_thresholds": {
             "low": seg.low,
@@ -191,6 +213,7 @@ def metrics_document(
         "data_quality": ds.quality.to_dict(),
         "intervals": intervals_block(kpis_now),
     }
+    doc["cohorts"]["retention_low"], doc["cohorts"]["retention_high"] = cohort_intervals(doc["cohorts"])
     doc["changes"] = {
         block: changes_block(kpis_now, ref, min_change, judged=doc[f"{block}_period"]["coverage"] == "full")
         for block, ref in (("previous", kpis_prev), ("year_ago", kpis_ago))

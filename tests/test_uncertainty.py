@@ -289,3 +289,21 @@ def test_the_appendix_table_shows_intervals_and_verdicts():
     assert "11.0% – 13.0%" in html and "€900.00 – €1,100" in html
     assert "▲ +2.0 pp<br><span class='rr-muted'>1.0 to 3.0 pp; real</span>" in html
     assert "≈ +1.0%<br><span class='rr-muted'>−€50.00 to €70.00; within noise</span>" in html
+
+
+def test_cohort_cells_get_wilson_intervals():
+    from retention_report.document import cohort_intervals
+
+    low, high = cohort_intervals({"size": [10, 0, 4], "retention": [[1.0, 0.8, None], [None, None, None],
+                                                                    [1.0, 0.25, 0.0]]})
+    assert [low[0][1], high[0][1]] == approx(list(wilson(8, 10)))  # 8 of 10 bought at age 1
+    assert low[0][2] is None and low[1] == [None, None, None]
+    assert [low[2][1], high[2][1]] == approx(list(wilson(1, 4))) and low[2][2] == approx(0, abs=1e-12)
+    doc = metrics_document(make_dataset(SALES), Q1)
+    co = doc["cohorts"]
+    assert len(co["retention_low"]) == len(co["retention"]) == len(co["retention_high"])
+    for size, row, lo, hi in zip(co["size"], co["retention"], co["retention_low"], co["retention_high"], strict=True):
+        for v, a, b in zip(row, lo, hi, strict=True):
+            assert (v is None) == (a is None) == (b is None)
+            if v is not None and size:
+                assert a <= v <= b
