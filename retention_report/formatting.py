@@ -405,13 +405,16 @@ class Change:
 
 
 def change(key: str, current: Any, reference: Any, currency: str = "EUR", *,
-           significant: bool | None = None, min_change: Mapping[str, float] | None = None) -> Change:
+           significant: bool | None = None, min_change: Mapping[str, float] | None = None,
+           judged: bool = True) -> Change:
     """Compare ``current`` with ``reference`` for KPI ``key`` and format the change for people.
 
     ``significant``: whether the change's 95% interval excludes zero (metrics.json ``changes``;
     None when not known). A change that is not significant, or not larger than ``min_change``
     (:func:`retention_report.kpis.is_real_change`), is shown without arrow or colour: "≈ −0.1 pp"
-    ("≈ 0.0 pp" when it rounds to nothing, never "−0.0")."""
+    ("≈ 0.0 pp" when it rounds to nothing, never "−0.0"). ``judged=False`` (a KPI without an interval
+    method: refunds, the refund rate, the median days to a second purchase): neither arrow nor "≈",
+    the bare signed change — no claim either way."""
     if is_missing(current) or is_missing(reference):
         return Change(None, None, "n/a", "neutral", _na(), False)
     cur, ref = float(current), float(reference)
@@ -419,14 +422,14 @@ def change(key: str, current: Any, reference: Any, currency: str = "EUR", *,
     relative = absolute / abs(ref) if ref != 0 else None
     eps = 1e-12
     direction = "up" if absolute > eps else "down" if absolute < -eps else "flat"
-    real = direction != "flat" and is_real_change(key, absolute, ref, significant, min_change)
+    real = judged and direction != "flat" and is_real_change(key, absolute, ref, significant, min_change)
     good = KPI_SPECS[key].good if key in KPI_SPECS else "neutral"
     if not real or good == "neutral":
         tone = "neutral"
     else:
         tone = "good" if direction == good else "bad"
     unit = KPI_SPECS[key].unit if key in KPI_SPECS else "number"
-    arrow = {"up": "▲", "down": "▼", "flat": "≈"}[direction] if real else "≈"
+    arrow = {"up": "▲", "down": "▼", "flat": "≈"}[direction] if real else "≈" if judged else ""
 
     def signed(x: float, kind: str = "decimal") -> str:
         return _render(0.0, 1, kind, group=False) if not real and round(x, 1) == 0 else _signed(x, 1, kind)
@@ -438,15 +441,16 @@ def change(key: str, current: Any, reference: Any, currency: str = "EUR", *,
         text = f"{arrow} {signed(100 * relative, 'percent')}"
     else:
         text = f"{arrow} {fmt_value(key, absolute, currency)}"
-    return Change(absolute, relative, direction, tone, text.replace("-", "−"), real)
+    return Change(absolute, relative, direction, tone, text.strip().replace("-", "−"), real)
 
 
 def doc_change(doc: Mapping[str, Any], key: str, block: str, currency: str = "EUR") -> Change:
     """The change of KPI ``key`` from reference ``block`` (``previous``/``year_ago``) of metrics
     document ``doc``, judged by the document's ``changes`` (significance) and
     ``settings.min_change``. In a document with ``changes``, a change without an interval (too few
-    customers, or a KPI without an interval method such as the refund rate) is not judged real; a
-    document from before ``changes`` is judged by the size of the change alone."""
+    customers, or a KPI without an interval method such as the refund rate) is not judged real — and a
+    KPI without an interval method is shown without a verdict at all (no arrow, no "≈"); a document
+    from before ``changes`` is judged by the size of the change alone."""
     def part(d: Any, name: str) -> Mapping[str, Any]:
         v = d.get(name) if isinstance(d, Mapping) else None
         return v if isinstance(v, Mapping) else {}
@@ -455,11 +459,14 @@ def doc_change(doc: Mapping[str, Any], key: str, block: str, currency: str = "EU
     significant = entry.get("significant") if isinstance(entry, Mapping) else None
     significant = significant if isinstance(significant, bool) else None
     if significant is None and isinstance(doc.get("changes"), Mapping):
-        significant = False  # no interval (too few customers, or none for this KPI): not shown as real
+        significant = False  # no interval (too few customers, or none for this KPI): never shown as real
     min_change = {name: float(v) for name, v in part(part(doc, "settings"), "min_change").items()
                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0}
     k, ref = part(doc, "kpis"), part(doc, block)
-    return change(key, k.get(key), ref.get(key), currency, significant=significant, min_change=min_change)
+    judged = not (isinstance(doc.get("changes"), Mapping) and key in KPI_SPECS
+                  and KPI_SPECS[key].uncertainty == "none")
+    return change(key, k.get(key), ref.get(key), currency, significant=significant, min_change=min_change,
+                  judged=judged)
 
 
 def movement_phrase(value: Any, reference: Any, period_name: str, decimals: int = 1) -> str | None:

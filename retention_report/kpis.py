@@ -93,7 +93,7 @@ KPI_SPECS: dict[str, KpiSpec] = {
                 "poisson"),
         KpiSpec("customers_returning", N_("Returning customers"), "count", "up",
                 N_("acquired before the period, bought in it"), "poisson"),
-        KpiSpec("purchases", N_("Purchases"), "count", "up", N_("customer-days with a positive payment")),
+        KpiSpec("purchases", N_("Purchases"), "count", "up", N_("customer-days with a positive payment"), "total"),
         # labelled by the document's ``aov_basis`` (see formatting.kpi_spec); this generic label only
         # for documents that do not say whether AOV was per order or per purchase
         KpiSpec("aov", N_("AOV"), "money", "up", N_("gross revenue / orders when order ids are mapped, else / purchases"),

@@ -210,6 +210,9 @@ def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, curre
                "Changes of rates are in percentage points (pp)."),
              _("≈ within noise: the change is not significant at 95%% or smaller than %(relative)s "
                "(%(points)s pp for rates); 95%% intervals in the appendix.") % _min_change_words(doc)]
+    if any(KPI_SPECS[k].uncertainty == "none" for k in keys if k in KPI_SPECS):
+        notes.append(_("A change without ▲/▼ or ≈ belongs to a number without an interval (refunds are not "
+                       "attributed to customers, a median has none here): it is shown, not judged."))
     notes += [_coverage_footnote(doc, t, cov) for t, cov, _p in refs if cov != "full"]
     return (
         "<table class='rr-table rr-kpis'>" + head + "<tbody>" + "".join(rows) + "</tbody></table>"

@@ -180,6 +180,8 @@ def test_the_engine_gives_the_intervals_of_the_functions_on_a_hand_made_log():
     assert iv["customers"] == approx(list(poisson_score(3)))
     assert iv["customers_new"] == approx(list(poisson_score(2)))
     assert float(p.sum()) == 4
+    # purchases: a total over customers, se = √Σp² = √(1 + 4 + 1), cut at 0
+    assert iv["purchases"] == approx([max(0.0, 4 - Z * math.sqrt(6)), 4 + Z * math.sqrt(6)])
 
 
 def test_every_kpi_with_a_declared_method_gets_an_estimate_and_every_headline_kpi_an_interval():
@@ -307,3 +309,14 @@ def test_cohort_cells_get_wilson_intervals():
             assert (v is None) == (a is None) == (b is None)
             if v is not None and size:
                 assert a <= v <= b
+
+
+def test_a_kpi_without_an_interval_method_is_shown_without_a_verdict():
+    from retention_report.formatting import doc_change
+
+    doc = {"kpis": {"refunds": 138.0, "crr": 0.9}, "previous": {"refunds": 100.0, "crr": 0.8},
+           "changes": {"previous": {"crr": None}}}
+    c = doc_change(doc, "refunds", "previous")  # refunds are not attributed to customers: no interval
+    assert (c.text, c.tone, c.real) == ("+38.0%", "neutral", False)
+    c = doc_change(doc, "crr", "previous")  # an interval was due, too few customers for one
+    assert (c.text, c.tone) == ("≈ +10.0 pp", "neutral")

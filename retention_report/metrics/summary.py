@@ -168,8 +168,8 @@ def kpi_estimates(
     Notes
     -----
     Proportions of customers (``repeat_purchase_rate`` = repeat / customers, ``churn_rate`` =
-    CL / CS, ``crr`` = (CE − CN) / CS): Wilson. Counts of customers: Poisson. ``revenue`` and
-    ``gross_revenue``: compound Poisson, se = √Σ g_i² over customers (refunds are period sums,
+    CL / CS, ``crr`` = (CE − CN) / CS): Wilson. Counts of customers: Poisson. ``revenue``,
+    ``gross_revenue`` and ``purchases``: compound Poisson, se = √Σ g_i² (√Σ p_i²) over customers (refunds are period sums,
     not attributed to customers: net revenue's interval is gross revenue's, shifted). Ratios
     (``aov`` per purchase = Σg/Σp, ``purchase_frequency`` = Σp/n, ``new_revenue_share`` = Σa/Σg):
     delta method; AOV per order takes the relative error of AOV per purchase (orders per customer
@@ -186,6 +186,9 @@ def kpi_estimates(
     se_gross = math.sqrt(s.sum_gg) if math.isfinite(s.sum_gg) else float("nan")
     e["gross_revenue"] = Estimate("normal", s.gross_revenue, se_gross, lower=0.0)
     e["revenue"] = Estimate("normal", s.gross_revenue - s.refunds, se_gross)
+    # purchases: a total over customers too (compound Poisson, se = √Σ p_i²)
+    e["purchases"] = Estimate("normal", s.purchases, math.sqrt(s.sum_pp) if math.isfinite(s.sum_pp) else float("nan"),
+                              lower=0.0)
     if n > 0:
         e["repeat_purchase_rate"] = Estimate.proportion(s.customers_repeat, n)
         e["purchase_frequency"] = Estimate(
