@@ -152,7 +152,7 @@ def interval_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, 
             verdict = _("real") if c.real else _("within noise")
             tone = "partial" if coverage(doc, f"{block}_period") != "full" else c.tone
             cells.append(f"<td class='num rr-change rr-{tone}'>{esc(c.text)}<br>"
-                         f"<span class='rr-muted'>{esc(span)}; {esc(verdict)}</span></td>")
+                         f"<span class='rr-muted'>{esc(span)};<br>{esc(verdict)}</span></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return "<table class='rr-table rr-intervals'>" + head + "<tbody>" + "".join(rows) + "</tbody></table>"
 

@@ -289,8 +289,8 @@ def test_the_appendix_table_shows_intervals_and_verdicts():
                                     "revenue": {"delta": 10.0, "low": -50.0, "high": 70.0, "significant": False}}}}
     html = interval_table(doc, ["churn_rate", "revenue"])
     assert "11.0% – 13.0%" in html and "€900.00 – €1,100" in html
-    assert "▲ +2.0 pp<br><span class='rr-muted'>1.0 to 3.0 pp; real</span>" in html
-    assert "≈ +1.0%<br><span class='rr-muted'>−€50.00 to €70.00; within noise</span>" in html
+    assert "▲ +2.0 pp<br><span class='rr-muted'>1.0 to 3.0 pp;<br>real</span>" in html
+    assert "≈ +1.0%<br><span class='rr-muted'>−€50.00 to €70.00;<br>within noise</span>" in html
 
 
 def test_cohort_cells_get_wilson_intervals():
