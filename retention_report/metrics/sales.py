@@ -128,7 +128,8 @@ def period_sales(
         "new_gross": pc.new_gross.sum(),
         "new_purchases": pc.new_purchases.sum(),
         "new_payments": pc.new_payments.sum(),
-        # the intervals' sufficient statistics (SPEC §4.6), one more column each in this pass
+        # the intervals' sufficient statistics (SPEC §4.6), one more column each in this pass: at
+        # 10M payments about +0.5 s on ~9 s for three periods' sales (README "Performance")
         "sum_gg": (pc.gross * pc.gross).sum(),
         "sum_pp": (pc.purchases * pc.purchases).sum(),
         "sum_gp": (pc.gross * pc.purchases).sum(),
