@@ -40,8 +40,8 @@ from urllib.parse import quote
 
 from .formatting import (
     DEFAULT_TITLE,
-    change,
     coverage,
+    doc_change,
     fmt_compact,
     fmt_date,
     fmt_datetime,
@@ -57,6 +57,7 @@ from .formatting import (
 )
 from .fsio import write_atomic
 from .i18n import N_, _, get_language, install_gettext, set_language
+from .kpis import ARCHIVE_KPIS, TREND_KPIS
 from .outputs import MARKER, content_differences, content_record, is_report_folder, read_marker
 from .periods import Period, PeriodError, month_index, parse_period
 
@@ -86,9 +87,6 @@ GRAINS: tuple[tuple[str, str], ...] = (
     ("week", N_("Weeks")),
     ("range", N_("Custom ranges")),
 )
-# the table's KPIs (the headline KPIs that fit one row) and the trend chart's
-ARCHIVE_KPIS: tuple[str, ...] = ("revenue", "customers", "customers_new", "crr", "churn_rate")
-TREND_KPIS: tuple[str, ...] = ("revenue", "customers", "crr", "churn_rate")
 # what marks the page as written by this tool (an index.html without it is never replaced)
 GENERATOR = "retention-report archive"
 # the report's colours (retention_report.plots.PALETTE; not imported: plots pulls in the engine)
@@ -388,7 +386,7 @@ def _row(e: Entry) -> dict[str, Any]:
     prev_title = period_title(previous or e.period.previous())
     cells = []
     for key in ARCHIVE_KPIS:
-        c = change(key, kpis.get(key), prev.get(key), currency)
+        c = doc_change({**doc, "kpis": kpis, "previous": prev}, key, "previous", currency)
         if is_missing(kpis.get(key)):
             shown, tone = "", "neutral"  # n/a once is enough
         elif cov == "none":

@@ -198,6 +198,14 @@ class ValidationSettings(_Model):
     allow_future_dates: bool = False
 
 
+class MinChangeSettings(_Model):
+    """The smallest change of a KPI worth an arrow, a colour and a finding (SPEC §4.6), on top of
+    being significant at 95%."""
+
+    relative: float = Field(0.01, ge=0, lt=10, description="money and counts: relative change (0.01 = 1%)")
+    rate_points: float = Field(0.5, ge=0, le=100, description="rates: change in percentage points (0.5 = 0.5 pp)")
+
+
 class ReportSettings(_Model):
     title: str = Field("Sales & customer retention", max_length=200, description="the report's title")
     currency: str = Field("EUR", max_length=16, description="ISO code or symbol shown with money")
@@ -216,6 +224,7 @@ class ReportSettings(_Model):
         1800, gt=0, le=86_400,
         description="a notebook cell running longer fails the run (the previous report is kept)",
     )
+    min_change: MinChangeSettings = MinChangeSettings()
 
     @field_validator("report_url")
     @classmethod

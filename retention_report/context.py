@@ -212,7 +212,7 @@ class ReportContext:
             return json.loads(Path(self.metrics_path).read_text(encoding="utf-8"))
         self.ds.quality.require_overlap(self.period, self.ds.source_name)  # no report of zeros
         return metrics_document(self.ds, self.period, self.metrics, kpis=self.kpis_of, clv=self.clv_block(),
-                                extra=self.header_info())
+                                extra=self.header_info(), min_change=self.settings.report.min_change.model_dump())
 
     def header_info(self) -> dict[str, Any]:
         """Report metadata stored in metrics.json (title, source, currency, generation time)."""
@@ -260,7 +260,7 @@ class ReportContext:
         missing = [p for p in dict.fromkeys(periods) if ("kpis", p) not in self._cache]
         for p, k in zip(missing, kpis_of(self.ds, missing, self.metrics), strict=True):
             self._cache[("kpis", p)] = k
-        return [dict(self._cache[("kpis", p)]) for p in periods]
+        return [self._cache[("kpis", p)].copy() for p in periods]  # keeps the intervals' estimates
 
     def new_vs_returning(self) -> pd.DataFrame:
         return self._memo(

@@ -15,6 +15,7 @@ import numpy as np
 
 from .config import MetricSettings
 from .findings import findings
+from .kpis import DEFAULT_MIN_CHANGE, KPI_SPECS, is_real_change
 from .metrics._common import ratio
 from .metrics.behaviour import empirical_ltv, time_to_second_purchase
 from .metrics.cohorts import cohort_matrices
@@ -22,12 +23,78 @@ from .metrics.predictive import ClvBlock, clv_block
 from .metrics.revenue import revenue_bridge
 from .metrics.segments import frequency_segments
 from .metrics.summary import KpiSource, kpis_of, period_coverage, unobservable_kpis
+from .metrics.uncertainty import Estimate, change_interval, interval, wilson
 from .periods import Period
 
 if TYPE_CHECKING:
     from .data import Dataset
 
-__all__ = ["metrics_document", "settings_block", "clean", "SETTINGS_KEYS"]
+__all__ = ["metrics_document", "settings_block", "clean", "SETTINGS_KEYS", "INTERVAL_KEYS", "intervals_block",
+           "changes_block", "cohort_intervals"]
+
+# the KPIs with a 95% interval and a verdict on their changes: those the registry gives a method
+INTERVAL_KEYS = tuple(k for k, spec in KPI_SPECS.items() if spec.uncertainty != "none")
+
+
+def _estimates(k: Any) -> dict[str, Estimate]:
+    return dict(getattr(k, "estimates", None) or {})
+
+
+def intervals_block(k: Any) -> dict[str, list[float] | None]:
+    """metrics.json ``intervals``: ``{key: [low, high]}`` (95%) of the KPIs ``k`` of a period —
+    null for a KPI that is null or has too little data for an interval (SPEC §4.6)."""
+    est = _estimates(k)
+    out: dict[str, list[float] | None] = {}
+    for key in INTERVAL_KEYS:
+        iv = interval(est.get(key)) if k.get(key) is not None else None
+        out[key] = None if iv is None else [iv[0], iv[1]]
+    return out
+
+
+def cohort_intervals(cohorts: dict[str, Any]) -> tuple[list[list[float | None]], list[list[float | None]]]:
+    """The 95% Wilson intervals of the cohort cells (metrics.json ``cohorts.retention_low`` /
+    ``retention_high``): a cell is the share of the cohort's ``size`` customers who bought at that
+    age (x = retention × size, counted); null where the cell is."""
+    low: list[list[float | None]] = []
+    high: list[list[float | None]] = []
+    for size, row in zip(cohorts.get("size") or [], cohorts.get("retention") or [], strict=False):
+        lo_row: list[float | None] = []
+        hi_row: list[float | None] = []
+        for v in row:
+            if v is None or not size:
+                lo_row.append(None)
+                hi_row.append(None)
+                continue
+            lo, hi = wilson(round(float(v) * size), size)
+            lo_row.append(float(lo))
+            hi_row.append(float(hi))
+        low.append(lo_row)
+        high.append(hi_row)
+    return low, high
+
+
+def changes_block(cur: Any, ref: Any, min_change: dict[str, float] | None = None, *,
+                  judged: bool = True) -> dict[str, Any]:
+    """One reference period's block of metrics.json ``changes``: ``{key: {"delta", "low", "high",
+    "significant", "real"}}`` — the change cur − ref in the KPI's unit (rates as fractions), the
+    95% interval of that change (Newcombe for proportions, else normal with both periods' variances),
+    ``significant`` when the interval excludes zero, ``real`` when also larger than ``min_change``;
+    null when either value is null or has no interval. ``judged=False`` (a reference period the data
+    cover only partly or not at all): never ``real``."""
+    ce, re_ = _estimates(cur), _estimates(ref)
+    out: dict[str, Any] = {}
+    for key in INTERVAL_KEYS:
+        got = None
+        if cur.get(key) is not None and (ref or {}).get(key) is not None:
+            got = change_interval(ce.get(key), re_.get(key))
+        if got is None:
+            out[key] = None
+            continue
+        delta, low, high = got
+        significant = bool(low > 0 or high < 0)
+        out[key] = {"delta": delta, "low": low, "high": high, "significant": significant,
+                    "real": judged and is_real_change(key, delta, ref.get(key), significant, min_change)}
+    return out
 
 # metrics.json "settings": the metric conventions in force, in the contract's key order
 SETTINGS_KEYS = ("activity_window_days", "split_basis", "cohort_grain", "cohort_count", "lookback_months",
@@ -69,6 +136,7 @@ def metrics_document(
     kpis: KpiSource | None = None,
     clv: ClvBlock | None = None,
     extra: dict[str, Any] | None = None,
+    min_change: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The whole metrics.json document of SPEC §5 for ``period``.
 
@@ -125,14 +193,14 @@ def metrics_document(
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
         "complete": complete,
-        "settings": settings_block(opts),
+        "settings": {**settings_block(opts), "min_change": {**DEFAULT_MIN_CHANGE, **(min_change or {})}},
         "kpis": kpis_now,
         "previous": kpis_prev,
         "year_ago": kpis_ago,
         "previous_period": {**prev.to_dict(), "coverage": period_coverage(prev, ds.first_day, last_day)},
         "year_ago_period": {**ago.to_dict(), "coverage": period_coverage(ago, ds.first_day, last_day)},
         "aov_basis": "order" if ds.has_order_id else "purchase",
-        "cohorts": cohorts.to_json(),
+        "cohorts": cohorts.to_json(),  # with the cells' 95% intervals, below
         "segments": segments,
         "segment_thresholds": {
             "low": seg.low,
@@ -160,6 +228,12 @@ def metrics_document(
             ds.daily, ds.customers, period.start, period.end, prev.start, prev.end
         ).to_dict(),
         "unobservable": unobservable,
+        "intervals": intervals_block(kpis_now),
+    }
+    doc["cohorts"]["retention_low"], doc["cohorts"]["retention_high"] = cohort_intervals(doc["cohorts"])
+    doc["changes"] = {
+        block: changes_block(kpis_now, ref, min_change, judged=doc[f"{block}_period"]["coverage"] == "full")
+        for block, ref in (("previous", kpis_prev), ("year_ago", kpis_ago))
     }
     # predicted customer value (BG/NBD + Gamma-Gamma, issue 17): null, with the reason, when the
     # data cannot support a fit

@@ -16,8 +16,8 @@ from datetime import date
 from typing import Any
 
 from .formatting import (
-    change,
     coverage,
+    doc_change,
     fmt_count,
     fmt_date,
     fmt_money,
@@ -32,13 +32,13 @@ from .formatting import (
     segment_label,
 )
 from .i18n import _, get_language, ngettext
+from .kpis import MOVER_KPIS
 from .metrics.cohorts import MIN_GROUP_SIZE, headline_average
 
 __all__ = ["findings"]
 
 # KPIs considered for "the largest movement" (relative change for amounts, pp for rates)
-_MOVERS = ["customers_new", "customers_returning", "aov", "repeat_purchase_rate", "crr", "churn_rate",
-           "purchase_frequency", "refund_rate"]
+_MOVERS = MOVER_KPIS
 
 
 def _period_name(doc: dict[str, Any], which: str) -> str:
@@ -108,19 +108,27 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     # SPEC §4.4: groups smaller than this are never named in a finding nor in the averages quoted
     min_size = (doc.get("settings") or {}).get("min_group_size") or MIN_GROUP_SIZE
     out: list[str] = []
-    refs: list[tuple[dict[str, Any], str]] = []  # reference periods that can be compared with
+    refs: list[tuple[dict[str, Any], str, str]] = []  # (kpis, name, block) of those that can be compared with
     skipped: list[tuple[str, str]] = []  # (name, which) of those that cannot: partly or not covered
     for block, which in (("previous", "previous_period"), ("year_ago", "year_ago_period")):
         name, cov = _period_name(doc, which), coverage(doc, which)
         if cov == "full":
-            refs.append((doc.get(block) or {}, name))
+            refs.append((doc.get(block) or {}, name, block))
         else:
             skipped.append((name, which))
 
     # 1. revenue and its movement
     rev = k.get("revenue")
     if not is_missing(rev) and (k.get("gross_revenue") or k.get("refunds") or rev):
-        moves = (movement_phrase(rev, ref.get("revenue"), name) for ref, name in refs)
+        def move(ref: dict[str, Any], name: str, block: str) -> str | None:
+            phrase = movement_phrase(rev, ref.get("revenue"), name)
+            if phrase is None or doc_change(doc, "revenue", block, cur).real:
+                return phrase
+            # not significant or below report.min_change (SPEC §4.6): no direction is claimed
+            # TRANSLATORS: part of a sentence about revenue: "Net revenue was €280.00, within noise of Q4 2023"
+            return _("within noise of %(period)s") % {"period": name}
+
+        moves = (move(ref, name, block) for ref, name, block in refs)
         parts = [m for m in moves if m]
         # TRANSLATORS: joins two movements: "up 12.3% on Q4 2023 and down 4.0% on Q1 2023"
         tail = ", " + _("%(first)s and %(second)s") % {"first": parts[0], "second": parts[1]} \
@@ -131,10 +139,12 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
         out.append(_("Net revenue was %(amount)s%(tail)s.") % {"amount": fmt_money(rev, cur), "tail": tail})
 
     # 1b. why gross revenue changed (the revenue bridge, SPEC §4.7), against a fully covered previous
-    # period: the largest part that added and the largest that took away (parts of 0 are not news)
+    # period: the largest part that added and the largest that took away (parts of 0 are not news);
+    # only when the change of gross revenue is real (SPEC §4.6: a change within noise has no "why")
     rb = doc.get("revenue_bridge") or {}
     parts = ("previous", "current", "new", "reactivated", "expansion", "contraction", "lost")
-    if coverage(doc, "previous_period") == "full" and all(not is_missing(rb.get(x)) for x in parts):
+    if coverage(doc, "previous_period") == "full" and all(not is_missing(rb.get(x)) for x in parts) \
+            and doc_change(doc, "gross_revenue", "previous", cur).real:
         before, now = float(rb["previous"]), float(rb["current"])
         if before > 0 and round(100 * abs(now / before - 1), 1) >= 0.1:
             gains = {"new": _("new customers brought %(amount)s"),
@@ -198,13 +208,12 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     best: tuple[float, str] | None = None
     for key in _MOVERS:
         spec = kpi_spec(key, doc)
-        for ref, name in refs:
-            c = change(key, k.get(key), ref.get(key), cur)
-            if c.absolute is None:
+        for _ref, name, block in refs:
+            # only a real change: significant at 95% and larger than report.min_change (SPEC §4.6)
+            c = doc_change(doc, key, block, cur)
+            if c.absolute is None or not c.real:
                 continue
             size = abs(c.absolute) * 100 if spec.unit == "rate" else abs(c.relative or 0) * 100
-            if spec.unit == "rate" and size < 0.5:
-                continue
             if best is None or size > best[0]:
                 if spec.unit == "rate":
                     amount = _("%(value)s percentage points") % {"value": fmt_number(abs(100 * c.absolute), 1)}

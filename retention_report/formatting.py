@@ -1,4 +1,4 @@
-"""How numbers are shown to people: KPI labels, units, good direction and text formatting.
+"""How numbers are shown to people: text formatting of KPIs (declared in :mod:`retention_report.kpis`).
 
 Shared by the report notebooks, the findings and the email, so a KPI reads the same everywhere.
 Values are the raw metrics.json values (rates as fractions); ``None``/NaN is shown as ``n/a``.
@@ -21,10 +21,11 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 from .i18n import N_, _, get_language, ngettext
 from .i18n import locale as _babel_locale
+from .kpis import AOV_SPECS, HEADLINE_KPIS, KPI_SPECS, KpiSpec, is_real_change
 
 __all__ = [
     "KpiSpec",
@@ -37,6 +38,7 @@ __all__ = [
     "shorten_all",
     "Change",
     "change",
+    "doc_change",
     "KpiRow",
     "kpi_rows",
     "movement_phrase",
@@ -62,73 +64,7 @@ __all__ = [
     "unobservable_keys",
 ]
 
-Unit = Literal["money", "count", "rate", "number", "days", "years"]
-Direction = Literal["up", "down", "neutral"]
-
 _CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "RUB": "₽", "INR": "₹"}
-
-
-@dataclass(frozen=True)
-class KpiSpec:
-    """How one KPI is labelled and judged.
-
-    ``good`` is the direction a manager wants: ``up`` (more revenue), ``down`` (less churn) or
-    ``neutral`` (a share that is neither good nor bad by itself).
-    """
-
-    key: str
-    label: str
-    unit: Unit
-    good: Direction
-    help: str = ""
-
-
-KPI_SPECS: dict[str, KpiSpec] = {
-    s.key: s
-    for s in [
-        KpiSpec("revenue", N_("Revenue (net)"), "money", "up", N_("gross revenue minus refunds")),
-        KpiSpec("gross_revenue", N_("Gross revenue"), "money", "up", N_("sum of positive payments")),
-        KpiSpec("refunds", N_("Refunds"), "money", "down", N_("money paid back in the period")),
-        KpiSpec("revenue_new", N_("Revenue from first purchases"), "money", "up"),
-        KpiSpec("revenue_returning", N_("Revenue from repeat purchases"), "money", "up"),
-        KpiSpec("revenue_guest", N_("Revenue from guest payments"), "money", "up",
-                N_("payments without a customer id (validation.empty_customer_id = \"guest\")")),
-        KpiSpec("new_revenue_share", N_("New (first purchases), share of revenue"), "rate", "neutral",
-                N_("first-purchase revenue / gross revenue")),
-        KpiSpec("margin", N_("Margin"), "money", "up", N_("net revenue minus cost")),
-        KpiSpec("customers", N_("Customers who bought in the period"), "count", "up", N_("customers with a purchase in the period")),
-        KpiSpec("customers_new", N_("New customers"), "count", "up", N_("first purchase ever in the period")),
-        KpiSpec("customers_returning", N_("Returning customers"), "count", "up",
-                N_("acquired before the period, bought in it")),
-        KpiSpec("purchases", N_("Purchases"), "count", "up", N_("customer-days with a positive payment")),
-        # labelled by the document's ``aov_basis`` (see kpi_spec); this generic label only for
-        # documents that do not say whether AOV was per order or per purchase
-        KpiSpec("aov", N_("AOV"), "money", "up", N_("gross revenue / orders when order ids are mapped, else / purchases")),
-        KpiSpec("purchase_frequency", N_("Purchases per customer"), "number", "up",
-                N_("purchases / customers in the period")),
-        KpiSpec("repeat_purchase_rate", N_("Repeat purchase rate"), "rate", "up",
-                N_("customers with 2+ purchases in the period / customers")),
-        KpiSpec("refund_rate", N_("Refund rate"), "rate", "down", N_("refunds / gross revenue")),
-        KpiSpec("customers_start", N_("Active customers at start"), "count", "up"),
-        KpiSpec("customers_end", N_("Active customers at end"), "count", "up"),
-        KpiSpec("customers_churned", N_("Churned customers"), "count", "down"),
-        KpiSpec("customers_reactivated", N_("Reactivated customers"), "count", "up"),
-        KpiSpec("customers_new_lapsed", N_("New customers already lapsed"), "count", "down"),
-        KpiSpec("crr", N_("Customer retention rate (CRR)"), "rate", "up", "(CE − CN) / CS"),
-        KpiSpec("churn_rate", N_("Churn rate"), "rate", "down", "CL / CS"),
-        KpiSpec("avg_lifetime_years", N_("Average customer lifetime"), "years", "up"),
-        KpiSpec("ltv", N_("LTV by formula"), "money", "up", "AOV × AF × AL"),
-        KpiSpec("median_days_to_second_purchase", N_("Median days to 2nd purchase"), "days", "down"),
-    ]
-}
-
-# AOV has one label per definition (issue 12): metrics.json's ``kpis.aov`` is per order when order
-# ids are mapped (SPEC §4.5) and says which in ``aov_basis``; tables that divide by purchases
-# (new vs returning, segments) always say "per purchase".
-AOV_SPECS: dict[str, KpiSpec] = {
-    "order": KpiSpec("aov", N_("AOV per order"), "money", "up", N_("gross revenue / orders")),
-    "purchase": KpiSpec("aov", N_("AOV per purchase"), "money", "up", N_("gross revenue / purchases")),
-}
 
 
 # [report] title's default (config.ReportSettings): shown translated; a title of one's own as it is
@@ -220,21 +156,6 @@ def shorten_all(values: Any, width: int = 40) -> list[str]:
         suffix = f" #{n}"
         out[i] = values[i][: width - 1 - len(suffix)] + "…" + suffix
     return out
-
-
-# The executive-summary table, in order (issue 4).
-HEADLINE_KPIS = [
-    "revenue",
-    "new_revenue_share",
-    "customers",
-    "customers_new",
-    "customers_returning",
-    "crr",
-    "churn_rate",
-    "repeat_purchase_rate",
-    "aov",
-    "ltv",
-]
 
 
 def unobservable_keys(doc: Any, block: str = "kpis") -> list[str]:
@@ -500,7 +421,9 @@ class Change:
 
     ``absolute`` is current − reference (for rates: in percentage points when shown);
     ``relative`` is absolute / |reference| (None when the reference is 0 or missing);
-    ``direction`` is ``up``/``down``/``flat``/``n/a``; ``tone`` is ``good``/``bad``/``neutral``.
+    ``direction`` is ``up``/``down``/``flat``/``n/a``; ``tone`` is ``good``/``bad``/``neutral``;
+    ``real``: significant at 95% and larger than ``report.min_change`` (SPEC §4.6) — only such a
+    change has an arrow and a tone other than ``neutral``; the others read "≈ …" (within noise).
     """
 
     absolute: float | None
@@ -508,32 +431,72 @@ class Change:
     direction: str
     tone: str
     text: str
+    real: bool = True
 
 
-def change(key: str, current: Any, reference: Any, currency: str = "EUR") -> Change:
-    """Compare ``current`` with ``reference`` for KPI ``key`` and format the change for people."""
+def change(key: str, current: Any, reference: Any, currency: str = "EUR", *,
+           significant: bool | None = None, min_change: Mapping[str, float] | None = None,
+           judged: bool = True) -> Change:
+    """Compare ``current`` with ``reference`` for KPI ``key`` and format the change for people.
+
+    ``significant``: whether the change's 95% interval excludes zero (metrics.json ``changes``;
+    None when not known). A change that is not significant, or not larger than ``min_change``
+    (:func:`retention_report.kpis.is_real_change`), is shown without arrow or colour: "≈ −0.1 pp"
+    ("≈ 0.0 pp" when it rounds to nothing, never "−0.0"). ``judged=False`` (a KPI without an interval
+    method: refunds, the refund rate, the median days to a second purchase): neither arrow nor "≈",
+    the bare signed change — no claim either way."""
     if is_missing(current) or is_missing(reference):
-        return Change(None, None, "n/a", "neutral", _na())
+        return Change(None, None, "n/a", "neutral", _na(), False)
     cur, ref = float(current), float(reference)
     absolute = cur - ref
     relative = absolute / abs(ref) if ref != 0 else None
     eps = 1e-12
     direction = "up" if absolute > eps else "down" if absolute < -eps else "flat"
+    real = judged and direction != "flat" and is_real_change(key, absolute, ref, significant, min_change)
     good = KPI_SPECS[key].good if key in KPI_SPECS else "neutral"
-    if direction == "flat" or good == "neutral":
+    if not real or good == "neutral":
         tone = "neutral"
     else:
         tone = "good" if direction == good else "bad"
     unit = KPI_SPECS[key].unit if key in KPI_SPECS else "number"
-    arrow = {"up": "▲", "down": "▼", "flat": "▶"}[direction]
+    arrow = {"up": "▲", "down": "▼", "flat": "≈"}[direction] if real else "≈" if judged else ""
+
+    def signed(x: float, kind: str = "decimal") -> str:
+        return _render(0.0, 1, kind, group=False) if not real and round(x, 1) == 0 else _signed(x, 1, kind)
+
     if unit == "rate":
         # TRANSLATORS: a change of a rate in percentage points, e.g. "+1.2 pp"
-        text = f"{arrow} " + _("%(value)s pp") % {"value": _signed(100 * absolute, 1)}
+        text = f"{arrow} " + _("%(value)s pp") % {"value": signed(100 * absolute)}
     elif relative is not None:
-        text = f"{arrow} {_signed(100 * relative, 1, 'percent')}"
+        text = f"{arrow} {signed(100 * relative, 'percent')}"
     else:
         text = f"{arrow} {fmt_value(key, absolute, currency)}"
-    return Change(absolute, relative, direction, tone, text.replace("-", "−"))
+    return Change(absolute, relative, direction, tone, text.strip().replace("-", "−"), real)
+
+
+def doc_change(doc: Mapping[str, Any], key: str, block: str, currency: str = "EUR") -> Change:
+    """The change of KPI ``key`` from reference ``block`` (``previous``/``year_ago``) of metrics
+    document ``doc``, judged by the document's ``changes`` (significance) and
+    ``settings.min_change``. In a document with ``changes``, a change without an interval (too few
+    customers, or a KPI without an interval method such as the refund rate) is not judged real — and a
+    KPI without an interval method is shown without a verdict at all (no arrow, no "≈"); a document
+    from before ``changes`` is judged by the size of the change alone."""
+    def part(d: Any, name: str) -> Mapping[str, Any]:
+        v = d.get(name) if isinstance(d, Mapping) else None
+        return v if isinstance(v, Mapping) else {}
+
+    entry = part(part(doc, "changes"), block).get(key)
+    significant = entry.get("significant") if isinstance(entry, Mapping) else None
+    significant = significant if isinstance(significant, bool) else None
+    if significant is None and isinstance(doc.get("changes"), Mapping):
+        significant = False  # no interval (too few customers, or none for this KPI): never shown as real
+    min_change = {name: float(v) for name, v in part(part(doc, "settings"), "min_change").items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0}
+    k, ref = part(doc, "kpis"), part(doc, block)
+    judged = not (isinstance(doc.get("changes"), Mapping) and key in KPI_SPECS
+                  and KPI_SPECS[key].uncertainty == "none")
+    return change(key, k.get(key), ref.get(key), currency, significant=significant, min_change=min_change,
+                  judged=judged)
 
 
 def movement_phrase(value: Any, reference: Any, period_name: str, decimals: int = 1) -> str | None:
@@ -591,8 +554,8 @@ def kpi_rows(doc: Mapping[str, Any], currency: str = "EUR", keys: Sequence[str] 
             value=fmt_value(key, k.get(key), currency),
             previous=fmt_value(key, prev.get(key), currency),
             year_ago=fmt_value(key, ago.get(key), currency),
-            vs_previous=change(key, k.get(key), prev.get(key), currency),
-            vs_year_ago=change(key, k.get(key), ago.get(key), currency),
+            vs_previous=doc_change(doc, key, "previous", currency),
+            vs_year_ago=doc_change(doc, key, "year_ago", currency),
         )
         for key in keys
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib as mpl
@@ -23,6 +24,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from .formatting import (
+    doc_change,
     fmt_compact,
     fmt_count,
     fmt_money,
@@ -222,12 +224,16 @@ def _period_name(label: Any) -> str:
         return str(label)
 
 
-def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = None) -> Axes:
+def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = None,
+                  doc: Mapping[str, Any] | None = None) -> Axes:
     """Stacked bars of gross revenue from new and returning purchases for the trailing periods.
 
     ``trend`` is :func:`retention_report.metrics.kpi_trend` (one row per period, oldest first, with
     ``period``, ``revenue_new``, ``revenue_returning`` and ``new_revenue_share``; a ``revenue_guest``
-    with values adds guest payments on top, so the bars add up to the gross revenue).
+    with values adds guest payments on top, so the bars add up to the gross revenue). With the metrics
+    document ``doc``, the title's movements are judged as the KPI table judges them (SPEC §4.6): a
+    change that is not real reads "within noise of …", and a comparison the document has no verdict
+    for (not its previous or year-ago period) is left out.
     """
     ax = _axes(ax)
     title = _("Revenue trend")
@@ -263,10 +269,20 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     title = _("Revenue in %(period)s: %(amount)s") % {"period": _period_name(last["period"]),
                                                         "amount": fmt_money(gross[-1], currency)}
     moves = []
-    if len(t) >= 2 and (move := movement_phrase(gross[-1], gross[-2], _period_name(t.iloc[-2]["period"]), decimals=0)):
-        moves.append(move)
-    if len(t) >= 5 and (move := movement_phrase(gross[-1], gross[-5], _period_name(t.iloc[-5]["period"]), decimals=0)):
-        moves.append(move)
+    for back in (2, 5):
+        if len(t) < back:
+            continue
+        name = _period_name(t.iloc[-back]["period"])
+        move = movement_phrase(gross[-1], gross[-back], name, decimals=0)
+        if move and doc is not None:
+            block = next((b for b in ("previous", "year_ago")
+                          if str((doc.get(f"{b}_period") or {}).get("period")) == str(t.iloc[-back]["period"])), None)
+            if block is None:
+                continue
+            if not doc_change(doc, "gross_revenue", block, currency).real:
+                move = _("within noise of %(period)s") % {"period": name}
+        if move:
+            moves.append(move)
     if moves:
         title += ", " + (_("%(first)s and %(second)s") % {"first": moves[0], "second": moves[1]}
                          if len(moves) == 2 else moves[0])

@@ -22,9 +22,11 @@ from .data.validation import rule_label
 from .formatting import (
     AOV_SPECS,
     HEADLINE_KPIS,
+    KPI_SPECS,
     SAMPLE_SOURCE_SHORT,
     aov_label,
     coverage,
+    doc_change,
     fmt_count,
     fmt_date,
     fmt_money,
@@ -43,11 +45,13 @@ from .formatting import (
     unobservable_reason,
 )
 from .i18n import N_, _, get_language, ngettext
+from .kpis import DEFAULT_MIN_CHANGE
 from .periods import parse_period
 
 __all__ = [
     "kpi_table",
     "ltv_clv_note",
+    "interval_table",
     "findings_list",
     "frame_table",
     "new_vs_returning_table",
@@ -102,6 +106,61 @@ def _coverage_footnote(doc: Mapping[str, Any], title: str, cov: str) -> str:
              "so its values are incomplete and the changes against it are shown in grey, not judged.") % words
 
 
+def _min_change_words(doc: Mapping[str, Any]) -> dict[str, str]:
+    m = {**DEFAULT_MIN_CHANGE, **(((doc.get("settings") or {}).get("min_change")) or {})}
+    return {"relative": fmt_pct(m["relative"], 1, group=False), "points": fmt_number(m["rate_points"], 1)}
+
+
+def _interval_text(doc: Mapping[str, Any], key: str, currency: str) -> str:
+    """"€120 – €180": the 95% interval of KPI ``key`` in metrics.json ``intervals``, or ""."""
+    iv = (doc.get("intervals") or {}).get(key)
+    if not (isinstance(iv, (list, tuple)) and len(iv) == 2 and not any(is_missing(v) for v in iv)):
+        return ""
+    lo, hi = float(iv[0]), float(iv[1])
+    if KPI_SPECS[key].unit in ("rate", "count"):  # a normal interval may reach below zero
+        lo = max(lo, 0.0)
+    return f"{fmt_value(key, lo, currency)} – {fmt_value(key, hi, currency)}"
+
+
+def interval_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, currency: str = "EUR") -> str:
+    """"Is the change real?" (SPEC §4.6): each headline KPI with its 95% interval, and each change
+    against the previous period and a year ago with the 95% interval of the change and its verdict
+    (real: significant and larger than ``report.min_change``; else within noise)."""
+    refs = [(_period_title(doc.get(which), fallback), block)
+            for which, fallback, block in (("previous_period", _("Previous"), "previous"),
+                                           ("year_ago_period", _("Year ago"), "year_ago"))]
+    # TRANSLATORS: a column of changes against a period with their 95% intervals: "Change vs Q4 2023"
+    words = [_("KPI"), _("Value"), _("95%% interval") % {}] + [_("Change vs %(period)s") % {"period": t}
+                                                               for t, _b in refs]
+    head = ("<thead><tr>" + "".join(f"<th scope='col' class='{'rr-label' if i == 0 else 'num'}'>{esc(w)}</th>"
+                                    for i, w in enumerate(words)) + "</tr></thead>")
+    rows = []
+    na = _("n/a")
+    for key in keys:
+        spec = kpi_spec(key, doc)
+        value = (doc.get("kpis") or {}).get(key)
+        cells = [f"<th scope='row' class='rr-label'>{esc(spec.label)}</th>",
+                 f"<td class='num'>{esc(fmt_value(key, value, currency))}</td>",
+                 f"<td class='num'>{esc(_interval_text(doc, key, currency) or na)}</td>"]
+        for _t, block in refs:
+            entry = ((doc.get("changes") or {}).get(block) or {}).get(key)
+            c = doc_change(doc, key, block, currency)
+            if not isinstance(entry, Mapping) or c.absolute is None:
+                cells.append(f"<td class='num rr-neutral'>{esc(na)}</td>")
+                continue
+            lo, hi = entry.get("low"), entry.get("high")
+            if spec.unit == "rate":
+                span = _("%(low)s to %(high)s pp") % {"low": fmt_number(100 * lo, 1), "high": fmt_number(100 * hi, 1)}
+            else:
+                span = _("%(low)s to %(high)s") % {"low": fmt_value(key, lo, currency), "high": fmt_value(key, hi, currency)}
+            verdict = _("real") if c.real else _("within noise")
+            tone = "partial" if coverage(doc, f"{block}_period") != "full" else c.tone
+            cells.append(f"<td class='num rr-change rr-{tone}'>{esc(c.text)}<br>"
+                         f"<span class='rr-muted'>{esc(span)};<br>{esc(verdict)}</span></td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return "<table class='rr-table rr-intervals'>" + head + "<tbody>" + "".join(rows) + "</tbody></table>"
+
+
 def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, currency: str = "EUR") -> str:
     """The executive-summary KPI table: value in the period, previous period, a year ago, and the
     changes (arrow, coloured by good/bad direction).
@@ -129,10 +188,15 @@ def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, curre
         + "</tr></thead>"
     )
     rows = []
+    within_noise = _("within noise")
     for row in kpi_rows(doc, currency, keys):
         key, spec = row.key, row.spec
         cells = [f"<th scope='row' class='rr-label' title='{esc(spec.help)}'>{esc(spec.label)}</th>"]
-        cells.append(f"<td class='num rr-current'{_kpi_attr(key)}>{esc(row.value)}</td>")
+        iv = _interval_text(doc, key, currency)
+        # TRANSLATORS: a tooltip of a KPI's value: "95% interval: €120 – €180"
+        ci_text = _("95%% interval: %(interval)s") % {"interval": iv}
+        ci = f" title='{esc(ci_text)}'" if iv else ""
+        cells.append(f"<td class='num rr-current'{_kpi_attr(key)}{ci}>{esc(row.value)}</td>")
         for _t, cov, period in refs:
             shown = _("no data") if cov == "none" else getattr(row, period)
             cls = " rr-nodata" if cov == "none" else ""
@@ -143,10 +207,16 @@ def kpi_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, curre
                 continue
             c = getattr(row, f"vs_{period}")
             tone = "partial" if cov == "partial" else c.tone
-            cells.append(f"<td class='num rr-change rr-{tone}'>{esc(c.text)}</td>")
+            noise = f" title='{esc(within_noise)}'" if not c.real and c.absolute is not None else ""
+            cells.append(f"<td class='num rr-change rr-{tone}'{noise}>{esc(c.text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     notes = [_("▲/▼ direction of the change; green is good, red is bad for the business. "
-               "Changes of rates are in percentage points (pp).")]
+               "Changes of rates are in percentage points (pp)."),
+             _("≈ within noise: the change is not significant at 95%% or smaller than %(relative)s "
+               "(%(points)s pp for rates); 95%% intervals in the appendix.") % _min_change_words(doc)]
+    if any(KPI_SPECS[k].uncertainty == "none" for k in keys if k in KPI_SPECS):
+        notes.append(_("A change without ▲/▼ or ≈ belongs to a number without an interval (refunds are not "
+                       "attributed to customers, a median has none here): it is shown, not judged."))
     notes += [_coverage_footnote(doc, t, cov) for t, cov, _p in refs if cov != "full"]
     notes += _unobservable_notes(doc, keys, [(cur_t, "kpis", "full")] + [(t, p, cov) for t, cov, p in refs])
     return (
@@ -368,7 +438,7 @@ def bridge_formulas(k: Mapping[str, Any], window_days: int, doc: Mapping[str, An
 
     def n(key: str, value: Any) -> str:
         """A number of the formula, marked with its metric."""
-        text = fmt_pct(value) if key in ("crr", "churn_rate") else fmt_count(value)
+        text = fmt_value(key, value)
         return f'<span{_kpi_attr(key)}>{esc(text)}</span>'
 
     # TRANSLATORS: the name of the churn rate in a formula, "Churn = CL / CS"
@@ -500,6 +570,20 @@ DEFINITIONS = [
     (N_("Repeat purchase rate"), N_("Customers with two or more purchases in the period / customers.")),
     ("LTV", N_("AOV per purchase × purchases per year × average lifetime in years (1 / annual churn): "
                "revenue per customer and year × lifetime.")),
+    (N_("95%% interval"), N_("The range that holds the true value in 95 of 100 periods drawn from the same "
+                             "stream of customers. Rates of customers (CRR, churn, repeat purchase rate): "
+                             "Wilson score interval. Money totals: from each customer's sum of squares, "
+                             "computed by the database engine (compound Poisson, central limit theorem); "
+                             "AOV, purchases per customer and revenue shares: delta method over customers; "
+                             "LTV: the errors of revenue per customer and of the churn rate combined. "
+                             "Customer counts: Poisson — the customers of a period are taken as a draw "
+                             "from the shop's stream of customers, not as a fixed list.")),
+    (N_("Real change or within noise (≈)"), N_(
+        "A change is real when the 95%% interval of the change excludes zero (Newcombe's hybrid score "
+        "interval for a difference of two rates; otherwise the two periods' variances added, which errs "
+        "towards noise because the periods share customers) and it is larger than report.min_change "
+        "(default 1%% relative, 0.5 percentage points for rates). Other changes are shown in grey with ≈ "
+        "and never make a finding.")),
 ]
 
 
@@ -507,7 +591,7 @@ def definitions(window_days: int = 365, aov_basis: str | None = None) -> str:
     """The appendix definitions, in the current language. ``aov_basis`` (metrics.json's): "AOV per
     order" is defined only when the report shows it (``order``)."""
     items = "".join(
-        f"<dt>{esc(_(t))}</dt><dd>{esc(_(d) % {'days': fmt_count(window_days)} if '%(days)s' in d else _(d))}</dd>"
+        f"<dt>{esc(_(t) % {})}</dt><dd>{esc(_(d) % {'days': fmt_count(window_days)})}</dd>"
         for t, d in DEFINITIONS
         if t != AOV_SPECS["order"].label or aov_basis == "order"
     )

@@ -114,6 +114,7 @@ HEADINGS: dict[str, str] = {
     "predicted_value.where": N_("Where the value is"),
     "predicted_value.ltv_vs_clv": N_("Commissioned LTV and the model's CLV"),
     "appendix.definitions": N_("Definitions"),
+    "appendix.intervals": N_("Is the change real?"),
     "appendix.data_quality": N_("Data quality"),
     "appendix.run_details": N_("Run details"),
 }

@@ -80,6 +80,27 @@ def test_revenue_trend_stacks_new_on_returning_and_compares_in_title():
     assert ax.get_ylabel() == "Gross revenue (EUR)"
 
 
+def test_revenue_trend_title_claims_only_real_changes():
+    trend = pd.DataFrame({
+        "period": ["2023-Q1", "2023-Q2", "2023-Q3", "2023-Q4", "2024-Q1"],
+        "revenue_new": [100.0, 100.0, 100.0, 200.0, 150.0],
+        "revenue_returning": [300.0, 300.0, 300.0, 600.0, 450.0],
+    })
+    doc = {"kpis": {"gross_revenue": 600.0}, "previous": {"gross_revenue": 800.0}, "year_ago": {"gross_revenue": 400.0},
+           "previous_period": {"period": "2023-Q4", "coverage": "full"},
+           "year_ago_period": {"period": "2023-Q1", "coverage": "full"},
+           "changes": {"previous": {"gross_revenue": {"delta": -200.0, "low": -450.0, "high": 50.0, "significant": False}},
+                       "year_ago": {"gross_revenue": {"delta": 200.0, "low": 50.0, "high": 350.0, "significant": True}}}}
+    ax = plots.revenue_trend(trend, currency="EUR", doc=doc)
+    assert title(ax) == "Revenue in Q1 2024: €600.00, within noise of Q4 2023 and up 50% on Q1 2023"
+    # months: four periods back is no reference period of the document: no verdict, no claim
+    months = trend.assign(period=["2023-11", "2023-12", "2024-01", "2024-02", "2024-03"])
+    doc = {**doc, "previous_period": {"period": "2024-02", "coverage": "full"},
+           "year_ago_period": {"period": "2023-03", "coverage": "full"}}
+    ax = plots.revenue_trend(months, currency="EUR", doc=doc)
+    assert title(ax) == "Revenue in March 2024: €600.00, within noise of February 2024"
+
+
 def test_segment_mix_compares_customer_and_revenue_shares():
     table = pd.DataFrame(
         {"customer_share": [0.1, 0.2, 0.3, 0.1, 0.3], "revenue_share": [0.5, 0.2, 0.1, 0.2, 0.0],

@@ -38,6 +38,14 @@ class PeriodSales:
     revenue_guest: float | None = None
     payments_guest: int = 0
     cost_guest: float | None = None  # cost of the guest payments (with a cost column)
+    # per-customer sums of squares and cross products (g gross, p purchases, a first-purchase gross
+    # of one customer in the period), computed in the same pass: the intervals' inputs
+    # (metrics/uncertainty.py)
+    sum_gg: float = float("nan")
+    sum_pp: float = float("nan")
+    sum_gp: float = float("nan")
+    sum_aa: float = float("nan")
+    sum_ag: float = float("nan")
 
     @property
     def revenue(self) -> float:
@@ -134,6 +142,13 @@ def period_sales(
         "new_gross": pc.new_gross.sum(),
         "new_purchases": pc.new_purchases.sum(),
         "new_payments": pc.new_payments.sum(),
+        # the intervals' sufficient statistics (SPEC §4.6), one more column each in this pass: at
+        # 10M payments about +0.5 s on ~9 s for three periods' sales (README "Performance")
+        "sum_gg": (pc.gross * pc.gross).sum(),
+        "sum_pp": (pc.purchases * pc.purchases).sum(),
+        "sum_gp": (pc.gross * pc.purchases).sum(),
+        "sum_aa": (pc.new_gross * pc.new_gross).sum(),
+        "sum_ag": (pc.new_gross * pc.gross).sum(),
     }
     has_cost = "cost_pos" in daily.columns
     if has_cost:
@@ -159,6 +174,11 @@ def period_sales(
         purchases_new=to_int(r.get("new_purchases")),
         payments_new=to_int(r.get("new_payments")),
         cost_new=to_float(r.get("new_cost")) if has_cost else None,
+        sum_gg=to_float(r.get("sum_gg")),
+        sum_pp=to_float(r.get("sum_pp")),
+        sum_gp=to_float(r.get("sum_gp")),
+        sum_aa=to_float(r.get("sum_aa")),
+        sum_ag=to_float(r.get("sum_ag")),
     )
 
 

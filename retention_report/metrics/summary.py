@@ -6,6 +6,7 @@ with its findings is assembled above the metrics, in :mod:`retention_report.docu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,13 +22,15 @@ from .behaviour import (
     observed_lifetime_years,
     time_to_second_purchase,
 )
-from .flow import customer_bridge
-from .sales import order_counts, period_sales
+from .flow import CustomerBridge, customer_bridge
+from .sales import PeriodSales, order_counts, period_sales
+from .uncertainty import Estimate, ratio_se
 
 if TYPE_CHECKING:
     from ..data import Dataset
 
-__all__ = ["KPI_KEYS", "UNOBSERVABLE_KEYS", "KpiSource", "unobservable_kpis", "period_kpis", "kpis_of", "kpi_trend", "period_coverage"]
+__all__ = ["KPI_KEYS", "UNOBSERVABLE_KEYS", "KpiSource", "PeriodKpis", "unobservable_kpis", "period_kpis", "kpis_of",
+           "kpi_trend", "period_coverage", "kpi_estimates"]
 
 KPI_KEYS = [
     "revenue",
@@ -93,6 +96,19 @@ def unobservable_kpis(period: Period, first_day: date | None, window_days: int) 
     return dict.fromkeys(UNOBSERVABLE_KEYS, reason)
 
 
+class PeriodKpis(dict[str, Any]):
+    """The KPIs of a period (a plain ``{key: value}`` dict, metrics.json's ``kpis``) carrying what
+    their 95% intervals are computed from: ``estimates``, ``{key: Estimate}``
+    (:mod:`retention_report.metrics.uncertainty`), computed in the same engine passes."""
+
+    def __init__(self, values: Any = (), estimates: dict[str, Estimate] | None = None) -> None:
+        super().__init__(values)
+        self.estimates: dict[str, Estimate] = dict(estimates or {})
+
+    def copy(self) -> PeriodKpis:
+        return PeriodKpis(self, self.estimates)
+
+
 # periods → their KPIs (the report context passes a memoised one)
 KpiSource = Callable[[Sequence[Period]], list[dict[str, Any]]]
 
@@ -148,7 +164,7 @@ def _period_kpis(ds: Dataset, period: Period, opts: MetricSettings, orders: int 
     else:
         lifetime = lifetime_from_churn(b.churn_rate, period.days)
     second = time_to_second_purchase(customers, period.end)
-    out = {
+    values = {
         "revenue": s.revenue,
         "gross_revenue": s.gross_revenue,
         "refunds": s.refunds,
@@ -178,9 +194,76 @@ def _period_kpis(ds: Dataset, period: Period, opts: MetricSettings, orders: int 
         "ltv": ltv(aov_purchase, frequency, lifetime, period.days),
         "median_days_to_second_purchase": second.median_days,
     }
-    # structural numbers (SPEC §4.3 observability) are null, never a 0% churn nobody could show
-    out.update(dict.fromkeys(unobservable_kpis(period, ds.first_day, opts.activity_window_days)))
-    return out
+    # structural numbers (SPEC §4.3 observability) are null, never a 0% churn nobody could show, and
+    # have no interval
+    unobservable = unobservable_kpis(period, ds.first_day, opts.activity_window_days)
+    values.update(dict.fromkeys(unobservable))
+    estimates = kpi_estimates(values, s, b, period.days, opts.lifetime_method)
+    for key in unobservable:
+        estimates.pop(key, None)
+    return PeriodKpis(values, estimates)
+
+
+def kpi_estimates(
+    k: dict[str, Any], s: PeriodSales, b: CustomerBridge, days: int, lifetime_method: str = "churn"
+) -> dict[str, Estimate]:
+    """What the 95% intervals of a period's KPIs ``k`` are computed from (SPEC §4.6), given its
+    sales ``s`` (with the per-customer sums of squares of the same engine pass) and bridge ``b``.
+
+    Notes
+    -----
+    Proportions of customers (``repeat_purchase_rate`` = repeat / customers, ``churn_rate`` =
+    CL / CS, ``crr`` = (CE − CN) / CS): Wilson. Counts of customers: Poisson. ``revenue``,
+    ``gross_revenue`` and ``purchases``: compound Poisson, se = √Σ g_i² (√Σ p_i²) over customers (refunds are period sums,
+    not attributed to customers: net revenue's interval is gross revenue's, shifted). Ratios
+    (``aov`` per purchase = Σg/Σp, ``purchase_frequency`` = Σp/n, ``new_revenue_share`` = Σa/Σg):
+    delta method; AOV per order takes the relative error of AOV per purchase (orders per customer
+    are not counted per customer). ``ltv`` = revenue per customer × 365.25/days × AL: the relative
+    errors of the mean revenue per customer and of AL (from the churn rate's binomial error, delta
+    method; an observed lifetime is taken as known) combined.
+    """
+    n = s.customers
+    e: dict[str, Estimate] = {
+        "customers": Estimate("poisson", x=n),
+        "customers_new": Estimate("poisson", x=s.customers_new),
+        "customers_returning": Estimate("poisson", x=s.customers_returning),
+    }
+    se_gross = math.sqrt(s.sum_gg) if math.isfinite(s.sum_gg) else float("nan")
+    e["gross_revenue"] = Estimate("normal", s.gross_revenue, se_gross, lower=0.0)
+    e["revenue"] = Estimate("normal", s.gross_revenue - s.refunds, se_gross)
+    # purchases: a total over customers too (compound Poisson, se = √Σ p_i²)
+    e["purchases"] = Estimate("normal", s.purchases, math.sqrt(s.sum_pp) if math.isfinite(s.sum_pp) else float("nan"),
+                              lower=0.0)
+    if n > 0:
+        e["repeat_purchase_rate"] = Estimate.proportion(s.customers_repeat, n)
+        e["purchase_frequency"] = Estimate(
+            "normal", k["purchase_frequency"], float(ratio_se(n, s.purchases, n, s.sum_pp, n, s.purchases)),
+            lower=0.0)
+    if s.gross_revenue > 0:
+        e["new_revenue_share"] = Estimate("normal", k["new_revenue_share"], float(
+            ratio_se(n, s.revenue_new, s.gross_revenue, s.sum_aa, s.sum_gg, s.sum_ag)), lower=0.0, upper=1.0)
+    # per customer: the identified customers' gross (guest payments belong to no customer, SPEC §2)
+    cg = s.customer_gross
+    if s.purchases > 0 and k["aov"] is not None and cg > 0:
+        se_pp = float(ratio_se(n, cg, s.purchases, s.sum_gg, s.sum_pp, s.sum_gp))
+        rel = se_pp / (cg / s.purchases)
+        e["aov"] = Estimate("normal", k["aov"], rel * float(k["aov"]), lower=0.0)
+    if b.start > 0:
+        e["churn_rate"] = Estimate.proportion(b.churned, b.start)
+        e["crr"] = Estimate.proportion(b.end - b.new, b.start)
+    if k["ltv"] is not None and n > 1:
+        mean_se = float(ratio_se(n, cg, n, s.sum_gg, n, cg))
+        rel_mean = mean_se / (cg / n) if cg > 0 else 0.0
+        rel_al = 0.0
+        c = b.churn_rate
+        if lifetime_method == "churn" and c is not None and 0 < c < 1:
+            q = 365.25 / days
+            annual = 1 - (1 - c) ** q
+            dlog_al = q * (1 - c) ** (q - 1) / annual  # |d log AL / d churn|, AL = 1 / annual churn
+            rel_al = dlog_al * math.sqrt(c * (1 - c) / b.start)
+        e["ltv"] = Estimate("normal", k["ltv"], float(k["ltv"]) * math.hypot(rel_mean, rel_al), lower=0.0)
+    return e
+
 
 
 def kpi_trend(
