@@ -681,3 +681,23 @@ def test_command_line_has_data_and_force(report_dir, tmp_path):
                         "--dry-run", "--data", str(tmp_path / "another.csv")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and r.stderr.startswith("error: the report in") and "Traceback" not in r.stderr
     assert not (report_dir / EML_NAME).exists()
+
+
+@pytest.mark.parametrize("attach_html", [False, True])
+def test_without_report_url_the_mail_says_attached_and_shows_no_local_path(report_dir, tmp_path, attach_html):
+    """Issue 22: without [report] report_url the mail ended with "HTML version: /home/…/report.html",
+    a path on the machine that rendered it. Now it says what is attached, never a local path."""
+    from retention_report.config import load_settings
+    from retention_report.mail.compose import build_message
+    from retention_report.periods import parse_period
+
+    settings = load_settings(None, **{"email.sender": SENDER, "email.to": TO, "email.attach_html": attach_html})
+    assert settings.report.report_url in (None, "")
+    msg = build_message(report_dir, settings, parse_period("2024-Q1"))
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert str(report_dir) not in part and str(report_dir.resolve()) not in part
+        assert "report.html" not in part and "HTML version:" not in part and "/home/" not in part
+        assert "attached as" in part and "retention-report-2024-Q1.pdf" in part
+        assert ("retention-report-2024-Q1.html" in part) == attach_html

@@ -176,7 +176,8 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
     set_language(settings.report.language)  # the mail speaks the report's language (i18n.py)
     title = report_title(settings.report.title)
     chart_labels = [period_title(period.year_ago()), period_title(period.previous()), period_title(period)]
-    where = settings.report.report_url or str((report_dir / "report.html").resolve())
+    # the online report, when there is one; never a path of the machine that rendered it
+    where = settings.report.report_url or ""
     context = {
         "title": title,
         "period": period,
@@ -193,6 +194,7 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
         "chart_cid": CHART_CID,
         "chart_caption": chart_caption(doc, currency, chart_labels),
         "pdf_name": attachments[0][3],
+        "html_name": attachments[1][3] if len(attachments) > 1 else "",
         "source": doc.get("source") or "",
     }
     env = _jinja()
