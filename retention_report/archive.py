@@ -297,13 +297,15 @@ def trend_svg(entries: Sequence[Entry], grain: str = "") -> str:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
+    from .plots import installed_families
+
     ordered = sorted(entries, key=lambda e: (e.period.start, e.period.end))
     xs = [_position(e.period) for e in ordered]
     hollow = [e.origin in ("other", "unknown") for e in ordered]
     currency = str(ordered[-1].doc.get("currency") or "EUR")
     style = {
         "svg.fonttype": "none", "svg.hashsalt": f"retention-report-archive-{grain}",
-        "font.family": ["DejaVu Sans", "Liberation Sans", "sans-serif"], "font.size": 9,
+        "font.family": installed_families("DejaVu Sans", "Liberation Sans", "sans-serif"), "font.size": 9,
         "text.color": TEXT, "axes.labelcolor": TEXT, "xtick.color": "#52606D", "ytick.color": "#52606D",
         "axes.edgecolor": "#CBD2D9", "axes.spines.top": False, "axes.spines.right": False,
         "axes.grid": True, "axes.grid.axis": "y", "grid.color": "#E4E7EB", "grid.linewidth": 0.8,

@@ -39,6 +39,7 @@ from .periods import PeriodError, parse_period
 __all__ = [
     "PALETTE",
     "alt_text",
+    "installed_families",
     "cohort_heatmap",
     "cumulative_revenue_curves",
     "customer_bridge_waterfall",
@@ -63,6 +64,17 @@ PALETTE = {
 }
 HEATMAP_CMAP = "YlGnBu"  # sequential, colour-blind safe, prints well in grey
 FIGSIZE = (8.6, 3.9)
+
+
+def installed_families(*families: str) -> list[str]:
+    """The font ``families`` matplotlib can find (its font cache, and the generic names such as
+    ``sans-serif``), in the order given; DejaVu Sans — shipped with matplotlib — when none is.
+    A family the cache does not know would make matplotlib log "findfont: Font family … not found"
+    for every piece of text it draws (a cache built before the font was installed)."""
+    from matplotlib import font_manager
+
+    known = {f.name for f in font_manager.fontManager.ttflist} | set(font_manager.font_family_aliases)
+    return [f for f in families if f in known] or ["DejaVu Sans"]
 
 
 def set_theme() -> None:
