@@ -84,6 +84,13 @@ def test_make_help_lists_every_target():
             assert re.search(rf"^\s+{re.escape(t)}\s", re.sub(r"\x1b\[[0-9;]*m", "", out), re.M), f"make help misses {t}"
 
 
+def test_make_help_shows_no_make_syntax():
+    """Issue 22: `make help` printed "Render reports/$(PERIOD)/" literally."""
+    out = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "$(" not in out and "${" not in out, [line for line in out.splitlines() if "$" in line]
+    assert "reports/<PERIOD>/" in out
+
+
 def test_make_default_goal_is_help():
     out = subprocess.run(["make", "-s"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "Usage: make" in out
