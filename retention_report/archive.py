@@ -50,7 +50,7 @@ from .formatting import (
     fmt_value,
     is_missing,
     kpi_spec,
-    period_dates,
+    period_subtitle,
     period_title,
     report_title,
     source_label,
@@ -413,7 +413,7 @@ def _row(e: Entry) -> dict[str, Any]:
     if doc.get("complete") is False:
         marks.append(("partial", _("incomplete period"), _("The data end before the period does.")))
     return {
-        "name": e.name, "label": e.period.label, "title": period_title(e.period), "dates": period_dates(e.period),
+        "name": e.name, "label": e.period.label, "title": period_title(e.period), "dates": period_subtitle(e.period),
         "href": f"{base}/report.html" if "report.html" in e.files else "",
         "links": links, "cells": cells, "marks": marks, "origin": e.origin or "none",
         "vs": _("vs %(period)s") % {"period": prev_title},

@@ -387,14 +387,20 @@ def _run_report(
         prev, ago = period.previous(), period.year_ago()
         last = ds.quality.last_payment
         # the reader's words, in [report] language (set by ReportContext; i18n.py)
-        from .formatting import fmt_datetime, period_dates, period_title, report_title, source_label
+        from .formatting import (
+            fmt_datetime,
+            period_subtitle,
+            period_title,
+            report_title,
+            source_label,
+        )
         from .i18n import _, get_language
 
         report = {
             "title": report_title(settings.report.title),
             "kicker": _("Sales & retention report"),
             "period_title": period_title(period),
-            "date_range": period_dates(period),
+            "date_range": period_subtitle(period),
             "source": source_label(str(doc.get("source") or ds.source_name)),
             "previous_title": period_title(prev),
             "year_ago_title": period_title(ago),
