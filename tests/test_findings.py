@@ -153,3 +153,24 @@ def test_full_reference_periods_keep_their_comparisons():
     # new customers 1 -> 3 (+200%) is the largest movement and is good
     assert any(f.startswith("The largest movement: new customers rose 200.0% against Q4 2023, to 3 (good)")
                for f in doc["findings"])
+
+
+def test_customer_counts_take_the_grammatical_number():
+    """Issue 22: "1 new customers joined". One of each in English; Russian and German plural forms."""
+    from retention_report.i18n import set_language
+
+    doc = base_doc(revenue=1000.0, gross_revenue=1000.0, new_revenue_share=0.25, customers_new=1,
+                   customers_returning=1)
+    assert "1 new customer joined and 1 existing customer bought again" in findings(doc)[1]
+    doc["kpis"].update(customers_new=2, customers_returning=5)
+    assert "2 new customers joined and 5 existing customers bought again" in findings(doc)[1]
+    try:
+        set_language("de")
+        doc["kpis"].update(customers_new=1, customers_returning=1)
+        assert "1 Neukunde kam hinzu und 1 Bestandskunde kaufte erneut" in findings(doc)[1]
+        set_language("ru")
+        doc["kpis"].update(customers_new=21, customers_returning=3)
+        said = findings(doc)[1]
+        assert "пришёл 21 новый клиент" in said and "3 постоянных клиента купили снова" in said
+    finally:
+        set_language("en")

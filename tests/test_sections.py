@@ -47,3 +47,17 @@ def test_lookup_names_the_known_sections():
     with pytest.raises(KeyError, match="unknown section"):
         in_report_order(["summary", "nope"])
     assert [s.name for s in in_report_order(["appendix", "summary"])] == ["summary", "appendix"]
+
+
+def test_the_frequency_segments_are_named_by_what_they_hold():
+    """Issue 22: the frequent/medium/rare groups hold every customer acquired before the period and
+    still active at its end (SPEC §4.2) — on CDNOW 55% of the base, most with no purchase in the
+    period — while the section called them "regular customers" and "returning customers"."""
+    from retention_report.sections import section
+    from retention_report.texts import LEADS
+
+    title, lead = section("segments").title, LEADS["segments"]
+    for words in (title, lead):
+        assert "regular" not in words.lower() and "Returning customers are grouped" not in words
+    assert "frequency" in title.lower()
+    assert "acquired before the period" in lead and "no purchase in the period" in lead
