@@ -307,7 +307,12 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
                 else _("no purchases"),
                 transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=8.5, color="#52606D")
     ax.set_yticks(y, names)
-    ax.set_xlim(0, top * 1.45)
+    right = top * 1.45  # room on the right for the AOV labels
+    ax.set_xlim(0, right)
+    # a share never passes 100%: no tick or axis line beyond it in that room
+    ticks = [v for v in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(0, min(top, 1.0)) if 0 <= v <= 1.0]
+    ax.set_xticks(ticks)
+    ax.spines["bottom"].set_bounds(0, min(max(ticks[-1], top), 1.0))
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_xlabel(_("Share of all customers in the base / of the period's gross revenue"))
     ax.grid(axis="y", visible=False)

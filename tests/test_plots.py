@@ -94,6 +94,23 @@ def test_segment_mix_compares_customer_and_revenue_shares():
     assert "AOV per purchase €80.00" in texts and "no purchases" in texts
 
 
+@pytest.mark.parametrize("top", [0.85, 0.3, 1.0])
+def test_segment_mix_shares_axis_ends_at_100_percent(top):
+    """Issue 22: the room kept for the AOV labels made the share axis run to 120%."""
+    table = pd.DataFrame(
+        {"customer_share": [0.05, top, 0.95 - top], "revenue_share": [top, 0.1, 0.9 - top],
+         "aov": [20.0, 40.0, 80.0]},
+        index=pd.Index(["frequent", "rare", "lapsed"], name="segment"),
+    )
+    ax = plots.segment_mix(table, currency="EUR")
+    ax.figure.canvas.draw()
+    shown = [t.get_position()[0] for t in ax.get_xticklabels() if t.get_text()]
+    lo, hi = ax.get_xlim()
+    visible = [x for x in shown if lo <= x <= hi]
+    assert visible and max(visible) <= 1.0 + 1e-9, visible
+    assert ax.spines["bottom"].get_bounds()[1] <= 1.0 + 1e-9
+
+
 def test_bridge_waterfall_adds_up_and_names_the_change():
     b = CustomerBridge(start=100, churned=30, new=25, new_lapsed=5, reactivated=10, end=100)
     ax = plots.customer_bridge_waterfall(b)
