@@ -235,10 +235,14 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     """Stacked bars of gross revenue from new and returning purchases for the trailing periods.
 
     ``trend`` is :func:`retention_report.metrics.kpi_trend` (one row per period, oldest first, with
-    ``period``, ``revenue_new``, ``revenue_returning`` and ``new_revenue_share``).
+    ``period``, ``revenue_new``, ``revenue_returning`` and ``new_revenue_share``). Periods the data
+    do not reach (``coverage`` ``"none"``: before the first payment) are left out rather than drawn
+    as empty bars that read as zero revenue: the trend starts at the data.
     """
     ax = _axes(ax)
     title = _("Revenue trend")
+    if trend is not None and "coverage" in trend:
+        trend = trend[trend["coverage"] != "none"]
     if trend is None or trend.empty:
         return _empty(ax, title)
     t = trend.reset_index(drop=True)

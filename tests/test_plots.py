@@ -61,6 +61,26 @@ def test_new_vs_returning_bars_are_shares_and_title_states_the_split():
     assert ax.get_xlabel() == "Share of the period's total"
 
 
+def test_revenue_trend_starts_at_the_data():
+    """Issue 22: quarters before the data's first payment were drawn as empty bars that read as zero
+    revenue. The trend (metrics.kpi_trend says each period's coverage) starts at the data."""
+    from helpers import make_dataset
+
+    from retention_report.metrics import kpi_trend
+    from retention_report.periods import parse_period
+
+    ds = make_dataset([("a", "2023-08-10 10:00", 100.0), ("b", "2023-11-05 10:00", 50.0),
+                       ("a", "2024-02-01 10:00", 70.0)])
+    trend = kpi_trend(ds, parse_period("2024-Q1"), 8)
+    assert trend["period"].tolist()[0] == "2022-Q2"
+    assert trend["coverage"].tolist() == ["none"] * 5 + ["partial", "full", "partial"]
+    ax = plots.revenue_trend(trend, currency="EUR")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2023-Q3", "2023-Q4", "2024-Q1"]
+    assert [len(c) for c in ax.containers] == [3, 3]  # returning and new, three periods
+    # no comparison with a year ago the data do not reach
+    assert title(ax) == "Revenue in Q1 2024: €70.00, up 40% on Q4 2023"
+
+
 def test_new_vs_returning_bars_empty_period():
     ax = plots.new_vs_returning_bars(nvr_frame(0.0, 0.0, 0, 0))
     assert "No data" in " ".join(t.get_text() for t in ax.texts)
