@@ -315,8 +315,7 @@ def trend_svg(entries: Sequence[Entry], grain: str = "") -> str:
     with mpl.rc_context(style):
         fig = Figure(figsize=(8.6, 4.5), layout="constrained")
         axes = fig.subplots(2, 2).ravel()
-        step = max(1, math.ceil(len(ordered) / 6))  # at most ~6 labels per axis; the newest always
-        ticks = [i for i in range(len(ordered)) if (len(ordered) - 1 - i) % step == 0]
+        ticks = _tick_indices(xs)
         for ax, key in zip(axes, TREND_KPIS, strict=True):
             spec = kpi_spec(key, ordered[-1].doc)
             ys = [_number(e.doc.get("kpis", {}).get(key)) for e in ordered]
@@ -357,6 +356,18 @@ def trend_svg(entries: Sequence[Entry], grain: str = "") -> str:
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     return _inline(buf.getvalue(), grain or "chart", _("Trends of revenue, customers, CRR and churn"))
+
+
+def _tick_indices(xs: Sequence[float], labels: int = 6) -> list[int]:
+    """Which of the periods at positions ``xs`` (ascending) get a label: at most about ``labels``
+    per axis, the newest always, each at least a sixth of the axis from the next one to its right —
+    by position, not by count, so periods years apart never crowd the labels of neighbouring ones."""
+    gap = (xs[-1] - xs[0]) / labels
+    ticks = [len(xs) - 1]
+    for i in range(len(xs) - 2, -1, -1):
+        if xs[ticks[-1]] - xs[i] >= gap:
+            ticks.append(i)
+    return ticks[::-1]
 
 
 def _inline(svg: str, prefix: str, label: str) -> str:
