@@ -151,7 +151,7 @@ _PCT = r"\d+\.\d%"
 _FINDING_NUMBERS = [
     (rf"Net revenue was (?P<revenue>{_MONEY})", ()),
     (rf"first purchases (?P<new_revenue_share>{_PCT})", ()),
-    (rf"(?P<customers_new>{_COUNT}) new customers joined and (?P<customers_returning>{_COUNT}) existing", ()),
+    (rf"(?P<customers_new>{_COUNT}) new customers? joined and (?P<customers_returning>{_COUNT}) existing", ()),
     (rf"Of (?P<customers_start>{_COUNT}) customers active at the start, (?P<customers_churned>{_COUNT}) churned "
      rf"\((?P<churn_rate>{_PCT})\); with (?P<customers_reactivated>{_COUNT}) reactivated, the customer "
      rf"retention rate is (?P<crr>{_PCT})", ()),
