@@ -61,3 +61,8 @@ def test_the_frequency_segments_are_named_by_what_they_hold():
         assert "regular" not in words.lower() and "Returning customers are grouped" not in words
     assert "frequency" in title.lower()
     assert "acquired before the period" in lead and "no purchase in the period" in lead
+    from retention_report.tables import definitions
+
+    assert "Returning active customers" not in definitions(365, "order")
+    assert "Customers acquired before the period and active at its end" in definitions(365, "order")
+
