@@ -137,11 +137,24 @@ class RunResult:
     timings: dict[str, float]
 
 
+# the notebooks' former names (numbered before they were in report order): a report project made then
+# keeps them in its own notebooks folder
+FORMER_NOTEBOOKS = {"07_predicted_value.ipynb": "08_predicted_value.ipynb", "08_appendix.ipynb": "07_appendix.ipynb"}
+
+
 def section_notebooks(settings: Settings, notebooks_dir: Path | None = None) -> list[Path]:
     """The notebooks of ``report.sections`` in report order, from ``notebooks_dir`` (``--notebooks``),
-    else the config's ``report.notebooks_dir``, else the package's (:mod:`retention_report.paths`)."""
+    else the config's ``report.notebooks_dir``, else the package's (:mod:`retention_report.paths`);
+    a notebook missing there under its name but present under its former one
+    (:data:`FORMER_NOTEBOOKS`) is taken from that."""
     base = paths.notebooks_dir(settings, notebooks_dir)
-    return [base / s.notebook for s in in_report_order(settings.report.sections)]
+    found = []
+    for s in in_report_order(settings.report.sections):
+        path, former = base / s.notebook, FORMER_NOTEBOOKS.get(s.notebook)
+        if former and not path.exists() and (base / former).exists():
+            path = base / former
+        found.append(path)
+    return found
 
 
 def compute_metrics(settings: Settings, period: Period, ds: Dataset | None = None) -> dict[str, Any]:

@@ -62,8 +62,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("customer_base", "04_customer_base.ipynb", N_("Customer base flow"), ("bridge",)),
     Section("cohorts", "05_cohorts.ipynb", N_("Cohort retention"), ("cohorts", "cohort_curves")),
     Section("behaviour", "06_behaviour_ltv.ipynb", N_("Purchase behaviour and LTV"), ("second_purchase",)),
-    Section("predicted_value", "08_predicted_value.ipynb", N_("Predicted customer value"), ("clv",)),
-    Section("appendix", "07_appendix.ipynb", N_("Appendix")),
+    Section("predicted_value", "07_predicted_value.ipynb", N_("Predicted customer value"), ("clv",)),
+    Section("appendix", "08_appendix.ipynb", N_("Appendix")),
 )
 
 SECTION_NAMES: tuple[str, ...] = tuple(s.name for s in SECTIONS)

@@ -365,7 +365,7 @@ def test_report_sections_may_name_a_notebook_of_ones_own(tmp_path):
     from retention_report.pipeline import section_notebooks
 
     nbs = section_notebooks(s)
-    assert [p.name for p in nbs] == ["01_summary.ipynb", "05_cohorts.ipynb", "churn_drivers.ipynb", "07_appendix.ipynb"]
+    assert [p.name for p in nbs] == ["01_summary.ipynb", "05_cohorts.ipynb", "churn_drivers.ipynb", "08_appendix.ipynb"]
     assert nbs[2] == own
     # placed after the shipped section named before it; first when none is
     order = [x.name for x in in_report_order(["x.ipynb", "appendix", "summary", "y.ipynb"])]

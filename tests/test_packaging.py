@@ -180,7 +180,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_from_any_folder(tmp_path):
     # a project of its own: its notebooks and templates are the ones rendered; its kernel registered
     _run(["retention-report", "init", "my-reports"], env=env, cwd=empty)
     project = empty / "my-reports"
-    appendix = project / "notebooks" / "07_appendix.ipynb"
+    appendix = project / "notebooks" / "08_appendix.ipynb"
     appendix.write_text(appendix.read_text().replace('rr.heading(\\"appendix\\")',
                                                      'rr.heading(\\"appendix\\"); print(\\"project-notebook-marker\\")'))
     assert "project-notebook-marker" in appendix.read_text()

@@ -75,8 +75,8 @@ def doc(report) -> dict:
 def test_outputs_exist(report):
     names = sorted(p.name for p in (report / "notebooks").iterdir())
     assert names == ["01_summary.ipynb", "02_new_vs_returning.ipynb", "03_segments.ipynb", "04_customer_base.ipynb",
-                     "05_cohorts.ipynb", "06_behaviour_ltv.ipynb", "07_appendix.ipynb",
-                     "08_predicted_value.ipynb"]
+                     "05_cohorts.ipynb", "06_behaviour_ltv.ipynb", "07_predicted_value.ipynb",
+                     "08_appendix.ipynb"]
     assert (report / "report.pdf").stat().st_size < 3_000_000
     assert (report / "report.html").stat().st_size < 5_000_000
     assert not list(report.parent.glob(".out.tmp-*"))  # the temporary folder is gone

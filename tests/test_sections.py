@@ -66,3 +66,22 @@ def test_the_frequency_segments_are_named_by_what_they_hold():
     assert "Returning active customers" not in definitions(365, "order")
     assert "Customers acquired before the period and active at its end" in definitions(365, "order")
 
+
+def test_notebook_files_are_numbered_in_report_order():
+    """Issue 22: the progress said "[7/8] 08_predicted_value" then "[8/8] 07_appendix": a notebook's
+    number is its place in the report."""
+    assert [s.notebook[:3] for s in SECTIONS] == [f"{i:02d}_" for i in range(1, len(SECTIONS) + 1)]
+    shipped = sorted(p.name for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    assert shipped == [s.notebook for s in SECTIONS]
+
+
+def test_a_project_made_before_the_renumbering_keeps_its_notebooks(tmp_path):
+    """A report project made before the renumbering has 07_appendix and 08_predicted_value in its
+    own notebooks folder: those are run, under the sections they hold."""
+    for name in ("01_summary.ipynb", "07_appendix.ipynb", "08_predicted_value.ipynb"):
+        (tmp_path / name).write_text("{}")
+    settings = load_settings(None, **{"report.sections": ["summary", "predicted_value", "appendix"]})
+    assert [p.name for p in section_notebooks(settings, tmp_path)] == [
+        "01_summary.ipynb", "08_predicted_value.ipynb", "07_appendix.ipynb"]
+    (tmp_path / "07_predicted_value.ipynb").write_text("{}")  # renamed: the new name wins
+    assert [p.name for p in section_notebooks(settings, tmp_path)][1] == "07_predicted_value.ipynb"
