@@ -105,7 +105,7 @@ setup: $(STAMP)
 setup-test: $(TEST_STAMP)
 
 .PHONY: report
-## Render reports/$(PERIOD)/: report.html, report.pdf, metrics.json, executed notebooks
+## Render reports/<PERIOD>/: report.html, report.pdf, metrics.json, executed notebooks
 report: _need_period setup
 	@$(CLI) check-period "$$PERIOD" $(as_of_arg) >/dev/null
 	$(CLI) run --period "$$PERIOD" $(as_of_arg) $(cli_args)
@@ -118,7 +118,7 @@ reports: setup
 	@set -f; set --; for p in $$PERIODS; do set -- "$$@" --period "$$p"; done; $(CLI) run "$$@" $(as_of_arg) $(cli_args)
 
 .PHONY: metrics
-## Write reports/$(PERIOD)/metrics.json only (no notebooks, no rendering)
+## Write reports/<PERIOD>/metrics.json only (no notebooks, no rendering)
 metrics: _need_period setup
 	$(CLI) metrics --period "$$PERIOD" $(as_of_arg) $(cli_args)
 
@@ -128,7 +128,7 @@ index: setup
 	$(CLI) index $(cli_args)
 
 .PHONY: email
-## Email the report of $(PERIOD), rendering it first if missing (DRY_RUN=1 writes email.eml instead; TO="a@x, b@y" overrides; cron: PERIOD=last-month)
+## Email the report of <PERIOD>, rendering it first if missing (DRY_RUN=1 writes email.eml instead; TO="a@x, b@y" overrides; cron: PERIOD=last-month)
 email: _need_period setup
 	$(CLI) email --period "$$PERIOD" $(as_of_arg) $(cli_args) $${TO:+--to "$$TO"} $(if $(filter-out 0 no false,$(DRY_RUN)),--dry-run)
 
@@ -157,7 +157,7 @@ lint: setup-test
 
 LOCALE := retention_report/locale
 .PHONY: catalogs
-## Extract the reader's words into $(LOCALE)/retention_report.pot, update the ru/de catalogs, compile them
+## Extract the reader's words into retention_report/locale/retention_report.pot, update the ru/de catalogs, compile them
 catalogs: setup
 	$(VENV)/bin/pybabel extract -F babel.cfg --add-comments=TRANSLATORS: --strip-comment-tags --sort-by-file \
 		--project=retention-report --copyright-holder="retention-report" \

@@ -50,7 +50,7 @@ from .formatting import (
     fmt_value,
     is_missing,
     kpi_spec,
-    period_dates,
+    period_subtitle,
     period_title,
     report_title,
     source_label,
@@ -295,13 +295,15 @@ def trend_svg(entries: Sequence[Entry], grain: str = "") -> str:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
+    from .plots import installed_families
+
     ordered = sorted(entries, key=lambda e: (e.period.start, e.period.end))
     xs = [_position(e.period) for e in ordered]
     hollow = [e.origin in ("other", "unknown") for e in ordered]
     currency = str(ordered[-1].doc.get("currency") or "EUR")
     style = {
         "svg.fonttype": "none", "svg.hashsalt": f"retention-report-archive-{grain}",
-        "font.family": ["DejaVu Sans", "Liberation Sans", "sans-serif"], "font.size": 9,
+        "font.family": installed_families("DejaVu Sans", "Liberation Sans", "sans-serif"), "font.size": 9,
         "text.color": TEXT, "axes.labelcolor": TEXT, "xtick.color": "#52606D", "ytick.color": "#52606D",
         "axes.edgecolor": "#CBD2D9", "axes.spines.top": False, "axes.spines.right": False,
         "axes.grid": True, "axes.grid.axis": "y", "grid.color": "#E4E7EB", "grid.linewidth": 0.8,
@@ -311,8 +313,7 @@ def trend_svg(entries: Sequence[Entry], grain: str = "") -> str:
     with mpl.rc_context(style):
         fig = Figure(figsize=(8.6, 4.5), layout="constrained")
         axes = fig.subplots(2, 2).ravel()
-        step = max(1, math.ceil(len(ordered) / 6))  # at most ~6 labels per axis; the newest always
-        ticks = [i for i in range(len(ordered)) if (len(ordered) - 1 - i) % step == 0]
+        ticks = _tick_indices(xs)
         for ax, key in zip(axes, TREND_KPIS, strict=True):
             spec = kpi_spec(key, ordered[-1].doc)
             ys = [_number(e.doc.get("kpis", {}).get(key)) for e in ordered]
@@ -353,6 +354,18 @@ def trend_svg(entries: Sequence[Entry], grain: str = "") -> str:
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     return _inline(buf.getvalue(), grain or "chart", _("Trends of revenue, customers, CRR and churn"))
+
+
+def _tick_indices(xs: Sequence[float], labels: int = 6) -> list[int]:
+    """Which of the periods at positions ``xs`` (ascending) get a label: at most about ``labels``
+    per axis, the newest always, each at least a sixth of the axis from the next one to its right —
+    by position, not by count, so periods years apart never crowd the labels of neighbouring ones."""
+    gap = (xs[-1] - xs[0]) / labels
+    ticks = [len(xs) - 1]
+    for i in range(len(xs) - 2, -1, -1):
+        if xs[ticks[-1]] - xs[i] >= gap:
+            ticks.append(i)
+    return ticks[::-1]
 
 
 def _inline(svg: str, prefix: str, label: str) -> str:
@@ -409,7 +422,7 @@ def _row(e: Entry) -> dict[str, Any]:
     if doc.get("complete") is False:
         marks.append(("partial", _("incomplete period"), _("The data end before the period does.")))
     return {
-        "name": e.name, "label": e.period.label, "title": period_title(e.period), "dates": period_dates(e.period),
+        "name": e.name, "label": e.period.label, "title": period_title(e.period), "dates": period_subtitle(e.period),
         "href": f"{base}/report.html" if "report.html" in e.files else "",
         "links": links, "cells": cells, "marks": marks, "origin": e.origin or "none",
         "vs": _("vs %(period)s") % {"period": prev_title},

@@ -194,11 +194,9 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
                      "%(new)s") % shares
         new, ret = k.get("customers_new"), k.get("customers_returning")
         if _count(new) and _count(ret) and (new or ret):
-            # TRANSLATORS: English keeps the plural for 1 as the report always had; translate both
-            # forms with the right grammatical number
-            joined = ngettext("%(count)s new customers joined", "%(count)s new customers joined",
+            joined = ngettext("%(count)s new customer joined", "%(count)s new customers joined",
                               int(new)) % {"count": fmt_count(new)}
-            again = ngettext("%(count)s existing customers bought again",
+            again = ngettext("%(count)s existing customer bought again",
                              "%(count)s existing customers bought again", int(ret)) % {"count": fmt_count(ret)}
             # TRANSLATORS: "<share sentence>; <N new customers joined> and <N existing customers bought again>"
             text = _("%(shares)s; %(joined)s and %(again)s") % {"shares": text, "joined": joined, "again": again}

@@ -53,6 +53,7 @@ __all__ = [
     "fmt_datetime",
     "period_title",
     "period_dates",
+    "period_subtitle",
     "segment_label",
     "aov_label",
     "report_title",
@@ -413,6 +414,15 @@ def period_dates(p: Any) -> str:
     if get_language() == "en":
         return str(p.date_range)
     return _range(p.start, p.end)
+
+
+def period_subtitle(p: Any) -> str:
+    """The dates shown next to a period's title (:func:`period_dates`), or '' when the title
+    already is those dates (a custom range: "21 Nov 1997 – 22 Nov 1997" once, not twice)."""
+    if getattr(p, "kind", "") == "range":
+        return ""
+    dates = period_dates(p)
+    return "" if dates == period_title(p) else dates
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ Two choices, made once here:
   refused (a pre-commit hook rewrites the file, fails the commit and asks to add it again), and
   it needs no hook environments downloaded at setup. Cell ids are kept (``--keep-id``): the
   committed notebooks are exactly what the filter produces, so turning it on changes none of
-  them, and inserting a cell does not renumber the rest.
+  them, and inserting a cell does not renumber the rest. What JupyterLab writes on every save is
+  dropped too (:func:`clean`): the running kernel's display name ("retention-report (Python
+  3.11)" → "retention-report (Python 3)") and ``language_info`` beyond its ``name`` (version,
+  mimetype, CodeMirror mode …), so opening and saving a notebook changes nothing git stores.
 - **Diffs: nbdime's git diff driver**, not jupytext pairing. ``git diff`` shows changed cells'
   sources and metadata (tags) cell by cell, without outputs and ids; ``nbdiff-web`` and JupyterLab's
   nbdime extension show the same side by side, rendered. Pairing would put a second copy of every
@@ -31,10 +34,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ATTRIBUTES", "GitSetupError", "configure", "git_config"]
+__all__ = ["ATTRIBUTES", "GitSetupError", "clean", "configure", "git_config"]
 
 ATTRIBUTES = "*.ipynb filter=nbstripout diff=jupyternotebook"
 STRIP_ARGS = ("--keep-id",)
+# nbstripout's own defaults (its command line adds them; its API does not)
+STRIP_KEYS = ("metadata.signature", "metadata.widgets", "cell.metadata.collapsed", "cell.metadata.ExecuteTime",
+              "cell.metadata.execution", "cell.metadata.heading_collapsed", "cell.metadata.hidden",
+              "cell.metadata.scrolled")
 DIFF_ARGS = ("--ignore-outputs", "--ignore-id", "--ignore-details")
 
 
@@ -47,7 +54,7 @@ def git_config(python: str | None = None) -> dict[str, str]:
     (default this interpreter): the ``nbstripout`` filter and the ``jupyternotebook`` diff driver."""
     py = shlex.quote(python or sys.executable)
     return {
-        "filter.nbstripout.clean": f"{py} -m nbstripout {' '.join(STRIP_ARGS)}",
+        "filter.nbstripout.clean": f"{py} -m {__name__}",
         "filter.nbstripout.smudge": "cat",
         "diff.jupyternotebook.command": f"{py} -m nbdime.vcs.git.diffdriver diff {' '.join(DIFF_ARGS)}",
     }
@@ -91,3 +98,43 @@ def configure(folder: str | Path = ".", python: str | None = None) -> list[str]:
                               encoding="utf-8")
         done.append(f"{attributes}: {ATTRIBUTES}")
     return done
+
+
+def clean(text: str) -> str:
+    """What git stores of a notebook (the ``nbstripout`` filter's clean command): nbstripout with
+    ``--keep-id`` (no outputs, execution counts or run metadata), plus the kernel's display name
+    made "<kernel> (Python 3)" — the major version only, as the shipped notebooks have it — and
+    ``language_info`` cut to its ``name``: what saving in JupyterLab rewrites on every machine."""
+    import warnings
+
+    import nbformat
+    from nbstripout import strip_output
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    nb = strip_output(nb, keep_output=False, keep_count=False, keep_id=True, extra_keys=list(STRIP_KEYS))
+    meta = nb.get("metadata", {})
+    spec = meta.get("kernelspec")
+    if isinstance(spec, dict) and spec.get("name") and spec.get("language", "python") == "python":
+        spec["display_name"] = f"{spec['name']} (Python 3)"
+    info = meta.get("language_info")
+    if isinstance(info, dict) and "name" in info:
+        meta["language_info"] = {"name": info["name"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        return nbformat.writes(nb) + "\n"
+
+
+def main() -> None:
+    """The git filter: a notebook on stdin, what git stores of it on stdout (:func:`clean`)."""
+    import io
+
+    source = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8").read()
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
+    out.write(clean(source))
+    out.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -142,11 +142,24 @@ class RunResult:
     timings: dict[str, float]
 
 
+# the notebooks' former names (numbered before they were in report order): a report project made then
+# keeps them in its own notebooks folder
+FORMER_NOTEBOOKS = {"07_predicted_value.ipynb": "08_predicted_value.ipynb", "08_appendix.ipynb": "07_appendix.ipynb"}
+
+
 def section_notebooks(settings: Settings, notebooks_dir: Path | None = None) -> list[Path]:
     """The notebooks of ``report.sections`` in report order, from ``notebooks_dir`` (``--notebooks``),
-    else the config's ``report.notebooks_dir``, else the package's (:mod:`retention_report.paths`)."""
+    else the config's ``report.notebooks_dir``, else the package's (:mod:`retention_report.paths`);
+    a notebook missing there under its name but present under its former one
+    (:data:`FORMER_NOTEBOOKS`) is taken from that."""
     base = paths.notebooks_dir(settings, notebooks_dir)
-    return [base / s.notebook for s in in_report_order(settings.report.sections)]
+    found = []
+    for s in in_report_order(settings.report.sections):
+        path, former = base / s.notebook, FORMER_NOTEBOOKS.get(s.notebook)
+        if former and not path.exists() and (base / former).exists():
+            path = base / former
+        found.append(path)
+    return found
 
 
 def report_writes(settings: Settings, notebooks_dir: Path | None = None) -> list[str]:
@@ -431,14 +444,20 @@ def _run_report(
         prev, ago = period.previous(), period.year_ago()
         last = ds.quality.last_payment
         # the reader's words, in [report] language (set by ReportContext; i18n.py)
-        from .formatting import fmt_datetime, period_dates, period_title, report_title, source_label
+        from .formatting import (
+            fmt_datetime,
+            period_subtitle,
+            period_title,
+            report_title,
+            source_label,
+        )
         from .i18n import _, get_language
 
         report = {
             "title": report_title(settings.report.title),
             "kicker": _("Sales & retention report"),
             "period_title": period_title(period),
-            "date_range": period_dates(period),
+            "date_range": period_subtitle(period),
             "source": source_label(str(doc.get("source") or ds.source_name)),
             "previous_title": period_title(prev),
             "year_ago_title": period_title(ago),

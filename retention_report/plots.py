@@ -42,6 +42,7 @@ from .periods import PeriodError, parse_period
 __all__ = [
     "PALETTE",
     "alt_text",
+    "installed_families",
     "cohort_heatmap",
     "cumulative_revenue_curves",
     "customer_bridge_waterfall",
@@ -68,6 +69,17 @@ PALETTE = {
 }
 HEATMAP_CMAP = "YlGnBu"  # sequential, colour-blind safe, prints well in grey
 FIGSIZE = (8.6, 3.9)
+
+
+def installed_families(*families: str) -> list[str]:
+    """The font ``families`` matplotlib can find (its font cache, and the generic names such as
+    ``sans-serif``), in the order given; DejaVu Sans — shipped with matplotlib — when none is.
+    A family the cache does not know would make matplotlib log "findfont: Font family … not found"
+    for every piece of text it draws (a cache built before the font was installed)."""
+    from matplotlib import font_manager
+
+    known = {f.name for f in font_manager.fontManager.ttflist} | set(font_manager.font_family_aliases)
+    return [f for f in families if f in known] or ["DejaVu Sans"]
 
 
 def set_theme() -> None:
@@ -230,13 +242,17 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
 
     ``trend`` is :func:`retention_report.metrics.kpi_trend` (one row per period, oldest first, with
     ``period``, ``revenue_new``, ``revenue_returning`` and ``new_revenue_share``; a ``revenue_guest``
-    with values adds guest payments on top, so the bars add up to the gross revenue). With the metrics
+    with values adds guest payments on top, so the bars add up to the gross revenue). Periods the data
+    do not reach (``coverage`` ``"none"``: before the first payment) are left out rather than drawn
+    as empty bars that read as zero revenue: the trend starts at the data. With the metrics
     document ``doc``, the title's movements are judged as the KPI table judges them (SPEC §4.6): a
     change that is not real reads "within noise of …", and a comparison the document has no verdict
     for (not its previous or year-ago period) is left out.
     """
     ax = _axes(ax)
     title = _("Revenue trend")
+    if trend is not None and "coverage" in trend:
+        trend = trend[trend["coverage"] != "none"]
     if trend is None or trend.empty:
         return _empty(ax, title)
     t = trend.reset_index(drop=True)
@@ -321,7 +337,12 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
                 else _("no purchases"),
                 transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=8.5, color="#52606D")
     ax.set_yticks(y, names)
-    ax.set_xlim(0, top * 1.45)
+    right = top * 1.45  # room on the right for the AOV labels
+    ax.set_xlim(0, right)
+    # a share never passes 100%: no tick or axis line beyond it in that room
+    ticks = [v for v in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(0, min(top, 1.0)) if 0 <= v <= 1.0]
+    ax.set_xticks(ticks)
+    ax.spines["bottom"].set_bounds(0, min(max(ticks[-1], top), 1.0))
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_xlabel(_("Share of all customers in the base / of the period's gross revenue"))
     ax.grid(axis="y", visible=False)

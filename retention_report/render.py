@@ -28,6 +28,7 @@ __all__ = [
     "render_html",
     "render_pdf",
     "add_toc",
+    "keep_with_next",
     "check_self_contained",
 ]
 
@@ -121,6 +122,42 @@ def add_toc(html: str) -> str:
     return html.replace("<!-- rr:toc -->", toc, 1)
 
 
+# one block of the page: an output of a code cell, or a markdown cell (nbconvert's classic markup)
+_BLOCK = re.compile(r'<div class="output_area">|<div\b[^>]*\bclass="cell border-box-sizing text_cell[^"]*"[^>]*>')
+_FIGURE = re.compile(r"<(?:img|svg|table)\b|class=[\"']rr-formula", re.I)
+_HEADING_TAG = re.compile(r"<h[1-6]\b", re.I)
+_TEXT = re.compile(r'class="cell border-box-sizing text_cell|class="output_markdown|class=[\"\']rr-(?:note|banner)\b')
+KEEP_CLASS = "rr-keep-with-next"
+
+
+def keep_with_next(html: str) -> str:
+    """Keep each heading with what introduces it: a heading, and the lead paragraphs and notes
+    under it, are marked ``rr-keep-with-next`` (report.css: ``break-after: avoid``) up to the first
+    chart or table, so a page never ends with a heading or a chart's lead while the chart starts
+    the next page. Anything else (a list, a block of definitions) ends the run unmarked."""
+    blocks = list(_BLOCK.finditer(html))
+    marked: list[re.Match[str]] = []
+    run = False
+    for i, m in enumerate(blocks):
+        end = blocks[i + 1].start() if i + 1 < len(blocks) else len(html)
+        chunk = html[m.end():end]
+        if _FIGURE.search(chunk):
+            run = False
+            continue
+        if _HEADING_TAG.search(chunk):
+            run = True
+        elif not (_TEXT.search(m.group(0)) or _TEXT.search(chunk)):
+            run = False
+        if run:
+            marked.append(m)
+    out, last = [], 0
+    for m in marked:
+        tag = m.group(0)
+        out += [html[last:m.start()], tag.replace('class="', f'class="{KEEP_CLASS} ', 1)]
+        last = m.end()
+    return "".join(out) + html[last:]
+
+
 def render_html(nb: nbformat.NotebookNode, report: Mapping[str, Any],
                 templates_dir: Path | None = None) -> str:
     """Render a combined notebook with the report template (``<templates_dir>/report``, default
@@ -149,7 +186,7 @@ def render_html(nb: nbformat.NotebookNode, report: Mapping[str, Any],
     # the template's words in [report] language (i18n.py), before the template is first loaded
     install_gettext(exporter.environment)
     body, _resources = exporter.from_notebook_node(nb, resources={"report": dict(report)})
-    body = add_toc(body)
+    body = keep_with_next(add_toc(body))
     check_self_contained(body)
     return body
 

@@ -58,12 +58,12 @@ SECTIONS: tuple[Section, ...] = (
     Section("summary", "01_summary.ipynb", N_("Executive summary")),
     Section("new_vs_returning", "02_new_vs_returning.ipynb", N_("New vs returning sales"),
             ("new_vs_returning", "trend")),
-    Section("segments", "03_segments.ipynb", N_("Regular-customer segments"), ("segments",)),
+    Section("segments", "03_segments.ipynb", N_("Customers by purchase frequency"), ("segments",)),
     Section("customer_base", "04_customer_base.ipynb", N_("Customer base flow"), ("bridge",)),
     Section("cohorts", "05_cohorts.ipynb", N_("Cohort retention"), ("cohorts", "cohort_curves")),
     Section("behaviour", "06_behaviour_ltv.ipynb", N_("Purchase behaviour and LTV"), ("second_purchase",)),
-    Section("predicted_value", "08_predicted_value.ipynb", N_("Predicted customer value"), ("clv",)),
-    Section("appendix", "07_appendix.ipynb", N_("Appendix")),
+    Section("predicted_value", "07_predicted_value.ipynb", N_("Predicted customer value"), ("clv",)),
+    Section("appendix", "08_appendix.ipynb", N_("Appendix")),
 )
 
 SECTION_NAMES: tuple[str, ...] = tuple(s.name for s in SECTIONS)

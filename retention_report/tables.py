@@ -559,7 +559,8 @@ DEFINITIONS = [
                           "over those active at the start.")),
     ("CRR", N_("(CE − CN) / CS: active customers at the end, without the new ones, over those at the "
                "start. Reactivated customers count as retained.")),
-    (N_("Frequency segments"), N_("Returning active customers ranked by purchases per month over the "
+    (N_("Frequency segments"), N_("Customers acquired before the period and active at its end, whether "
+                                  "or not they bought in it, ranked by purchases per month over the "
                                   "lookback: frequent (X), medium (Y), rare (Z); plus new and lapsed.")),
     (N_("Cohort retention"), N_("Share of a cohort (acquisition month) buying in each later month.")),
     (N_("Revenue retention"), N_("Cohort revenue in a month over its revenue in the acquisition month.")),

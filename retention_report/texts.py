@@ -41,11 +41,14 @@ LEADS: dict[str, str] = {
         "for where it came from."
     ),
     "segments": N_(
-        "**How often do the regular customers buy?** Returning customers are grouped by purchases "
-        "per month over the lookback window — rare, medium, frequent — and lapsed (no purchase within "
-        "the activity window). Compare each group's share of customers with its share of revenue: a "
-        "group whose revenue share is larger than its customer share is worth more than its size; the "
-        "right-hand column gives each group's average purchase value."
+        "**How often do the customers buy?** Every customer acquired before the period and still "
+        "active at its end (a purchase within the activity window) is grouped by purchases per month "
+        "over the lookback window — frequent, medium, rare — whether or not they bought in the period: "
+        "rare also holds those who bought once, earlier, and made no purchase in the period. New "
+        "customers (first purchase in the period) and lapsed ones (no purchase within the activity "
+        "window) are groups of their own. Compare each group's share of customers with its share of "
+        "revenue: a group whose revenue share is larger than its customer share is worth more than its "
+        "size; the right-hand column gives each group's average purchase value."
     ),
     "customer_base": N_(
         "**Did the active customer base grow or shrink, and why?** The waterfall starts from the "

@@ -99,13 +99,9 @@ def committed_text(notebook: Path) -> str:
 
 def _stripped(notebook: Path) -> str:
     """``notebook`` as the nbstripout filter would store it (a new file, not staged yet)."""
-    import subprocess
-    import sys
+    from retention_report.gitsetup import clean
 
-    from retention_report.gitsetup import STRIP_ARGS
-
-    return subprocess.run([sys.executable, "-m", "nbstripout", *STRIP_ARGS, "--textconv", str(notebook)],
-                          capture_output=True, text=True, check=True).stdout
+    return clean(notebook.read_text(encoding="utf-8"))
 
 
 def section_notebook(path: Path, body: str) -> None:

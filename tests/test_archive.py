@@ -186,6 +186,26 @@ def test_the_page_is_self_contained_with_a_trend_chart_per_grain(reports, settin
     assert re.search(r'<html lang="en"', page)
 
 
+def test_trend_axis_labels_never_overprint(tmp_path, settings):
+    """Issue 22: periods years apart (2019-Q1, then every quarter of 2024) put the labels of the
+    2024 quarters a few pixels apart on an axis spanning five years: they overprinted. Every two
+    labelled ticks of a chart are at least a label's width apart; the newest period is labelled."""
+    root = tmp_path / "reports"
+    periods = ["2019-Q1", "2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]
+    for i, p in enumerate(periods):
+        _folder(root, p, _doc(p, _kpis(1000 + i, 100 + i, 10, 0.5, 0.5), None), settings)
+    chart = re.search(r"<svg.*?</svg>", _sections(archive.render_index(root, settings))["quarter"], re.S).group(0)
+    ticks = [float(x) for x in re.findall(r'<g id="quarter-xtick_\d+">\s*<g id="[^"]+">.*?<use [^>]*\bx="([\d.]+)"',
+                                          chart, re.S)]
+    assert len(ticks) % 4 == 0 and len(ticks) >= 8, ticks
+    n = len(ticks) // 4
+    axes = [ticks[i * n:(i + 1) * n] for i in range(4)]  # the four charts' ticks in turn, left to right
+    for a in axes:
+        gaps = [b - x for x, b in zip(a, a[1:], strict=False)]
+        assert min(gaps) >= 30, gaps  # "2024" at 8.5 px is about 21 px wide
+    assert chart.count(">Q4</text>") == 4  # the newest quarter, on each chart
+
+
 def test_writing_is_idempotent_and_the_index_is_no_period(reports, settings):
     path = archive.write_index(reports, settings)
     assert path == reports / "index.html"

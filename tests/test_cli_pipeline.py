@@ -297,3 +297,23 @@ def test_a_hanging_section_fails_the_run_after_the_cell_timeout(csv_file, tmp_pa
     assert (out / "report.html").read_bytes() == good_html
     assert (tmp_path / "reports" / "2024-Q1.failed" / "notebooks" / "02_new_vs_returning.ipynb").is_file()
     assert not [p for p in (tmp_path / "reports").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow
+def test_a_custom_range_is_named_once_on_the_cover(csv_file, tmp_path, tiny_notebooks, tiny_config):
+    """Issue 22: a custom range's title is its dates; the cover and the email said them twice
+    ("21 Nov 1997 – 22 Nov 1997 21 Nov 1997 – 22 Nov 1997"; the email and the archive use the same
+    formatting.period_subtitle). A quarter keeps title and dates."""
+    import re
+    from html import unescape
+
+    for period, cover in (("2024-03-01..2024-03-20", "01 Mar 2024 – 20 Mar 2024"),
+                          ("2024-Q1", "Q1 2024 1 Jan 2024 – 31 Mar 2024")):
+        out = tmp_path / "reports" / period.replace(".", "_")
+        r = subprocess.run([*CLI, "run", "--period", period, "--data", str(csv_file), "--config", str(tiny_config),
+                            "--out", str(out), "--notebooks", str(tiny_notebooks)], capture_output=True, text=True,
+                           cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        html = (out / "report.html").read_text()
+        shown = re.search(r'<p class="rr-period">(.*?)</p>', html, re.S).group(1)
+        assert re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", shown))).strip() == cover

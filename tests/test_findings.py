@@ -189,3 +189,24 @@ def test_guest_payments_are_their_own_share_of_gross_revenue():
     assert "Repeat purchases brought 35.7% of gross revenue, first purchases 35.7% and guest payments 28.6%" in text
     doc["settings"]["split_basis"] = "customer"
     assert "earlier customers 35.7% and guest payments 28.6%" in " ".join(findings(doc))
+
+
+def test_customer_counts_take_the_grammatical_number():
+    """Issue 22: "1 new customers joined". One of each in English; Russian and German plural forms."""
+    from retention_report.i18n import set_language
+
+    doc = base_doc(revenue=1000.0, gross_revenue=1000.0, new_revenue_share=0.25, customers_new=1,
+                   customers_returning=1)
+    assert "1 new customer joined and 1 existing customer bought again" in findings(doc)[1]
+    doc["kpis"].update(customers_new=2, customers_returning=5)
+    assert "2 new customers joined and 5 existing customers bought again" in findings(doc)[1]
+    try:
+        set_language("de")
+        doc["kpis"].update(customers_new=1, customers_returning=1)
+        assert "1 Neukunde kam hinzu und 1 Bestandskunde kaufte erneut" in findings(doc)[1]
+        set_language("ru")
+        doc["kpis"].update(customers_new=21, customers_returning=3)
+        said = findings(doc)[1]
+        assert "пришёл 21 новый клиент" in said and "3 постоянных клиента купили снова" in said
+    finally:
+        set_language("en")

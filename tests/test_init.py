@@ -194,6 +194,7 @@ def test_project_makefile_documents_itself(project):
     r = _make(project)
     assert r.returncode == 0 and "Usage: make" in r.stdout
     shown = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout)
+    assert "$(" not in shown, [line for line in shown.splitlines() if "$(" in line]  # issue 22
     targets = re.findall(r"^\.PHONY: (\S+)", (project / "Makefile").read_text(), re.M)
     assert {"help", "report", "reports", "metrics", "email", "lab", "sample", "kernel"} <= set(targets)
     for t in targets:

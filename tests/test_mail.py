@@ -879,3 +879,23 @@ def test_too_many_recipients_are_sent_in_batches(cert, report_dir, tmp_path, mon
     assert cap.waits == [] and "2 recipient(s) per message" in cap.text  # a limit, not a failure
     assert len({parse(m[2])["Message-ID"] for m in handler.messages}) == 1
     assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"sent"}
+
+
+@pytest.mark.parametrize("attach_html", [False, True])
+def test_without_report_url_the_mail_says_attached_and_shows_no_local_path(report_dir, tmp_path, attach_html):
+    """Issue 22: without [report] report_url the mail ended with "HTML version: /home/…/report.html",
+    a path on the machine that rendered it. Now it says what is attached, never a local path."""
+    from retention_report.config import load_settings
+    from retention_report.mail.compose import build_message
+    from retention_report.periods import parse_period
+
+    settings = load_settings(None, **{"email.sender": SENDER, "email.to": TO, "email.attach_html": attach_html})
+    assert settings.report.report_url in (None, "")
+    msg = build_message(report_dir, settings, parse_period("2024-Q1"))
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert str(report_dir) not in part and str(report_dir.resolve()) not in part
+        assert "report.html" not in part and "HTML version:" not in part and "/home/" not in part
+        assert "attached as" in part and "retention-report-2024-Q1.pdf" in part
+        assert ("retention-report-2024-Q1.html" in part) == attach_html

@@ -254,6 +254,36 @@ def test_a_notebook_committed_with_outputs_is_stored_stripped(tmp_path):
         assert "secret numbers" not in diff  # outputs are not part of the diff
 
 
+def test_a_notebook_saved_by_jupyterlab_is_stored_as_committed(tmp_path):
+    """Issue 22: opening and saving a notebook in JupyterLab writes the running kernel's display name
+    ("retention-report (Python 3.11)") and the full language_info (version, mimetype, codemirror
+    mode …); with outputs and execution counts, all of it is dropped on commit: git stores the
+    notebook byte for byte as it is committed."""
+    pytest.importorskip("nbstripout", reason="the [git] extra (make setup installs it)")
+    from retention_report.gitsetup import configure
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    assert configure(repo)
+    for name in ("03_segments.ipynb", "explore.ipynb"):
+        committed = committed_text(NOTEBOOKS / name)
+        nb = nbformat.reads(committed, as_version=4)
+        nb.metadata["kernelspec"]["display_name"] = "retention-report (Python 3.11)"
+        nb.metadata["language_info"] = {
+            "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+            "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+            "pygments_lexer": "ipython3", "version": "3.11.9"}
+        code = next(c for c in nb.cells if c.cell_type == "code")
+        code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="numbers\n")]
+        code.execution_count = 3
+        nbformat.write(nb, str(repo / name))
+        _git(repo, "add", name, ".gitattributes")
+        _git(repo, "commit", "-q", "-m", "saved in JupyterLab")
+        assert _git(repo, "show", f"HEAD:{name}") == committed, name
+        assert _git(repo, "status", "--porcelain") == ""
+
+
 def _has(module: str) -> bool:
     import importlib.util
 
@@ -263,13 +293,13 @@ def _has(module: str) -> bool:
 def test_the_checkout_declares_the_filter_and_its_notebooks_pass_it_unchanged():
     """Turning the filter on (make setup) shows no committed notebook as modified."""
     pytest.importorskip("nbstripout", reason="the [git] extra (make setup installs it)")
-    from retention_report.gitsetup import ATTRIBUTES, STRIP_ARGS
+    from retention_report.gitsetup import ATTRIBUTES, git_config
 
     assert ATTRIBUTES in (REPO / ".gitattributes").read_text().splitlines()
     assert ATTRIBUTES in (paths.PROJECT_TEMPLATE_DIR / "gitattributes").read_text().splitlines()
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         text = committed_text(path)
-        stripped = subprocess.run([sys.executable, "-m", "nbstripout", *STRIP_ARGS],
+        stripped = subprocess.run(git_config()["filter.nbstripout.clean"], shell=True,
                                   input=text, capture_output=True, text=True, check=True).stdout
         assert stripped == text, f"{path.name} changes under the filter"
 
@@ -335,7 +365,7 @@ def test_report_sections_may_name_a_notebook_of_ones_own(tmp_path):
     from retention_report.pipeline import section_notebooks
 
     nbs = section_notebooks(s)
-    assert [p.name for p in nbs] == ["01_summary.ipynb", "05_cohorts.ipynb", "churn_drivers.ipynb", "07_appendix.ipynb"]
+    assert [p.name for p in nbs] == ["01_summary.ipynb", "05_cohorts.ipynb", "churn_drivers.ipynb", "08_appendix.ipynb"]
     assert nbs[2] == own
     # placed after the shipped section named before it; first when none is
     order = [x.name for x in in_report_order(["x.ipynb", "appendix", "summary", "y.ipynb"])]

@@ -147,6 +147,13 @@ def test_make_help_lists_every_target():
             assert re.search(rf"^\s+{re.escape(t)}\s", re.sub(r"\x1b\[[0-9;]*m", "", out), re.M), f"make help misses {t}"
 
 
+def test_make_help_shows_no_make_syntax():
+    """Issue 22: `make help` printed "Render reports/$(PERIOD)/" literally."""
+    out = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "$(" not in out and "${" not in out, [line for line in out.splitlines() if "$" in line]
+    assert "reports/<PERIOD>/" in out
+
+
 def test_make_default_goal_is_help():
     out = subprocess.run(["make", "-s"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "Usage: make" in out
@@ -236,7 +243,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_from_any_folder(tmp_path):
     # a project of its own: its notebooks and templates are the ones rendered; its kernel registered
     _run(["retention-report", "init", "my-reports"], env=env, cwd=empty)
     project = empty / "my-reports"
-    appendix = project / "notebooks" / "07_appendix.ipynb"
+    appendix = project / "notebooks" / "08_appendix.ipynb"
     appendix.write_text(appendix.read_text().replace('rr.heading(\\"appendix\\")',
                                                      'rr.heading(\\"appendix\\"); print(\\"project-notebook-marker\\")'))
     assert "project-notebook-marker" in appendix.read_text()

@@ -61,6 +61,26 @@ def test_new_vs_returning_bars_are_shares_and_title_states_the_split():
     assert ax.get_xlabel() == "Share of the period's total"
 
 
+def test_revenue_trend_starts_at_the_data():
+    """Issue 22: quarters before the data's first payment were drawn as empty bars that read as zero
+    revenue. The trend (metrics.kpi_trend says each period's coverage) starts at the data."""
+    from helpers import make_dataset
+
+    from retention_report.metrics import kpi_trend
+    from retention_report.periods import parse_period
+
+    ds = make_dataset([("a", "2023-08-10 10:00", 100.0), ("b", "2023-11-05 10:00", 50.0),
+                       ("a", "2024-02-01 10:00", 70.0)])
+    trend = kpi_trend(ds, parse_period("2024-Q1"), 8)
+    assert trend["period"].tolist()[0] == "2022-Q2"
+    assert trend["coverage"].tolist() == ["none"] * 5 + ["partial", "full", "partial"]
+    ax = plots.revenue_trend(trend, currency="EUR")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2023-Q3", "2023-Q4", "2024-Q1"]
+    assert [len(c) for c in ax.containers] == [3, 3]  # returning and new, three periods
+    # no comparison with a year ago the data do not reach
+    assert title(ax) == "Revenue in Q1 2024: €70.00, up 40% on Q4 2023"
+
+
 def test_new_vs_returning_bars_empty_period():
     ax = plots.new_vs_returning_bars(nvr_frame(0.0, 0.0, 0, 0))
     assert "No data" in " ".join(t.get_text() for t in ax.texts)
@@ -113,6 +133,23 @@ def test_segment_mix_compares_customer_and_revenue_shares():
     assert title(ax) == "Frequent customers: 10% of customers, 50% of revenue"
     texts = " ".join(t.get_text() for t in ax.texts)
     assert "AOV per purchase €80.00" in texts and "no purchases" in texts
+
+
+@pytest.mark.parametrize("top", [0.85, 0.3, 1.0])
+def test_segment_mix_shares_axis_ends_at_100_percent(top):
+    """Issue 22: the room kept for the AOV labels made the share axis run to 120%."""
+    table = pd.DataFrame(
+        {"customer_share": [0.05, top, 0.95 - top], "revenue_share": [top, 0.1, 0.9 - top],
+         "aov": [20.0, 40.0, 80.0]},
+        index=pd.Index(["frequent", "rare", "lapsed"], name="segment"),
+    )
+    ax = plots.segment_mix(table, currency="EUR")
+    ax.figure.canvas.draw()
+    shown = [t.get_position()[0] for t in ax.get_xticklabels() if t.get_text()]
+    lo, hi = ax.get_xlim()
+    visible = [x for x in shown if lo <= x <= hi]
+    assert visible and max(visible) <= 1.0 + 1e-9, visible
+    assert ax.spines["bottom"].get_bounds()[1] <= 1.0 + 1e-9
 
 
 def test_bridge_waterfall_adds_up_and_names_the_change():
@@ -257,3 +294,46 @@ def test_the_other_segments_curve_is_drawn_last_and_never_named_best_or_worst():
     assert [ln.get_label() for ln in ax.get_lines()] == ["social", "email", "(other)"]
     assert title(ax) == ("Email customers are retained best: 30% buy 3 months after their first "
                          "purchase (vs 10% for social)")
+
+
+# ------------------------------------------------------------------ fonts: no findfont warnings
+
+_STALE_FONT_CACHE = """
+import os
+import matplotlib as mpl
+import matplotlib.font_manager as fm
+
+m = fm.fontManager  # built now, in the empty MPLCONFIGDIR
+# as if the cache predated the fonts installed since: no Liberation family in it
+m.ttflist = [f for f in m.ttflist if not f.name.startswith("Liberation")]
+fm.json_dump(m, os.path.join(mpl.get_cachedir(), f"fontlist-v{fm.FontManager.__version__}.json"))
+"""
+
+
+@pytest.mark.slow
+def test_a_report_run_prints_no_font_or_other_warnings(tmp_path):
+    """Issue 22: with a matplotlib font cache older than a font the charts asked for, every run that
+    drew the archive printed "findfont: Font family 'Liberation Sans' not found." hundreds of times.
+    The charts ask only for families matplotlib has (DejaVu Sans ships with it): two reports (so the
+    archive draws its trend chart) from a fresh MPLCONFIGDIR write no warning at all to stderr."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    subprocess.run([sys.executable, "-c", _STALE_FONT_CACHE], env=env, check=True, capture_output=True)
+    rows = ["customer_id,paid_at,amount"] + [
+        f"{c},2024-{m:02d}-{d:02d} 10:00:00,{10 + i}"
+        for i, (c, m, d) in enumerate([("a", 1, 5), ("a", 2, 7), ("b", 1, 9), ("b", 4, 3), ("c", 3, 1),
+                                       ("c", 5, 2), ("d", 4, 20), ("e", 6, 11), ("a", 6, 12)])]
+    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "c.toml").write_text(f'[report]\noutput_dir = "{tmp_path / "reports"}"\n')
+    cli = Path(sys.executable).with_name("retention-report")
+    r = subprocess.run([str(cli), "run", "--period", "2024-Q1", "--period", "2024-Q2", "--data", "p.csv",
+                        "--config", "c.toml"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "<svg" in (tmp_path / "reports" / "index.html").read_text()  # the archive drew its chart
+    assert "findfont" not in r.stderr and "Liberation" not in r.stderr, r.stderr[-2000:]
+    noise = [line for line in r.stderr.splitlines() if "warn" in line.lower()]
+    assert not noise, noise[:10]

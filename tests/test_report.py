@@ -75,8 +75,8 @@ def doc(report) -> dict:
 def test_outputs_exist(report):
     names = sorted(p.name for p in (report / "notebooks").iterdir())
     assert names == ["01_summary.ipynb", "02_new_vs_returning.ipynb", "03_segments.ipynb", "04_customer_base.ipynb",
-                     "05_cohorts.ipynb", "06_behaviour_ltv.ipynb", "07_appendix.ipynb",
-                     "08_predicted_value.ipynb"]
+                     "05_cohorts.ipynb", "06_behaviour_ltv.ipynb", "07_predicted_value.ipynb",
+                     "08_appendix.ipynb"]
     assert (report / "report.pdf").stat().st_size < 3_000_000
     assert (report / "report.html").stat().st_size < 5_000_000
     assert not list(report.parent.glob(".out.tmp-*"))  # the temporary folder is gone
@@ -151,7 +151,7 @@ _PCT = r"\d+\.\d%"
 _FINDING_NUMBERS = [
     (rf"Net revenue was (?P<revenue>{_MONEY})", ()),
     (rf"first purchases (?P<new_revenue_share>{_PCT})", ()),
-    (rf"(?P<customers_new>{_COUNT}) new customers joined and (?P<customers_returning>{_COUNT}) existing", ()),
+    (rf"(?P<customers_new>{_COUNT}) new customers? joined and (?P<customers_returning>{_COUNT}) existing", ()),
     (rf"Of (?P<customers_start>{_COUNT}) customers active at the start, (?P<customers_churned>{_COUNT}) churned "
      rf"\((?P<churn_rate>{_PCT})\); with (?P<customers_reactivated>{_COUNT}) reactivated, the customer "
      rf"retention rate is (?P<crr>{_PCT})", ()),
@@ -433,6 +433,57 @@ def test_pdf_pages(report, tmp_path):
         body = im.crop((0, int(h * 0.08), w, int(h * 0.92)))
         ink = sum(body.histogram()[:200]) / (body.width * body.height)
         assert ink > 0.005, (png.name, ink)
+
+
+def _page_bodies(pdf: Path) -> list[list[tuple[float, str]]]:
+    """Per page of ``pdf``, its body from the bottom up: (y, text) of each line of text, and
+    (y, "") at the bottom edge of each image; the running header and footer left out."""
+    from pypdf import PdfReader
+
+    pages = []
+    for page in PdfReader(pdf).pages:
+        top = float(page.mediabox.height) - 55  # 18 mm page margins: header and footer beyond
+        pieces: dict[float, list[tuple[float, str]]] = {}
+        items: list[tuple[float, str]] = []
+
+        def text(t, cm, tm, _font, _size, pieces=pieces):
+            if t.strip():
+                x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+                y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+                pieces.setdefault(round(y), []).append((x, t.strip()))
+
+        def image(op, _args, cm, _tm, items=items):
+            if op == b"Do":
+                items.append((cm[5], ""))
+
+        page.extract_text(visitor_text=text, visitor_operand_before=image)
+        items += [(y, " ".join(t for _x, t in sorted(parts))) for y, parts in pieces.items()]
+        pages.append(sorted((it for it in items if 55 < it[0] < top), key=lambda it: it[0]))
+    return pages
+
+
+def test_no_page_ends_with_a_heading_or_a_lead(report, html):
+    """Issue 22: a heading and the lead under it were left at the bottom of a page with their chart
+    on the next one, and the CRR formulas stood alone at the top of a page. Read in the PDF: the
+    lowest line of every page is neither a heading nor part of a lead (the paragraph above a chart
+    or table), and no page starts with the formulas."""
+    def norm(t: str) -> str:
+        return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", t))).strip()
+
+    headings = {norm(h) for h in re.findall(r"<h[23][^>]*>(.*?)</h[23]>", html, re.S)}
+    leads = [norm(m) for m in re.findall(r'<div class="output_markdown[^"]*">(.*?)</div>', html, re.S)]
+    assert len(headings) >= 10 and len(leads) >= 8
+    pages = _page_bodies(report / "report.pdf")
+    ends = []
+    for i, body in enumerate(pages, 1):
+        assert body, f"page {i} has no body"
+        y, last = body[0]
+        if last and (last in headings or (len(last) > 12 and any(last in lead for lead in leads))):
+            ends.append(f"page {i} ends with {last!r}")
+        first = body[-1][1]
+        if first.startswith(("CRR =", "Churn =", "Check:")):
+            ends.append(f"page {i} starts with the formulas: {first!r}")
+    assert not ends, ends
 
 
 def test_metrics_json_equals_fast_path(report, doc, tmp_path):

@@ -27,7 +27,7 @@ from ..formatting import (
     kpi_rows,
     kpi_spec,
     movement_phrase,
-    period_dates,
+    period_subtitle,
     period_title,
     report_title,
     unobservable_keys,
@@ -191,12 +191,13 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
     set_language(settings.report.language)  # the mail speaks the report's language (i18n.py)
     title = report_title(settings.report.title)
     chart_labels = [period_title(period.year_ago()), period_title(period.previous()), period_title(period)]
-    where = settings.report.report_url or str((report_dir / "report.html").resolve())
+    # the online report, when there is one; never a path of the machine that rendered it
+    where = settings.report.report_url or ""
     context = {
         "title": title,
         "period": period,
         "period_title": chart_labels[2],
-        "date_range": period_dates(period),
+        "date_range": period_subtitle(period),
         "lang": get_language(),
         "complete": bool(doc.get("complete")),
         "rows": _kpi_rows(doc, currency),
@@ -209,6 +210,7 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
         "chart_cid": CHART_CID,
         "chart_caption": chart_caption(doc, currency, chart_labels),
         "pdf_name": attachments[0][3],
+        "html_name": attachments[1][3] if len(attachments) > 1 else "",
         "source": doc.get("source") or "",
     }
     env = _jinja()

@@ -271,10 +271,14 @@ def kpi_trend(
 ) -> pd.DataFrame:
     """KPIs of the ``n`` periods ending with ``period`` (oldest first), one row per period.
     ``kpis``: where the KPIs come from (default :func:`kpis_of`; the report context passes its
-    memoised one, so metrics.json's periods are not computed twice)."""
+    memoised one, so metrics.json's periods are not computed twice). ``coverage`` says how much of
+    each period the data cover (:func:`period_coverage`): a period before the first payment is
+    ``"none"``, not a period of zero revenue."""
     periods = [period.shift(-k) for k in range(n - 1, -1, -1)]
     source = kpis or (lambda ps: kpis_of(ds, ps, metrics))
-    rows = [{"period": p.label, "start": p.start, "end": p.end, **k} for p, k in zip(periods, source(periods), strict=True)]
+    rows = [{"period": p.label, "start": p.start, "end": p.end, **k,
+             "coverage": period_coverage(p, ds.first_day, ds.last_day)}
+            for p, k in zip(periods, source(periods), strict=True)]
     return pd.DataFrame.from_records(rows)
 
 
