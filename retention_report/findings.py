@@ -33,7 +33,7 @@ from .formatting import (
 )
 from .i18n import _, get_language, ngettext
 from .kpis import MOVER_KPIS
-from .metrics.cohorts import MIN_GROUP_SIZE, headline_average
+from .metrics.cohorts import MIN_GROUP_SIZE, weakest_group
 
 __all__ = ["findings"]
 
@@ -266,21 +266,21 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     ret = co.get("retention") or []
     cands = []
     for label, size, row in zip(co.get("cohort", []), co.get("size", []), ret, strict=False):
-        if label and size and size >= min_size and len(row) > 1 and row[1] is not None:
+        if label and size and len(row) > 1 and row[1] is not None:
             cands.append((row[1], label, size))
-    if len(cands) >= 3:
-        worst = min(cands)
-        avg = headline_average([r for r, _l, _s in cands], [s for _r, _l, s in cands], min_size) or 0.0
-        if worst[0] < avg:
-            words = {"cohort": _month(worst[1], co.get("grain", "month")), "share": fmt_pct(worst[0]),
-                     "size": fmt_count(worst[2]), "average": fmt_pct(avg)}
-            if co.get("grain", "month") == "week":
-                text = _("The weakest recent cohort is %(cohort)s: %(share)s of its %(size)s customers bought "
-                         "again one week later, against %(average)s on average.")
-            else:
-                text = _("The weakest recent cohort is %(cohort)s: %(share)s of its %(size)s customers bought "
-                         "again one month later, against %(average)s on average.")
-            out.append(text % words)
+    # named only when it is below the average beyond noise (its 95% interval under the average)
+    weak = weakest_group([r for r, _l, _s in cands], [s for _r, _l, s in cands], min_size)
+    if weak is not None:
+        worst, avg = cands[weak[0]], weak[1]
+        words = {"cohort": _month(worst[1], co.get("grain", "month")), "share": fmt_pct(worst[0]),
+                 "size": fmt_count(worst[2]), "average": fmt_pct(avg)}
+        if co.get("grain", "month") == "week":
+            text = _("The weakest recent cohort is %(cohort)s: %(share)s of its %(size)s customers bought "
+                     "again one week later, against %(average)s on average.")
+        else:
+            text = _("The weakest recent cohort is %(cohort)s: %(share)s of its %(size)s customers bought "
+                     "again one month later, against %(average)s on average.")
+        out.append(text % words)
 
     if not doc.get("complete", True):
         last = str((doc.get("data_quality") or {}).get("last_payment") or "")[:10]

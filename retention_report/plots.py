@@ -36,7 +36,7 @@ from .formatting import (
     shorten_all,
 )
 from .i18n import _, ngettext
-from .metrics.cohorts import MIN_GROUP_SIZE, OTHER_SEGMENT, headline_average
+from .metrics.cohorts import MIN_GROUP_SIZE, OTHER_SEGMENT, headline_average, weakest_group
 from .periods import PeriodError, parse_period
 
 __all__ = [
@@ -613,13 +613,19 @@ def cohort_heatmap(
     if n_cols > 1 and big.iloc[:, 1].notna().any():
         col1 = big.iloc[:, 1].dropna()
         if kind == "retention":
-            worst = col1.idxmin()
+            # the weakest cohort is named only when below the average beyond noise, as in the findings
+            weak = weakest_group(col1.to_numpy(), weights[col1.index].to_numpy(), lim) if size is not None else None
+            worst = col1.index[weak[0]] if weak is not None else col1.idxmin()
             words = {"average": fmt_pct(average(1), 0), "cohort": _bucket_label(worst, grain),
-                     "weakest": fmt_pct(col1.min(), 0)}
-            title = (_("On average %(average)s of a cohort buys again in the week after its first; weakest: "
-                       "%(cohort)s (%(weakest)s)") if week else
-                     _("On average %(average)s of a cohort buys again in the month after its first; weakest: "
-                       "%(cohort)s (%(weakest)s)")) % words
+                     "weakest": fmt_pct(col1[worst], 0)}
+            if size is not None and weak is None:
+                title = (_("On average %(average)s of a cohort buys again in the week after its first") if week else
+                         _("On average %(average)s of a cohort buys again in the month after its first")) % words
+            else:
+                title = (_("On average %(average)s of a cohort buys again in the week after its first; weakest: "
+                           "%(cohort)s (%(weakest)s)") if week else
+                         _("On average %(average)s of a cohort buys again in the month after its first; weakest: "
+                           "%(cohort)s (%(weakest)s)")) % words
         else:
             last_age = max(k for k in range(n_cols) if big.iloc[:, k].notna().sum() >= 1)
             age = int(m.columns[last_age])

@@ -254,3 +254,31 @@ def test_the_email_says_why_churn_reads_na(tmp_path):
     why = "n/a — the data begin 31 Mar 2024, less than the 365-day activity window before the period end"
     assert why in text and why in html
     assert "Churn rate" in text.split(why)[0].splitlines()[-1]  # the line names the KPIs it is about
+
+
+def test_the_weakest_cohort_is_named_only_when_below_the_average_beyond_noise():
+    """CDNOW 1998-Q2 said "The weakest recent cohort is Mar 1997: 14.3% of its 7,231 customers
+    bought again one month later, against 14.9% on average": Wilson's 95% upper end for 1,034 of
+    7,231 is 15.1% (centre (1034 + 1.92)/(7231 + 3.84) = 0.14318, half-width 1.96/7234.84 ·
+    √(1034·6197/7231 + 0.96) = 0.00807), above the average: within noise, named nowhere."""
+    import pandas as pd
+
+    from retention_report.findings import findings
+    from retention_report.metrics.cohorts import weakest_group
+    from retention_report.plots import cohort_heatmap
+
+    sizes = [7814, 8455, 7231, 2]
+    rates = [1180 / 7814, 1300 / 8455, 1034 / 7231, 0.0]
+    assert weakest_group(rates, sizes, 30) is None
+    cohorts = {"grain": "month", "cohort": ["1997-01-01", "1997-02-01", "1997-03-01", "1997-11-01"],
+               "size": sizes, "small": [False, False, False, True],
+               "retention": [[1.0, r] for r in rates]}
+    assert not any("weakest" in f for f in findings(_doc_for_findings(cohorts=cohorts)))
+    m = pd.DataFrame(cohorts["retention"], index=pd.to_datetime(cohorts["cohort"]).date, columns=[0, 1])
+    ax = cohort_heatmap(m, kind="retention", size=pd.Series(sizes, index=m.index), min_size=30)
+    assert "weakest" not in _title(ax) and "On average 15%" in _title(ax)
+    # 10% of 1,000 against about 15%: upper end 11.9% (by hand as above), named
+    rates[2] = 100 / 1000
+    sizes[2] = 1000
+    index, avg = weakest_group(rates, sizes, 30)
+    assert index == 2 and avg == pytest.approx((1180 + 1300 + 100) / (7814 + 8455 + 1000))
