@@ -430,7 +430,7 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None, unobservable:
 
 
 def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = None, previous: Any = None,
-                             ax: Axes | None = None, coverage: str = "full") -> Axes:
+                             ax: Axes | None = None, coverage: str = "full", doc: Any = None) -> Axes:
     """Waterfall of gross revenue from the previous period to this one, by customer (SPEC §4.7):
     previous → +new → +reactivated → +expansion → −contraction → −lost → this period.
 
@@ -439,7 +439,9 @@ def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = N
     period labels (``2024-Q1``) naming the two total bars. The bars add up exactly. ``coverage``: how
     much of the previous period the data cover (metrics.json's ``previous_period.coverage``); when
     not ``full`` the title states no change (its customers' "new" or "reactivated" partly only mean
-    the data begin late) and says so.
+    the data begin late) and says so. With the metrics document ``doc``, a change of gross revenue
+    that is not real (SPEC §4.6: within noise, or below ``report.min_change``) is not called a rise or
+    a fall: the title says "within noise of …", as the findings do.
     """
     ax = _axes(ax)
     keys = ("previous", "new", "reactivated", "expansion", "contraction", "lost", "current")
@@ -495,8 +497,13 @@ def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = N
         ax.set_title(_("Gross revenue %(amount)s, all from customers who did not buy in %(previous)s")
                      % {"amount": fmt_money(v["current"], currency), "previous": prev_name})
     else:
-        words = {"change": fmt_pct(abs(ch), 1), "previous": prev_name, "lost": lost, "new": won}
-        if ch > 0:
+        words = {"change": fmt_pct(abs(ch), 1), "previous": prev_name, "lost": lost, "new": won,
+                 "amount": fmt_money(v["current"], currency)}
+        if doc is not None and not doc_change(doc, "gross_revenue", "previous", currency).real:
+            # TRANSLATORS: %(amount)s is this period's gross revenue, %(previous)s the previous period
+            text = _("Gross revenue %(amount)s, within noise of %(previous)s: new customers brought %(new)s, "
+                     "customers lost took %(lost)s")
+        elif ch > 0:
             text = _("Gross revenue rose %(change)s on %(previous)s: new customers brought %(new)s, "
                      "customers lost took %(lost)s")
         elif ch < 0:

@@ -188,6 +188,16 @@ def test_revenue_bridge_waterfall_adds_up_and_states_the_change():
     # a previous period the data cover only partly: no change is stated
     partial = plots.revenue_bridge_waterfall(b, "EUR", "2024-Q1", "2023-Q4", coverage="partial")
     assert title(partial) == "Why gross revenue changed (the data cover Q4 2023 only partly)"
+    # with the metrics document: a change of gross revenue that is not real is no rise (SPEC §4.6)
+    doc = {"kpis": {"gross_revenue": 500.0}, "previous": {"gross_revenue": 440.0},
+           "changes": {"previous": {"gross_revenue": {"delta": 60.0, "low": -5.0, "high": 125.0,
+                                                      "significant": False, "real": False}}}}
+    noise = plots.revenue_bridge_waterfall(b, "EUR", "2024-Q1", "2023-Q4", doc=doc)
+    assert title(noise) == ("Gross revenue €500.00, within noise of Q4 2023: new customers brought €150.00, "
+                            "customers lost took €90.00")
+    doc["changes"]["previous"]["gross_revenue"].update(low=20.0, significant=True, real=True)
+    assert title(plots.revenue_bridge_waterfall(b, "EUR", "2024-Q1", "2023-Q4", doc=doc)).startswith(
+        "Gross revenue rose 13.6% on Q4 2023")
 
 
 def test_cohort_heatmap_percent_labels_blank_missing_and_hatched_partial():
