@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
@@ -386,27 +386,11 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None, unobservable:
         if nl:
             steps.append((_("New, lapsed"), -nl, "bad"))
         steps += [(_("Reactivated"), re_, "good"), (_("Active at end"), ce, "total")]
-    level = 0
-    labels = []
-    for i, (label, value, kind) in enumerate(steps):
-        if kind == "total":
-            bottom, height = 0, value
-            level = value
-            text = fmt_count(value)
-        else:
-            bottom = level if value >= 0 else level + value
-            height = abs(value)
-            level += value
-            text = ("+" if value >= 0 else "−") + fmt_count(abs(value))
-        ax.bar(i, height, bottom=bottom, color=PALETTE[kind], width=0.62)
-        ax.text(i, bottom + height, text, ha="center", va="bottom", fontsize=9, color=PALETTE["text"])
-        if i < len(steps) - 1:
-            ax.plot([i + 0.31, i + 0.69], [level, level], color="#9AA5B1", lw=0.8, ls=":")
-        labels.append(label)
-    ax.set_xticks(range(len(steps)), labels)
+    _waterfall(ax, steps, fmt_count)
+    ax.set_xticks(range(len(steps)), [label for label, _v, _k in steps])
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_count(v)))
     ax.set_ylabel(_("Active customers"))
-    ax.set_ylim(0, max(cs, ce, level, 1) * 1.15)
+    ax.set_ylim(0, max(cs, ce, 1) * 1.15)
     ax.grid(axis="x", visible=False)
     ch = _pct_change(ce, cs)
     if unobservable:
@@ -427,6 +411,27 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None, unobservable:
             text = _("The active customer base held steady to %(end)s: %(won)s won, %(lost)s lost")
         ax.set_title(text % words)
     return ax
+
+
+def _waterfall(ax: Axes, steps: Sequence[tuple[str, float, str]], fmt: Callable[[Any], str]) -> None:
+    """Draw waterfall bars: ``(label, value, kind)`` steps, ``kind`` ``total`` (a bar from zero that
+    sets the level) or ``good``/``bad`` (a step up or down from the level), each labelled by ``fmt``,
+    with dotted connectors between the bars (the customer bridge and the revenue bridge)."""
+    level = 0.0
+    for i, (_label, value, kind) in enumerate(steps):
+        if kind == "total":
+            bottom, height = 0.0, value
+            level = value
+            text = fmt(value)
+        else:
+            bottom = level if value >= 0 else level + value
+            height = abs(value)
+            level += value
+            text = ("+" if value >= 0 else "−") + fmt(abs(value))
+        ax.bar(i, height, bottom=bottom, color=PALETTE[kind], width=0.62)
+        ax.text(i, bottom + height, text, ha="center", va="bottom", fontsize=9, color=PALETTE["text"])
+        if i < len(steps) - 1:
+            ax.plot([i + 0.31, i + 0.69], [level, level], color="#9AA5B1", lw=0.8, ls=":")
 
 
 def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = None, previous: Any = None,
@@ -464,22 +469,8 @@ def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = N
         (_("Lost"), -v["lost"], "bad"),
         (this_name, v["current"], "total"),
     ]
-    level = 0.0
     money = _compact_money(currency)
-    for i, (_label, value, kind) in enumerate(steps):
-        if kind == "total":
-            bottom, height = 0.0, value
-            level = value
-            text = money(value)
-        else:
-            bottom = level if value >= 0 else level + value
-            height = abs(value)
-            level += value
-            text = ("+" if value >= 0 else "−") + money(abs(value))
-        ax.bar(i, height, bottom=bottom, color=PALETTE[kind], width=0.62)
-        ax.text(i, bottom + height, text, ha="center", va="bottom", fontsize=9, color=PALETTE["text"])
-        if i < len(steps) - 1:
-            ax.plot([i + 0.31, i + 0.69], [level, level], color="#9AA5B1", lw=0.8, ls=":")
+    _waterfall(ax, steps, money)
     ax.set_xticks(range(len(steps)), ["\n".join(textwrap.wrap(s[0], 14)) for s in steps])
     ax.yaxis.set_major_formatter(money)
     ax.set_ylabel(_("Gross revenue (%(currency)s)") % {"currency": currency})
