@@ -13,7 +13,7 @@ movement.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, TypeGuard
 
 from .formatting import (
     coverage,
@@ -80,7 +80,8 @@ def _shown(v: Any) -> bool:
     return not is_missing(v) and round(100 * float(v), 1) != 0
 
 
-def _count(v: Any) -> bool:
+def _known(v: object) -> TypeGuard[float]:
+    """A number: present and not NaN."""
     return not is_missing(v)
 
 
@@ -142,8 +143,8 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     # period: the largest part that added and the largest that took away (parts of 0 are not news);
     # only when the change of gross revenue is real (SPEC §4.6: a change within noise has no "why")
     rb = doc.get("revenue_bridge") or {}
-    parts = ("previous", "current", "new", "reactivated", "expansion", "contraction", "lost")
-    if coverage(doc, "previous_period") == "full" and all(not is_missing(rb.get(x)) for x in parts) \
+    bridge = ("previous", "current", "new", "reactivated", "expansion", "contraction", "lost")
+    if coverage(doc, "previous_period") == "full" and all(not is_missing(rb.get(x)) for x in bridge) \
             and doc_change(doc, "gross_revenue", "previous", cur).real:
         before, now = float(rb["previous"]), float(rb["current"])
         if before > 0 and round(100 * abs(now / before - 1), 1) >= 0.1:
@@ -175,7 +176,7 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
 
     # 2. new vs returning
     share = k.get("new_revenue_share")
-    if not is_missing(share) and k.get("gross_revenue") and (_shown(share) or _shown(1 - share)):
+    if _known(share) and k.get("gross_revenue") and (_shown(share) or _shown(1 - share)):
         # guest payments (SPEC §2) are a third part of gross revenue: new + returning + guest
         guest = (k.get("revenue_guest") or 0.0) / k["gross_revenue"]
         shares = {"new": fmt_pct(share), "returning": fmt_pct(1 - share - guest), "guest": fmt_pct(guest)}
@@ -193,7 +194,7 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
             text = _("Repeat purchases brought %(returning)s of gross revenue and first purchases "
                      "%(new)s") % shares
         new, ret = k.get("customers_new"), k.get("customers_returning")
-        if _count(new) and _count(ret) and (new or ret):
+        if _known(new) and _known(ret) and (new or ret):
             joined = ngettext("%(count)s new customer joined", "%(count)s new customers joined",
                               int(new)) % {"count": fmt_count(new)}
             again = ngettext("%(count)s existing customer bought again",
@@ -235,7 +236,7 @@ def findings(doc: dict[str, Any], currency: str | None = None) -> list[str]:
     # 4. retention in one line
     crr, churn = k.get("crr"), k.get("churn_rate")
     counts = [k.get(x) for x in ("customers_start", "customers_churned", "customers_reactivated")]
-    if not is_missing(crr) and not is_missing(churn) and all(_count(x) for x in counts) and counts[0]:
+    if not is_missing(crr) and not is_missing(churn) and all(_known(x) for x in counts) and counts[0]:
         out.append(
             _("Of %(start)s customers active at the start, %(churned)s churned (%(churn)s); with "
               "%(reactivated)s reactivated, the customer retention rate is %(crr)s.")

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
@@ -38,6 +39,10 @@ from .formatting import (
 from .i18n import _, ngettext
 from .metrics.cohorts import MIN_GROUP_SIZE, OTHER_SEGMENT, headline_average, weakest_group
 from .periods import PeriodError, parse_period
+
+if TYPE_CHECKING:
+    from .metrics.flow import CustomerBridge
+    from .metrics.revenue import RevenueBridge
 
 __all__ = [
     "PALETTE",
@@ -117,7 +122,7 @@ def set_theme() -> None:
 
 # --------------------------------------------------------------------------------------------- helpers
 
-def alt_text(fig: Any) -> str:
+def alt_text(fig: Figure) -> str:
     """A chart's alt text: what its title says — the finding (every chart here states one) —
     from the figure's suptitle and its axes' titles; without any title, what the axes show
     ("Chart of <y label> by <x label>"); '' for a figure with neither."""
@@ -161,7 +166,7 @@ def _compact_money(currency: str) -> FuncFormatter:
     return FuncFormatter(lambda v, _pos=None: fmt_compact(v, currency))
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: object) -> TypeGuard[float]:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
@@ -171,12 +176,12 @@ def _pct_change(now: float, before: float) -> float | None:
     return now / before - 1.0
 
 
-def _cap(text: Any) -> str:
+def _cap(text: object) -> str:
     text = str(text)
     return text[:1].upper() + text[1:]
 
 
-def _bucket_label(value: Any, grain: str) -> str:
+def _bucket_label(value: object, grain: str) -> str:
     ts = pd.Timestamp(value)
     if grain == "week":
         iso = ts.isocalendar()
@@ -208,7 +213,7 @@ def new_vs_returning_bars(nvr: pd.DataFrame, currency: str = "EUR", ax: Axes | N
     ax.barh(y, ret_share, color=PALETTE["returning"], label=_("Returning"), height=0.62)
     ax.barh(y, new_share, left=ret_share, color=PALETTE["new"], label=_("New"), height=0.62)
     for yi, (_label, ns, rs, nv, rv, col) in zip(y, rows, strict=False):
-        fmt = (lambda v: fmt_money(v, currency)) if col == "revenue" else fmt_count
+        fmt: Callable[[float], str] = (lambda v: fmt_money(v, currency)) if col == "revenue" else fmt_count
         if rs > 0.12:
             ax.text(rs / 2, yi, f"{fmt_pct(rs, 0)}  ({fmt(rv)})", ha="center", va="center", color="white", fontsize=9)
         if ns > 0.12:
@@ -228,7 +233,7 @@ def new_vs_returning_bars(nvr: pd.DataFrame, currency: str = "EUR", ax: Axes | N
     return ax
 
 
-def _period_name(label: Any) -> str:
+def _period_name(label: object) -> str:
     """A period label of the trend (``2024-Q1``) as the reader names it ("Q1 2024", "1-й кв. 2024 г.")."""
     try:
         return period_title(parse_period(str(label)))
@@ -268,7 +273,7 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
         gross = gross + guest
     for xi, g in zip(x, gross, strict=False):
         if g > 0:
-            ax.text(xi, g, _compact_money(currency)(g), ha="center", va="bottom", fontsize=8.5,
+            ax.text(float(xi), g, _compact_money(currency)(g), ha="center", va="bottom", fontsize=8.5,
                     color=PALETTE["text"])
     ax.set_xticks(x, t["period"].astype(str).tolist())
     if len(t) > 10:
@@ -363,7 +368,7 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
 
 # ------------------------------------------------------------------------------------- customer base
 
-def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None, unobservable: bool = False) -> Axes:
+def customer_bridge_waterfall(bridge: CustomerBridge | Mapping[str, int], ax: Axes | None = None, unobservable: bool = False) -> Axes:
     """Waterfall of the active customer base: start → −churned → +new → −new lapsed → +reactivated → end.
 
     ``bridge`` is a :class:`retention_report.metrics.CustomerBridge` (or a mapping with ``start``,
@@ -373,7 +378,7 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None, unobservable:
     no bar and the title does not count them.
     """
     ax = _axes(ax)
-    get = (lambda k: int(bridge[k])) if isinstance(bridge, dict) else (lambda k: int(getattr(bridge, k)))
+    get: Callable[[str], int] = (lambda k: int(bridge[k])) if isinstance(bridge, dict) else (lambda k: int(getattr(bridge, k)))
     cs, cl, cn, nl, re_, ce = (get(k) for k in ("start", "churned", "new", "new_lapsed", "reactivated", "end"))
     title = _("Active customer base")
     if cs == 0 and ce == 0 and cn == 0:
@@ -434,8 +439,9 @@ def _waterfall(ax: Axes, steps: Sequence[tuple[str, float, str]], fmt: Callable[
             ax.plot([i + 0.31, i + 0.69], [level, level], color="#9AA5B1", lw=0.8, ls=":")
 
 
-def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = None, previous: Any = None,
-                             ax: Axes | None = None, coverage: str = "full", doc: Any = None) -> Axes:
+def revenue_bridge_waterfall(bridge: RevenueBridge | Mapping[str, Any] | None, currency: str = "EUR",
+                             period: str | None = None, previous: str | None = None, ax: Axes | None = None,
+                             coverage: str = "full", doc: Mapping[str, Any] | None = None) -> Axes:
     """Waterfall of gross revenue from the previous period to this one, by customer (SPEC §4.7):
     previous → +new → +reactivated → +expansion → −contraction → −lost → this period.
 
@@ -450,7 +456,8 @@ def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = N
     """
     ax = _axes(ax)
     keys = ("previous", "new", "reactivated", "expansion", "contraction", "lost", "current")
-    get = (lambda k: bridge.get(k)) if isinstance(bridge, dict) else (lambda k: getattr(bridge, k, None))
+    # metrics.json values (JSON: untyped) or the dataclass's Decimals
+    get: Callable[[str], Any] = (lambda k: bridge.get(k)) if isinstance(bridge, dict) else (lambda k: getattr(bridge, k, None))
     values = {k: get(k) for k in keys}
     title = _("Why gross revenue changed")
     if not bridge or not all(_finite(v) for v in values.values()):
@@ -605,7 +612,7 @@ def cohort_heatmap(
     # only cohorts of sufficient size are quoted: average weighted by size, as the findings'
     lim = 0 if size is None else min_size
 
-    def average(col: Any) -> float | None:
+    def average(col: int) -> float | None:
         return headline_average(big.iloc[:, col].to_numpy(), weights[big.index].to_numpy(), lim)
 
     if n_cols > 1 and big.iloc[:, 1].notna().any():
@@ -614,7 +621,7 @@ def cohort_heatmap(
             # the weakest cohort is named only when below the average beyond noise, as in the findings
             weak = weakest_group(col1.to_numpy(), weights[col1.index].to_numpy(), lim) if size is not None else None
             worst = col1.index[weak[0]] if weak is not None else col1.idxmin()
-            words = {"average": fmt_pct(average(1), 0), "cohort": _bucket_label(worst, grain),
+            words: dict[str, object] = {"average": fmt_pct(average(1), 0), "cohort": _bucket_label(worst, grain),
                      "weakest": fmt_pct(col1[worst], 0)}
             if size is not None and weak is None:
                 title = (_("On average %(average)s of a cohort buys again in the week after its first") if week else
@@ -701,7 +708,7 @@ def cumulative_revenue_curves(matrix: pd.DataFrame, currency: str = "EUR", ax: A
     return ax
 
 
-def sns_blues(n: int) -> list[Any]:
+def sns_blues(n: int) -> list[tuple[float, float, float, float]]:
     """``n`` blues from light (oldest) to dark (newest)."""
     cmap = mpl.colormaps["Blues"]
     return [cmap(x) for x in np.linspace(0.35, 0.9, max(n, 1))]
@@ -790,7 +797,7 @@ def second_purchase_histogram(distribution: pd.DataFrame, median_days: float | N
     total = float(d["customers"].sum())
     inside = d[d["days"] <= max_days]
     bins = np.arange(0, max_days + 7, 7)
-    ax.hist(inside["days"], bins=bins, weights=inside["customers"] / total, color=PALETTE["returning"],
+    ax.hist(inside["days"], bins=bins.tolist(), weights=inside["customers"] / total, color=PALETTE["returning"],
             edgecolor="white", linewidth=0.4)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_xlim(0, max_days)

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from html import escape as html_escape
 from html import unescape as html_unescape
 from pathlib import Path
-from typing import Any
 
 import nbformat
 
@@ -158,7 +157,7 @@ def keep_with_next(html: str) -> str:
     return "".join(out) + html[last:]
 
 
-def render_html(nb: nbformat.NotebookNode, report: Mapping[str, Any],
+def render_html(nb: nbformat.NotebookNode, report: Mapping[str, object],
                 templates_dir: Path | None = None) -> str:
     """Render a combined notebook with the report template (``<templates_dir>/report``, default
     the package's).

@@ -148,7 +148,7 @@ def interval_table(doc: Mapping[str, Any], keys: Sequence[str] = HEADLINE_KPIS, 
             if not isinstance(entry, Mapping) or c.absolute is None:
                 cells.append(f"<td class='num rr-neutral'>{esc(na)}</td>")
                 continue
-            lo, hi = entry.get("low"), entry.get("high")
+            lo, hi = entry["low"], entry["high"]
             if spec.unit == "rate":
                 span = _("%(low)s to %(high)s pp") % {"low": fmt_number(100 * lo, 1), "high": fmt_number(100 * hi, 1)}
             else:

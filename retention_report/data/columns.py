@@ -5,8 +5,8 @@ dialect, NaN and infinity as NULL so validation catches them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -55,13 +55,18 @@ def check_columns(raw: ir.Table, mapping: dict[str, str], settings: Settings | N
         )
 
 
-def _try_cast(col: ir.Value, to: Any, lenient: bool) -> ir.Value:
+def _try_cast(col: ir.Value, to: str | dt.DataType, lenient: bool) -> ir.Value:
     """TRY_CAST where the engine has it (DuckDB, PostgreSQL via Ibis, Spark); a plain cast
     elsewhere (SQLite's CAST already yields NULL/0 instead of failing)."""
     return col.try_cast(to) if lenient else col.cast(to)
 
 
-@ibis.udf.scalar.builtin(name="isfinite")
+# Ibis has no type information: its decorator for engine built-ins, typed here (what it makes
+# builds an Ibis expression when called)
+_builtin: Callable[..., Callable[[Callable[..., object]], Callable[..., ir.Value]]] = ibis.udf.scalar.builtin
+
+
+@_builtin(name="isfinite")
 def _isfinite(x: float) -> bool:  # type: ignore[empty-body]
     """DuckDB's ISFINITE."""
 
@@ -160,7 +165,7 @@ def _timestamp(col: ir.Value, settings: Settings, lenient: bool) -> ir.Timestamp
     raise DataError(f"column paid_at has type {typ}, which is not a date, timestamp or text")
 
 
-@ibis.udf.scalar.builtin(name="try_strptime")
+@_builtin(name="try_strptime")
 def _try_strptime_udf(s: str, fmt: str) -> datetime:  # type: ignore[empty-body]
     """DuckDB's TRY_STRPTIME."""
 

@@ -4,14 +4,18 @@ segment values of each customer's first purchase (see the package docstring for 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from .model import NONE_SEGMENT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["GUEST_COLUMNS", "day_aggregates", "days_frame", "day_summary", "build_daily", "build_customers",
            "first_purchase_segments", "acquired_between"]
@@ -46,7 +50,7 @@ def day_aggregates(t: ir.Table, guest: bool = False) -> dict[str, ir.Value]:
     return aggs
 
 
-def days_frame(frame: Any) -> Any:
+def days_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The executed per-day summary as a small pandas frame: ``day`` as datetime64, sorted, sums
     of no rows as 0."""
     import pandas as pd
@@ -64,7 +68,7 @@ def days_frame(frame: Any) -> Any:
     return frame[keep].sort_values("day").reset_index(drop=True)
 
 
-def day_summary(payments: ir.Table, guest: bool = False) -> Any:
+def day_summary(payments: ir.Table, guest: bool = False) -> pd.DataFrame:
     """One row per calendar day with payments (a pandas frame, at most a few thousand rows):
     ``day, rows, payments`` (positive ones), ``gross, refunds, first, last`` (paid_at)
     ``[, cost_all, cost_pos]`` — the period sums that need no customer (refunds, cost of all rows)
@@ -109,8 +113,13 @@ def build_daily(payments: ir.Table) -> ir.Table:
     return g.select(**cols)
 
 
-@ibis.udf.agg.builtin(name="min")
-def _two_smallest(x: date, n: int) -> dt.Array(dt.date):  # type: ignore[empty-body,valid-type]
+# Ibis has no type information: its decorator for engine built-in aggregates, typed here (what it
+# makes builds an Ibis expression when called)
+_builtin_agg: Callable[..., Callable[[Callable[..., object]], Callable[..., ir.Value]]] = ibis.udf.agg.builtin
+
+
+@_builtin_agg(name="min")
+def _two_smallest(x: date, n: int) -> dt.Array(dt.date):  # type: ignore[valid-type]
     """DuckDB's ``min(x, n)``: the ``n`` smallest values, ascending, as a list."""
 
 

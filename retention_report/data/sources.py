@@ -369,8 +369,8 @@ def read_raw(settings: Settings) -> RawSource:
     if kind == "sample":
         from ..sample import ensure_sample
 
-        path, _ = ensure_sample()
-        kind, path = "parquet", str(path)
+        sample, _ = ensure_sample()
+        kind, path = "parquet", str(sample)
     name = _redacted(src.name or path or src.url)
     return READERS[kind](settings, path, name)
 
