@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = [
     "CHECKOUT_ROOT",
@@ -79,21 +82,21 @@ def _sample_path() -> Path:
 SAMPLE_PATH: Path = _sample_path()
 
 
-def notebooks_dir(settings: Any, override: str | os.PathLike[str] | None = None) -> Path:
+def notebooks_dir(settings: Settings, override: str | os.PathLike[str] | None = None) -> Path:
     """The section notebooks of a run: ``override`` (``--notebooks``), else ``report.notebooks_dir``
     of the config, else the package's :data:`NOTEBOOKS_DIR`."""
     chosen = override or settings.report.notebooks_dir
     return Path(chosen).expanduser() if chosen else NOTEBOOKS_DIR
 
 
-def templates_dir(settings: Any) -> Path:
+def templates_dir(settings: Settings) -> Path:
     """The template folder of a run (``report/`` for nbconvert, ``email/`` for the message):
     ``report.templates_dir`` of the config, else the package's :data:`TEMPLATES_DIR`."""
     chosen = settings.report.templates_dir
     return Path(chosen).expanduser() if chosen else TEMPLATES_DIR
 
 
-def email_templates_dir(settings: Any) -> Path:
+def email_templates_dir(settings: Settings) -> Path:
     """The email templates (``body.html.j2``, ``body.txt.j2``): ``<templates_dir>/email``."""
     return templates_dir(settings) / "email"
 

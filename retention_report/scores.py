@@ -8,10 +8,14 @@ existing file is replaced only with ``force``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .fsio import atomic_path
 from .periods import Period
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .data import Dataset
 
 __all__ = ["SCORE_COLUMNS", "ScoresError", "export_scores"]
 
@@ -37,7 +41,8 @@ def check_scores_out(path: Path | str, force: bool = False) -> Path:
     return path
 
 
-def export_scores(settings: Any, period: Period, path: Path | str, *, force: bool = False, dataset: Any = None) -> int:
+def export_scores(settings: Settings, period: Period, path: Path | str, *, force: bool = False,
+                  dataset: Dataset | None = None) -> int:
     """Write the scores of the customers acquired by ``period``'s end (calibration on the data up
     to then) to ``path`` as CSV, highest CLV first; returns the number of customers.
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..periods import Period
 
 __all__ = ["DataError", "DataQuality", "NONE_SEGMENT", "ROLE_COLUMNS", "first_line"]
 
@@ -47,7 +50,7 @@ class DataQuality:
     def first_day(self) -> date | None:
         return date.fromisoformat(self.first_payment[:10]) if self.first_payment else None
 
-    def require_overlap(self, period: Any, source_name: str = "the data") -> None:
+    def require_overlap(self, period: Period, source_name: str = "the data") -> None:
         """A period with no day in common with the data is an error (SPEC §2/§3), raised before
         any notebook runs; a period that only partly overlaps is reported as incomplete."""
         first, last = self.first_day, self.last_day
