@@ -8,6 +8,7 @@ Document assembly sits above the metric functions: it calls them and the report 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +37,11 @@ __all__ = ["metrics_document", "settings_block", "clean", "SETTINGS_KEYS", "INTE
 INTERVAL_KEYS = tuple(k for k, spec in KPI_SPECS.items() if spec.uncertainty != "none")
 
 
-def _estimates(k: Any) -> dict[str, Estimate]:
+def _estimates(k: Mapping[str, Any] | None) -> dict[str, Estimate]:
     return dict(getattr(k, "estimates", None) or {})
 
 
-def intervals_block(k: Any) -> dict[str, list[float] | None]:
+def intervals_block(k: Mapping[str, Any]) -> dict[str, list[float] | None]:
     """metrics.json ``intervals``: ``{key: [low, high]}`` (95%) of the KPIs ``k`` of a period —
     null for a KPI that is null or has too little data for an interval (SPEC §4.6)."""
     est = _estimates(k)
@@ -73,8 +74,8 @@ def cohort_intervals(cohorts: dict[str, Any]) -> tuple[list[list[float | None]],
     return low, high
 
 
-def changes_block(cur: Any, ref: Any, min_change: dict[str, float] | None = None, *,
-                  judged: bool = True) -> dict[str, Any]:
+def changes_block(cur: Mapping[str, Any], ref: Mapping[str, Any] | None,
+                  min_change: dict[str, float] | None = None, *, judged: bool = True) -> dict[str, Any]:
     """One reference period's block of metrics.json ``changes``: ``{key: {"delta", "low", "high",
     "significant", "real"}}`` — the change cur − ref in the KPI's unit (rates as fractions), the
     95% interval of that change (Newcombe for proportions, else normal with both periods' variances),
@@ -93,7 +94,7 @@ def changes_block(cur: Any, ref: Any, min_change: dict[str, float] | None = None
         delta, low, high = got
         significant = bool(low > 0 or high < 0)
         out[key] = {"delta": delta, "low": low, "high": high, "significant": significant,
-                    "real": judged and is_real_change(key, delta, ref.get(key), significant, min_change)}
+                    "real": judged and is_real_change(key, delta, (ref or {}).get(key), significant, min_change)}
     return out
 
 # metrics.json "settings": the metric conventions in force, in the contract's key order

@@ -59,7 +59,7 @@ def _month(iso: str, grain: str) -> str:
     return _("week of %(day)s") % {"day": d.strftime("%d %b %Y") if get_language() == "en" else fmt_date(d)}
 
 
-def _day(iso: Any) -> str | None:
+def _day(iso: object) -> str | None:
     try:
         d = date.fromisoformat(str(iso)[:10])
     except ValueError:

@@ -69,7 +69,7 @@ class KpiSpec:
     help: str = ""
     uncertainty: Uncertainty = "none"
 
-    def format(self, value: Any, currency: str = "EUR") -> str:
+    def format(self, value: float | None, currency: str = "EUR") -> str:
         """``value`` written for the reader by this KPI's unit (its formatter)."""
         from .formatting import fmt_value
 
@@ -177,7 +177,7 @@ def min_change_of(key: str, relative: float = 0.01, points: float = 0.005) -> tu
 DEFAULT_MIN_CHANGE: dict[str, float] = {"relative": 0.01, "rate_points": 0.5}
 
 
-def is_real_change(key: str, delta: float, reference: Any, significant: bool | None,
+def is_real_change(key: str, delta: float, reference: float | None, significant: bool | None,
                    min_change: Mapping[str, float] | None = None) -> bool:
     """Whether a change of KPI ``key`` earns an arrow, a colour and a finding (SPEC §4.6):
     significant (its 95% interval excludes zero; ``None`` = not known, e.g. a KPI without an

@@ -263,7 +263,7 @@ def findings_list(items: Sequence[str]) -> str:
     return f"<ol class='rr-findings'>{lis}</ol>"
 
 
-def _fmt(kind: str, v: Any, currency: str) -> str:
+def _fmt(kind: str, v: object, currency: str) -> str:
     if kind == "money":
         return fmt_money(v, currency)
     if kind == "count":
@@ -610,7 +610,7 @@ SETTING_WORDS = {
 }
 
 
-def _setting(value: Any, *, with_value: bool = True) -> str:
+def _setting(value: object, *, with_value: bool = True) -> str:
     """A config value as Run details shows it: ``purchase`` in English, ``по покупкам (purchase)``
     in another language (the value stays: it is what the config file says), or only
     ``по покупкам`` (``with_value=False``)."""

@@ -48,13 +48,18 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis.expr.types as ir
 
 from ..config import Settings
 from ..fsio import write_atomic
 from .sources import source_kind
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from ibis.backends import BaseBackend
+    from ibis.backends.duckdb import Backend as DuckDBBackend
 
 __all__ = ["CACHED_KINDS", "CacheEntry", "CacheError", "cache_dir", "cache_key", "lookup", "store", "clear",
            "is_cache_file"]
@@ -82,7 +87,7 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def _exec(con: Any, sql: str) -> None:
+def _exec(con: DuckDBBackend, sql: str) -> None:
     """A statement through Ibis's DuckDB connection, its (empty) result consumed: DuckDB refuses
     further work on a connection with an unfinished result."""
     result = con.raw_sql(sql)
@@ -134,7 +139,7 @@ def _write_state(folder: Path, section: str, value: dict[str, Any]) -> None:
     write_atomic(folder / DIGESTS, json.dumps(state))
 
 
-def _verified_identity(folder: Path, path: Path) -> Any:
+def _verified_identity(folder: Path, path: Path) -> object:
     rec = _read_digests(folder).get("verified")
     return rec.get(path.name) if isinstance(rec, dict) else None
 
@@ -313,11 +318,11 @@ class CacheEntry:
 
     daily: ir.Table
     customers: ir.Table
-    days: Any
+    days: pd.DataFrame
     meta: dict[str, Any]
 
 
-def lookup(con: Any, settings: Settings, key: str | None, today: str) -> CacheEntry | None:
+def lookup(con: BaseBackend, settings: Settings, key: str | None, today: str) -> CacheEntry | None:
     """The cached tables of ``key`` attached to ``con`` (a DuckDB connection), or None — also, with
     one warning line, when the file is damaged or not a cache file of this tool (a cold load then
     writes a good one in its place)."""
@@ -359,7 +364,7 @@ def lookup(con: Any, settings: Settings, key: str | None, today: str) -> CacheEn
     return CacheEntry(daily, customers, days, meta)
 
 
-def _verify(con: Any) -> None:
+def _verify(con: DuckDBBackend) -> None:
     """Read every block of the cached tables once: DuckDB checks a block's checksum when it reads
     it, so a damaged file fails here — before the load is built on it — and not in a metric. Done
     only when the file's identity (inode, size, modification and status-change time) is not the
@@ -374,7 +379,8 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def store(con: Any, settings: Settings, key: str | None, daily: ir.Table, customers: ir.Table, days: Any,
+def store(con: BaseBackend, settings: Settings, key: str | None, daily: ir.Table, customers: ir.Table,
+          days: pd.DataFrame,
           meta: dict[str, Any]) -> Path | None:
     """Write the derived tables of ``key`` (atomically: a temporary file renamed into place, so a
     concurrent run reads the old file or the new one); None — with one warning line — when not

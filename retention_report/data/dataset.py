@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import ibis.expr.types as ir
@@ -33,6 +33,10 @@ from .validation import (
     validate,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from ibis.backends import BaseBackend
+
 __all__ = ["Dataset", "open_dataset", "dataset_from_frame"]
 
 
@@ -46,11 +50,11 @@ class Dataset:
     customer come from :meth:`customers_with_segments`.
     """
 
-    con: Any
+    con: BaseBackend
     payments: ir.Table
     daily: ir.Table
     customers: ir.Table
-    days: Any  # pandas DataFrame: the day summary (module docstring)
+    days: pd.DataFrame  # the day summary (module docstring)
     quality: DataQuality
     source_name: str
     segments: tuple[str, ...] = ()
@@ -59,7 +63,7 @@ class Dataset:
     settings: Settings | None = field(default=None, repr=False)
     # derived tables built on demand (customers with segments, per acquisition window); the
     # metrics cache nothing here: results are memoised by the report context
-    _derived: dict[Any, ir.Table] = field(default_factory=dict, repr=False)
+    _derived: dict[tuple[str, date | None, date | None], ir.Table] = field(default_factory=dict, repr=False)
 
     @property
     def last_day(self) -> date | None:
@@ -90,14 +94,14 @@ def _now(settings: Settings, now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(ZoneInfo(settings.timezone)).replace(tzinfo=None)
 
 
-def _iso(v: Any) -> str | None:
+def _iso(v: object) -> str | None:
     if v is None or (hasattr(v, "isoformat") is False) or str(v) == "NaT":
         return None
     return v.isoformat(sep=" ") if isinstance(v, datetime) else str(v)
 
 
 def _finish(
-    con: Any,
+    con: BaseBackend,
     converted: ir.Table,
     mapping: dict[str, str],
     settings: Settings,
@@ -146,7 +150,7 @@ def _identified(payments: ir.Table) -> ir.Table:
     return payments.filter(payments.customer_id.notnull())
 
 
-def _guest_quality(days: Any, guest: bool) -> dict[str, Any]:
+def _guest_quality(days: pd.DataFrame, guest: bool) -> dict[str, Any]:
     """The data-quality counts of guest payments (SPEC §2): rows and net revenue; none unless guest."""
     if not guest:
         return {}
@@ -154,7 +158,8 @@ def _guest_quality(days: Any, guest: bool) -> dict[str, Any]:
             "guest_revenue": round(float(days["guest_gross"].sum() - days["guest_refunds"].sum()), 2)}
 
 
-def _dataset(con: Any, payments: ir.Table, daily: ir.Table, customers: ir.Table, days: Any, quality: DataQuality,
+def _dataset(con: BaseBackend, payments: ir.Table, daily: ir.Table, customers: ir.Table, days: pd.DataFrame,
+             quality: DataQuality,
              source_name: str, settings: Settings, mapping: dict[str, str]) -> Dataset:
     return Dataset(
         con=con,
@@ -171,7 +176,7 @@ def _dataset(con: Any, payments: ir.Table, daily: ir.Table, customers: ir.Table,
     )
 
 
-def _from_cache(con: Any, converted: ir.Table, mapping: dict[str, str], settings: Settings, source_name: str,
+def _from_cache(con: BaseBackend, converted: ir.Table, mapping: dict[str, str], settings: Settings, source_name: str,
                 entry: cache.CacheEntry) -> Dataset:
     """A Dataset from cached derived tables: no validation pass, no derived table built. The
     payments are the source's again, with the rows the cached validation dropped left out (an
@@ -227,7 +232,7 @@ def open_dataset(settings: Settings, now: datetime | None = None) -> Dataset:
 
 
 def dataset_from_frame(
-    frame: Any, settings: Settings | None = None, name: str = "in-memory data", now: datetime | None = None
+    frame: pd.DataFrame, settings: Settings | None = None, name: str = "in-memory data", now: datetime | None = None
 ) -> Dataset:
     """Build a :class:`Dataset` from a pandas DataFrame (tests, notebooks, small exports)."""
     settings = settings or Settings()

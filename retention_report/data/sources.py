@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
@@ -21,11 +21,20 @@ import ibis.expr.types as ir
 from ..config import ConfigError, Settings, redact_url
 from .model import DataError, first_line
 
+if TYPE_CHECKING:
+    import codecs
+
+    import duckdb
+    from ibis.backends import BaseBackend
+    from ibis.backends.duckdb import Backend as DuckDBBackend
+    from pyspark.sql import SparkSession
+    from sqlglot import exp
+
 __all__ = ["READERS", "RawSource", "connect_duckdb", "read_raw", "source_kind", "spark_session",
            "csv_problem", "delimiter_hint", "check_source_keys", "SourceKeyError", "WHITESPACE", "FILE_TABLE"]
 
 
-def connect_duckdb(settings: Settings, database: str = ":memory:", read_only: bool = False) -> Any:
+def connect_duckdb(settings: Settings, database: str = ":memory:", read_only: bool = False) -> DuckDBBackend:
     """An Ibis DuckDB connection with the engine limits and the report time zone set.
 
     The session time zone makes DuckDB read naive timestamps as report-zone local time and convert
@@ -82,7 +91,7 @@ class RawSource:
     name shown in the report and whether its columns were read as text (CSV, Excel: ids and segment
     values are trimmed, dates and amounts parsed in the configured dialect)."""
 
-    con: Any
+    con: BaseBackend
     table: ir.Table
     name: str
     text: bool = False
@@ -124,14 +133,14 @@ FILE_TABLE = "payments"  # the name a file source has in source.query
 _QUERY_VIEW = "_rr_source_query"
 
 
-def _duckdb_query(con: Any, query: str) -> ir.Table:
+def _duckdb_query(con: DuckDBBackend, query: str) -> ir.Table:
     """A DuckDB query as an Ibis table, through a temporary view (Ibis's ``con.sql`` asks DuckDB 2
     for the schema with a call it no longer has)."""
     _consume(con.raw_sql(f"CREATE OR REPLACE TEMP VIEW {_QUERY_VIEW} AS {query}"))
     return con.table(_QUERY_VIEW)
 
 
-def _consume(result: Any) -> None:
+def _consume(result: duckdb.DuckDBPyConnection) -> None:
     try:
         result.fetchall()
     except Exception:  # statements without a result set
@@ -141,7 +150,7 @@ def _consume(result: Any) -> None:
 _NUM_MACRO = "rr_num"
 
 
-def _numbers_in_dialect(con: Any, query: str, settings: Settings) -> str:
+def _numbers_in_dialect(con: DuckDBBackend, query: str, settings: Settings) -> str:
     """``query`` with every column it computes with read as a number written in the
     ``[source.csv]`` dialect (decimal and thousands separators): the operands of arithmetic
     (``+ - * / %``, unary minus), of ``sum``/``avg``/``abs``/``round`` and of comparisons with a
@@ -163,11 +172,11 @@ def _numbers_in_dialect(con: Any, query: str, settings: Settings) -> str:
                   exp.Sum, exp.Avg, exp.Abs, exp.Round)
     comparisons = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.NEQ)
 
-    def numeric(node: Any) -> bool:
+    def numeric(node: exp.Expression) -> bool:
         return (isinstance(node, exp.Literal) and node.is_number) or (
             isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and node.this.is_number)
 
-    def rewrite(node: Any) -> Any:
+    def rewrite(node: exp.Expression) -> exp.Expression:
         parent = node.parent
         if not isinstance(node, exp.Column) or parent is None:
             return node
@@ -217,7 +226,7 @@ def _type_family(duckdb_type: str) -> str:
     return t
 
 
-def _check_id_types(con: Any, target: str, settings: Settings) -> None:
+def _check_id_types(con: DuckDBBackend, target: str, settings: Settings) -> None:
     """Ids (customer, order, payment) and segment values typed differently across the files of a
     Parquet folder or glob are refused (SPEC §2: ``00123`` is not ``123``): DuckDB reads every file
     with the first file's schema, so text ids of a later file would be cast to integers (``"00123"``
@@ -381,7 +390,7 @@ _DUCKDB_ENCODINGS = {"utf-8": None, "utf-8-sig": None, "iso8859-1": "latin-1", "
 _DELIMITERS = {",": "','", ";": "';'", "\t": "'\\t' (tab)", "|": "'|'"}
 
 
-def _read_csv(con: Any, path: str, settings: Settings) -> ir.Table:
+def _read_csv(con: DuckDBBackend, path: str, settings: Settings) -> ir.Table:
     """A CSV file read as text (every column varchar) with the configured dialect.
 
     An encoding DuckDB cannot decode itself (cp1252, cp1251, …: its ``encodings`` extension needs a
@@ -432,7 +441,7 @@ def _header_fields(path: str, codec: str) -> tuple[list[str], int]:
     return [], 0
 
 
-def _read_whitespace(con: Any, path: str, settings: Settings, opts: dict[str, Any], codec: str) -> ir.Table:
+def _read_whitespace(con: DuckDBBackend, path: str, settings: Settings, opts: dict[str, Any], codec: str) -> ir.Table:
     """A file whose fields are separated by runs of spaces or tabs (``00001 19970101 1 11.77``,
     the CDNOW log; leading and trailing blanks and CRLF line ends allowed), read as text.
 
@@ -472,7 +481,7 @@ def _read_whitespace(con: Any, path: str, settings: Settings, opts: dict[str, An
     return con.table("_rr_whitespace")
 
 
-def _transcoded(con: Any, path: str, codec: str, settings: Settings) -> str:
+def _transcoded(con: DuckDBBackend, path: str, codec: str, settings: Settings) -> str:
     import gzip
     import shutil
     import tempfile
@@ -504,7 +513,7 @@ def _transcoded(con: Any, path: str, codec: str, settings: Settings) -> str:
     return str(target)
 
 
-def _decoder(codec: str) -> Any:
+def _decoder(codec: str) -> codecs.IncrementalDecoder:
     import codecs
 
     return codecs.getincrementaldecoder(codec)(errors="strict")
@@ -656,7 +665,7 @@ def delimiter_hint(path: str, settings: Settings) -> str:
             f"\"{key}\" (it is {c.delimiter!r})")
 
 
-def spark_session(settings: Settings) -> Any:
+def spark_session(settings: Settings) -> SparkSession:
     """A Spark session for the report: the report time zone as the session time zone (so day
     buckets match every other backend), few shuffle partitions, no UI. The master is
     ``RETENTION_REPORT_SPARK_MASTER`` (default ``local[*]``; ``spark://host:7077`` or ``yarn`` for a
@@ -719,7 +728,7 @@ def _check_path(path: str) -> None:
         raise DataError(f"source file not found: {path}")
 
 
-def _table_or_query(con: Any, settings: Settings) -> ir.Table:
+def _table_or_query(con: BaseBackend, settings: Settings) -> ir.Table:
     """``source.query``, else ``source.table`` — ``name``, ``schema.name`` or ``catalog.schema.name``."""
     from ibis.common.exceptions import TableNotFound
 

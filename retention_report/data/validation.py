@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -24,6 +24,9 @@ from ..config import Settings
 from ..i18n import N_, _
 from .derived import day_aggregates, days_frame
 from .model import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Rule", "ROW_RULES", "rule_mode", "guest_mode", "PAYMENT_ID_RULES", "RULES", "rule_label", "validate", "row_filter",
            "payment_id_duplicates", "require_payments", "DATE_FORMS", "AMOUNT_FORMS"]
@@ -141,7 +144,7 @@ def rule_label(name: str) -> str:
     return _(rule.label) if rule else name
 
 
-def _quoted(value: Any) -> str:
+def _quoted(value: object) -> str:
     """A bad value as the user would recognise it: ``'ten'``; an empty or missing one as ``(empty)``
     (never ``None`` or ``nan``)."""
     if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
@@ -173,7 +176,7 @@ def _predicates(t: ir.Table, settings: Settings, now: datetime) -> dict[Rule, ir
 
 def validate(
     t: ir.Table, mapping: dict[str, str], settings: Settings, now: datetime
-) -> tuple[ir.Table, dict[str, int], int, Any]:
+) -> tuple[ir.Table, dict[str, int], int, pd.DataFrame | None]:
     """Apply the row rules; return (clean table, dropped counts by rule, rows read, the per-day
     summary of :func:`~retention_report.data.derived.day_summary` when no row was dropped, else None).
 
@@ -257,7 +260,7 @@ def row_filter(t: ir.Table, settings: Settings, now: datetime) -> ir.Table:
     return t.filter(~any_bad)
 
 
-def require_payments(days: Any, rows_read: int, dropped: dict[str, int], source_name: str) -> None:
+def require_payments(days: pd.DataFrame, rows_read: int, dropped: dict[str, int], source_name: str) -> None:
     """No data is an error, not a report of zeros (SPEC §2): a source without a single usable
     payment (no rows, only invalid rows dropped, or only refunds and zero amounts) fails here."""
     if len(days) and float(days["payments"].sum()) > 0:
