@@ -150,7 +150,7 @@ test: setup-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-## Lint the package and tests with ruff, and type-check the metric core with mypy (strict)
+## Lint the package and tests with ruff, and type-check the package with mypy (strict)
 lint: setup-test
 	$(VENV)/bin/ruff check retention_report tests benchmarks
 	$(VENV)/bin/mypy
