@@ -418,7 +418,7 @@ def customer_bridge_waterfall(bridge: CustomerBridge | Mapping[str, int], ax: Ax
     return ax
 
 
-def _waterfall(ax: Axes, steps: Sequence[tuple[str, float, str]], fmt: Callable[[Any], str]) -> None:
+def _waterfall(ax: Axes, steps: Sequence[tuple[str, float, str]], fmt: Callable[[float], str]) -> None:
     """Draw waterfall bars: ``(label, value, kind)`` steps, ``kind`` ``total`` (a bar from zero that
     sets the level) or ``good``/``bad`` (a step up or down from the level), each labelled by ``fmt``,
     with dotted connectors between the bars (the customer bridge and the revenue bridge)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from typing import Any
+from typing import Any, SupportsFloat
 
 import ibis
 import ibis.expr.types as ir
@@ -29,7 +29,7 @@ def month_number(col: ir.DateValue) -> ir.IntegerValue:
     return col.year() * 12 + col.month() - 1
 
 
-def ratio(num: Any, den: Any) -> float | None:
+def ratio(num: SupportsFloat | None, den: SupportsFloat | None) -> float | None:
     """``num / den``, or None when either is missing or the denominator is 0 (undefined, never an
     error or infinity)."""
     if num is None or den is None:
@@ -40,7 +40,7 @@ def ratio(num: Any, den: Any) -> float | None:
     return n / d
 
 
-def to_float(v: Any) -> float:
+def to_float(v: SupportsFloat | None) -> float:
     """Aggregates over no rows come back as NULL/NaN: sums of nothing are 0."""
     if v is None:
         return 0.0
@@ -48,7 +48,7 @@ def to_float(v: Any) -> float:
     return 0.0 if math.isnan(v) else v
 
 
-def to_int(v: Any) -> int:
+def to_int(v: SupportsFloat | None) -> int:
     return int(round(to_float(v)))
 
 

@@ -3,9 +3,10 @@ customer by acquisition month (or ISO week) and age."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
@@ -221,7 +222,7 @@ def cohort_matrices(
     )
 
 
-def headline_average(values: Any, sizes: Any, min_size: int = MIN_GROUP_SIZE) -> float | None:
+def headline_average(values: Iterable[float | None], sizes: Iterable[float | None], min_size: int = MIN_GROUP_SIZE) -> float | None:
     """The average a report quotes over groups (cohorts, segments): weighted by group size, over
     the groups with a value and at least ``min_size`` customers (SPEC §4.4); None when there is
     none. The chart titles and the findings quote this one number."""
@@ -233,7 +234,7 @@ def headline_average(values: Any, sizes: Any, min_size: int = MIN_GROUP_SIZE) ->
     return sum(v * n for v, n in pairs) / total
 
 
-def weakest_group(values: Any, sizes: Any, min_size: int = MIN_GROUP_SIZE) -> tuple[int, float] | None:
+def weakest_group(values: Iterable[float | None], sizes: Iterable[float | None], min_size: int = MIN_GROUP_SIZE) -> tuple[int, float] | None:
     """(index of the group with the lowest rate, the :func:`headline_average`) over the groups of at
     least ``min_size`` customers — only when that group is below the average beyond noise: the
     upper end of its rate's 95% Wilson interval (the rate a share of the group's customers) lies

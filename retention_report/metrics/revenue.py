@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import SupportsFloat
 
 import ibis.expr.types as ir
 
@@ -48,7 +48,7 @@ class RevenueBridge:
         return {k: float(d[k]) for k in BRIDGE_KEYS}
 
 
-def _dec(v: Any) -> Decimal:
+def _dec(v: SupportsFloat | None) -> Decimal:
     """An engine sum as a Decimal (a sum over no rows is 0)."""
     if v is None:
         return Decimal(0)

@@ -7,7 +7,7 @@ with its findings is assembled above the metrics, in :mod:`retention_report.docu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +101,7 @@ class PeriodKpis(dict[str, Any]):
     their 95% intervals are computed from: ``estimates``, ``{key: Estimate}``
     (:mod:`retention_report.metrics.uncertainty`), computed in the same engine passes."""
 
-    def __init__(self, values: Any = (), estimates: dict[str, Estimate] | None = None) -> None:
+    def __init__(self, values: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), estimates: dict[str, Estimate] | None = None) -> None:
         super().__init__(values)
         self.estimates: dict[str, Estimate] = dict(estimates or {})
 
