@@ -333,7 +333,7 @@ class Settings(_Model):
             )
         return self
 
-    def with_overrides(self, **dotted: Any) -> Settings:
+    def with_overrides(self, **dotted: object) -> Settings:
         """A copy with ``{"source.path": "x.csv", "timezone": "Europe/Berlin"}`` applied."""
         data = self.model_dump()
         for key, value in dotted.items():
@@ -449,7 +449,7 @@ def _project_dirs(settings: Settings, base: Path) -> Settings:
     return settings.model_copy(update={"report": settings.report.model_copy(update=fixed)})
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: object) -> Settings:
     """Read and validate a TOML config file (or the defaults when ``path`` is empty).
 
     Parameters

@@ -75,9 +75,9 @@ def _lower_label(label: str) -> str:
     return label[:1].lower() + label[1:] if label[1:2].islower() else label
 
 
-def _shown(v: Any) -> bool:
+def _shown(v: float | None) -> bool:
     """A share worth a sentence: present and not 0.0% once rounded to a tenth of a percent."""
-    return not is_missing(v) and round(100 * float(v), 1) != 0
+    return _known(v) and round(100 * float(v), 1) != 0
 
 
 def _known(v: object) -> TypeGuard[float]:

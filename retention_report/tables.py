@@ -13,7 +13,7 @@ so the same number can be found — and checked to agree — wherever the report
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -282,7 +282,7 @@ def frame_table(
     index_label: str = "",
     row_labels: Mapping[Any, str] | None = None,
     currency: str = "EUR",
-    total_row: Any = None,
+    total_row: Hashable | None = None,
     caption: str = "",
     cell_kpis: Mapping[tuple[Any, str], str] | None = None,
     width: int = 40,
@@ -436,7 +436,7 @@ def bridge_formulas(k: Mapping[str, Any], window_days: int, doc: Mapping[str, An
              f"</th><th scope='col' class='num'>{head[1]}</th><th scope='col'>{head[2]}</th></tr>"
              f"</thead><tbody>{body}</tbody></table>")
 
-    def n(key: str, value: Any) -> str:
+    def n(key: str, value: object) -> str:
         """A number of the formula, marked with its metric."""
         text = fmt_value(key, value)
         return f'<span{_kpi_attr(key)}>{esc(text)}</span>'
