@@ -71,8 +71,10 @@ esc = html.escape
 
 
 def _period_title(info: Mapping[str, Any] | None, fallback: str) -> str:
+    if info is None:
+        return fallback
     try:
-        return period_title(parse_period(str(info["period"])))  # type: ignore[index]
+        return period_title(parse_period(str(info["period"])))
     except Exception:
         return fallback
 
