@@ -56,7 +56,7 @@ from .formatting import (
     source_label,
 )
 from .fsio import write_atomic
-from .i18n import N_, _, get_language, install_gettext, set_language
+from .i18n import N_, _, get_language, install_gettext, using
 from .kpis import ARCHIVE_KPIS, TREND_KPIS
 from .outputs import MARKER, content_differences, content_record, is_report_folder, read_marker
 from .periods import Period, PeriodError, month_index, parse_period
@@ -531,9 +531,9 @@ def write_index(root: Path | str, settings: Any = None) -> Path:
     if path.exists() and not _is_ours(path):
         raise ArchiveError(f"refusing to replace {path}: it was not written by retention-report; "
                            "move it away to get the report archive there")
-    if settings is not None:  # the archive speaks the report's language
-        set_language(settings.report.language)
-    page = render_index(root, settings)
+    # the archive speaks the report's language (without settings: the current one), for this page only
+    with using(settings.report.language if settings is not None else get_language()):
+        page = render_index(root, settings)
     check_self_contained(page)
     return write_atomic(path, page)
 

@@ -299,7 +299,10 @@ def run_report(
     Interrupted
         SIGINT or SIGTERM arrived (in the main thread); nothing was left behind.
     """
-    with _signals_interrupt() as guard:
+    from .i18n import using
+
+    # the report's words in its language, for this run only (i18n.py)
+    with using(settings.report.language), _signals_interrupt() as guard:
         try:
             return _run_report(settings, period, config_path=config_path, data=data, out_dir=out_dir,
                                notebooks_dir=notebooks_dir, kernel_name=kernel_name, progress=progress,
@@ -443,7 +446,7 @@ def _run_report(
         combined = combine_notebooks(executed)
         prev, ago = period.previous(), period.year_ago()
         last = ds.quality.last_payment
-        # the reader's words, in [report] language (set by ReportContext; i18n.py)
+        # the reader's words, in [report] language (scoped by run_report; i18n.py)
         from .formatting import (
             fmt_datetime,
             period_subtitle,

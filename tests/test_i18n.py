@@ -169,16 +169,29 @@ def test_a_compiled_catalog_older_than_its_po_is_not_used(tmp_path, monkeypatch)
         assert _("Appendix") == "Anhang (neu)"
 
 
-def test_the_language_is_validated_and_set_by_a_report_run():
+def test_the_language_is_validated_scoped_and_set_by_a_notebooks_open_report(tmp_path):
     assert load_settings(None).report.language == "en"
     with pytest.raises(ConfigError, match=r"report\.language: .*unknown report language 'fr'; accepted: en, ru, de"):
         load_settings(None, **{"report.language": "fr"})
     with pytest.raises(ValueError, match="use one of en, ru, de"):
         set_language("fr")
-    from retention_report.context import ReportContext
+    with pytest.raises(ValueError, match="use one of en, ru, de"), using("fr"):
+        pass
+    with pytest.raises(RuntimeError), using("ru"):  # restored also when the block raises
+        assert get_language() == "ru"
+        raise RuntimeError
+    assert get_language() == "en"
+    from retention_report.context import ReportContext, open_report
 
+    # a report context leaves the caller's language alone (it scopes its own: metrics.json's findings)
     ReportContext(parse_period("2024-Q1"), load_settings(None, **{"report.language": "de"}))
-    assert get_language() == "de"  # set once, before anything is formatted (no data opened yet)
+    assert get_language() == "en"
+    # a notebook's kernel is one report's: open_report sets its language for good, before anything
+    # is formatted (no data opened yet)
+    config = tmp_path / "de.toml"
+    config.write_text('[report]\nlanguage = "de"\n', encoding="utf-8")
+    open_report("2024-Q1", config_path=str(config))
+    assert get_language() == "de"
 
 
 def test_headings_are_shown_in_the_readers_language(tmp_path, monkeypatch):
