@@ -543,7 +543,7 @@ def refresh_index(root: Path | str, settings: Any = None, *, say: Say | None = N
     report written before stands) and returns None."""
     try:
         path = write_index(root, settings)
-    except Exception as exc:  # noqa: BLE001 - the archive never fails a report
+    except Exception as exc:  # the archive never fails a report
         print(f"warning: the report archive {Path(root) / INDEX_NAME} was not updated: {exc}", file=sys.stderr)
         return None
     if say is not None:
@@ -559,6 +559,6 @@ def update_for(report_dir: Path | str, settings: Any, *, say: Say | None = None)
         root = Path(os.path.realpath(settings.report.output_dir))
         if Path(os.path.realpath(report_dir)).parent != root or not (Path(report_dir) / MARKER).is_file():
             return None
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     return refresh_index(root, settings, say=say)

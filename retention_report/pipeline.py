@@ -621,7 +621,7 @@ class _NotebookWorker:
             self._go.wait()
             if self._job is not None:
                 self._outcome["value"] = self._job(km)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        except BaseException as exc:  # handed to the main thread
             self._outcome["error"] = exc
         finally:
             # the main thread goes on rendering while the kernel shuts down (a second or so);
@@ -685,7 +685,7 @@ def _kill_kernels(kernels: list[Any]) -> None:
             pass
         try:
             proc.wait(timeout=5)
-        except Exception:  # noqa: BLE001, S110 - best effort
+        except Exception:  # best effort
             pass
 
 

@@ -555,7 +555,7 @@ def test_check_period_at_the_edges_is_one_line_exit_2(text):
 @pytest.mark.parametrize("text", ["9998", "9998-W52", "9998-12", "1900", "1900-01-01..1900-01-31"])
 def test_the_last_and_first_supported_years_still_work(text):
     p = parse_period(text)
-    p.previous(), p.year_ago(), p.shift(1), p.shift(-23)  # noqa: B018 - all computable
+    p.previous(), p.year_ago(), p.shift(1), p.shift(-23)  # all computable
 
 
 # ------------------------------------------------------------------------------ month arithmetic

@@ -279,7 +279,7 @@ def is_cache_file(path: Path) -> bool:
             return tables == _LEGACY_TABLES
         finally:
             con.close()
-    except Exception:  # noqa: BLE001 - unreadable, locked, not DuckDB: not provably ours
+    except Exception:  # unreadable, locked, not DuckDB: not provably ours
         return False
 
 
@@ -350,7 +350,7 @@ def lookup(con: Any, settings: Settings, key: str | None, today: str) -> CacheEn
             _verify(con)  # written to since the tool wrote or last checked it
             with contextlib.suppress(OSError):
                 _record_verified(path.parent, path)
-    except Exception as exc:  # noqa: BLE001 - damaged or foreign: a cold load (and a new file) instead
+    except Exception as exc:  # damaged or foreign: a cold load (and a new file) instead
         if attached:
             with contextlib.suppress(Exception):
                 _exec(con, f"DETACH {_ALIAS}")
@@ -415,7 +415,7 @@ def store(con: Any, settings: Settings, key: str | None, daily: ir.Table, custom
         _record_verified(folder, final)
         _prune(folder, final)
         return final
-    except Exception as exc:  # noqa: BLE001 - a cache problem must not fail the report: no cache then
+    except Exception as exc:  # a cache problem must not fail the report: no cache then
         if attached:
             with contextlib.suppress(Exception):
                 _exec(con, f"DETACH {alias}")
