@@ -36,7 +36,6 @@ __all__ = [
     "RESOURCES_DIR",
     "SAMPLE_PATH",
     "TEMPLATES_DIR",
-    "email_templates_dir",
     "notebooks_dir",
     "project_root",
     "templates_dir",
@@ -91,11 +90,6 @@ def templates_dir(settings: Any) -> Path:
     ``report.templates_dir`` of the config, else the package's :data:`TEMPLATES_DIR`."""
     chosen = settings.report.templates_dir
     return Path(chosen).expanduser() if chosen else TEMPLATES_DIR
-
-
-def email_templates_dir(settings: Any) -> Path:
-    """The email templates (``body.html.j2``, ``body.txt.j2``): ``<templates_dir>/email``."""
-    return templates_dir(settings) / "email"
 
 
 # what marks a project's root: the checkout's pyproject.toml, a report project's config.toml

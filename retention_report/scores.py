@@ -13,12 +13,7 @@ from typing import Any
 from .fsio import atomic_path
 from .periods import Period
 
-__all__ = ["SCORE_COLUMNS", "ScoresError", "export_scores"]
-
-#: the CSV's columns, in order (see :func:`retention_report.metrics.predictive.customer_scores`)
-SCORE_COLUMNS = ("customer_id", "acquired", "x", "t_x", "T", "m", "value", "p_alive", "expected_purchases",
-                 "expected_spend", "clv")
-
+__all__ = ["ScoresError", "export_scores"]
 
 class ScoresError(ValueError):
     """The scores cannot be written: the target is unusable, or the data support no prediction."""

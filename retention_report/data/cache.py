@@ -228,10 +228,6 @@ def _owned(folder: Path) -> bool:
     return folder.is_dir() and _marker_ok(folder)
 
 
-def _tool_name(name: str) -> bool:
-    return bool(_NAME.match(name) or _TEMP.match(name) or _DIGESTS_TEMP.match(name)) or name in (MARKER, DIGESTS)
-
-
 def _adoptable(folder: Path) -> bool:
     """An existing folder the tool may make its cache: empty, or holding only proven cache files
     (a cache folder of an older version, which wrote no marker)."""
