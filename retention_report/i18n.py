@@ -3,10 +3,11 @@
 Every word a reader sees is written in English in the code and marked with :func:`_` (or
 :func:`ngettext` for counts, :func:`pgettext` where one English word has two meanings); the
 translations live in gettext catalogs under
-``retention_report/locale/<lang>/LC_MESSAGES/retention_report.po``, compiled to ``.mo`` by the
-wheel's build step (``setup.py``) and by ``make setup``/``make catalogs`` in a checkout. A checkout
-whose ``.mo`` is missing or older than its ``.po`` compiles the ``.po`` in memory instead
-(:func:`translations`), so an edited catalog never silently shows English.
+``retention_report/locale/<lang>/LC_MESSAGES/retention_report.po``, compiled to ``.mo`` by Babel's
+``compile_catalog`` (``pybabel compile``): in the wheel's build step (``setup.py``) and by ``make
+setup``/``make catalogs`` in a checkout. A checkout whose ``.mo`` is missing or older than its
+``.po`` compiles the ``.po`` in memory instead (:func:`translations`, with Babel's ``read_po`` and
+``write_mo``, as compile_catalog does), so an edited catalog never silently shows English.
 
 Conventions (README "The reader's language"; the translators' guide is the header of the .pot):
 
@@ -50,7 +51,6 @@ __all__ = [
     "locale",
     "translations",
     "catalog_paths",
-    "compile_catalogs",
     "_",
     "ngettext",
     "pgettext",
@@ -110,20 +110,6 @@ def translations(language: str | None = None) -> _gettext.NullTranslations:
         return _gettext.NullTranslations()
     po, mo = catalog_paths(language)
     return _load(po, mo, _mtime(po), _mtime(mo))
-
-
-def compile_catalogs(locale_dir: Path | None = None, out_dir: Path | None = None) -> list[Path]:
-    """Compile every ``<lang>/LC_MESSAGES/retention_report.po`` under ``locale_dir`` to its ``.mo``
-    (under ``out_dir`` when given, same layout); returns the files written. Used by the wheel's
-    build step and ``make catalogs``."""
-    locale_dir = locale_dir or LOCALE_DIR
-    written = []
-    for po in sorted(locale_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
-        mo = (out_dir or locale_dir) / po.relative_to(locale_dir).with_suffix(".mo")
-        mo.parent.mkdir(parents=True, exist_ok=True)
-        mo.write_bytes(_compile_po(po))
-        written.append(mo)
-    return written
 
 
 def _checked(language: str) -> str:
