@@ -416,8 +416,6 @@ def period_title(p: Any) -> str:
 def period_dates(p: Any) -> str:
     """The first and last day of period ``p``: ``1 Jan 2024 – 31 Mar 2024`` (in Russian
     ``1 янв. – 31 мар. 2024 г.``)."""
-    if get_language() == "en":
-        return str(p.date_range)
     return _range(p.start, p.end)
 
 
