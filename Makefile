@@ -55,7 +55,7 @@ $(STAMP): pyproject.toml $(APP_LOCK)
 	@# the package itself, built with the locked setuptools/babel (no download of build tools)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@# the editable install runs from the checkout: compile its message catalogs (.po → .mo) in place
-	$(PY) -c "from retention_report.i18n import compile_catalogs; compile_catalogs()"
+	$(VENV)/bin/pybabel --quiet compile -d retention_report/locale -D retention_report
 	$(CLI) kernel --name "$$KERNEL" >/dev/null
 	@# in a git checkout: notebooks stripped of outputs on commit, diffed by cell (retention_report/gitsetup.py)
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then $(CLI) git-setup . >/dev/null; fi

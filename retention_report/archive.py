@@ -56,7 +56,7 @@ from .formatting import (
     source_label,
 )
 from .fsio import write_atomic
-from .i18n import N_, _, get_language, install_gettext, set_language
+from .i18n import N_, _, get_language, install_gettext, using
 from .kpis import ARCHIVE_KPIS, TREND_KPIS
 from .outputs import MARKER, content_differences, content_record, is_report_folder, read_marker
 from .periods import Period, PeriodError, month_index, parse_period
@@ -531,9 +531,9 @@ def write_index(root: Path | str, settings: Any = None) -> Path:
     if path.exists() and not _is_ours(path):
         raise ArchiveError(f"refusing to replace {path}: it was not written by retention-report; "
                            "move it away to get the report archive there")
-    if settings is not None:  # the archive speaks the report's language
-        set_language(settings.report.language)
-    page = render_index(root, settings)
+    # the archive speaks the report's language (without settings: the current one), for this page only
+    with using(settings.report.language if settings is not None else get_language()):
+        page = render_index(root, settings)
     check_self_contained(page)
     return write_atomic(path, page)
 
@@ -543,7 +543,7 @@ def refresh_index(root: Path | str, settings: Any = None, *, say: Say | None = N
     report written before stands) and returns None."""
     try:
         path = write_index(root, settings)
-    except Exception as exc:  # noqa: BLE001 - the archive never fails a report
+    except Exception as exc:  # the archive never fails a report
         print(f"warning: the report archive {Path(root) / INDEX_NAME} was not updated: {exc}", file=sys.stderr)
         return None
     if say is not None:
@@ -559,6 +559,6 @@ def update_for(report_dir: Path | str, settings: Any, *, say: Say | None = None)
         root = Path(os.path.realpath(settings.report.output_dir))
         if Path(os.path.realpath(report_dir)).parent != root or not (Path(report_dir) / MARKER).is_file():
             return None
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     return refresh_index(root, settings, say=say)

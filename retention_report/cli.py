@@ -460,7 +460,7 @@ def email_command(
     except OutputError as exc:  # --out names a folder that is not a report (checked before rendering)
         err(f"error: {exc}")
         return 2
-    except Exception as exc:  # noqa: BLE001 - render/data errors: one line, no traceback wall
+    except Exception as exc:  # render/data errors: one line, no traceback wall
         err(f"error: {type(exc).__name__}: {exc}")
         return 1
     if result.sent:

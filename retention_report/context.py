@@ -32,7 +32,7 @@ from .data import Dataset, open_dataset
 from .document import clean, metrics_document
 from .formatting import SAMPLE_SOURCE, SAMPLE_SOURCE_SHORT
 from .fsio import atomic_path
-from .i18n import set_language
+from .i18n import set_language, using
 from .metrics import (
     CohortMatrices,
     CustomerBridge,
@@ -178,11 +178,6 @@ class ReportContext:
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
     _clv: dict[str, Any] = field(default_factory=dict, repr=False)  # the CLV fits (not shared)
 
-    def __post_init__(self) -> None:
-        # the reader's language is process-wide: a report run (the pipeline, `metrics`, each
-        # notebook's open_report) sets it here, once, before anything is formatted (i18n.py)
-        set_language(self.settings.report.language)
-
     # ---- basics -------------------------------------------------------------------------------
     @property
     def metrics(self) -> MetricSettings:
@@ -211,8 +206,9 @@ class ReportContext:
         if self.metrics_path and Path(self.metrics_path).is_file():
             return json.loads(Path(self.metrics_path).read_text(encoding="utf-8"))
         self.ds.quality.require_overlap(self.period, self.ds.source_name)  # no report of zeros
-        return metrics_document(self.ds, self.period, self.metrics, kpis=self.kpis_of, clv=self.clv_block(),
-                                extra=self.header_info(), min_change=self.settings.report.min_change.model_dump())
+        with using(self.settings.report.language):  # findings in the report's language (i18n.py)
+            return metrics_document(self.ds, self.period, self.metrics, kpis=self.kpis_of, clv=self.clv_block(),
+                                    extra=self.header_info(), min_change=self.settings.report.min_change.model_dump())
 
     def header_info(self) -> dict[str, Any]:
         """Report metadata stored in metrics.json (title, source, currency, generation time)."""
@@ -416,6 +412,8 @@ def open_report(
     # a relative period (``last-month`` …) is today's, in the report time zone
     p = period if isinstance(period, Period) else resolve_period(period, settings.timezone)
     ctx = ReportContext(p, settings, metrics_path or "")
+    # a notebook's kernel (or an interactive session) is one report's: its language for good (i18n.py)
+    set_language(settings.report.language)
     if metrics_path:
         ctx.load_sections(sections_path(metrics_path))
     return ctx

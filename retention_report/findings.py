@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, TypeGuard
 
+from babel.dates import format_date
+
 from .formatting import (
     coverage,
     doc_change,
@@ -31,7 +33,7 @@ from .formatting import (
     period_title,
     segment_label,
 )
-from .i18n import _, get_language, ngettext
+from .i18n import _, get_language, locale, ngettext
 from .kpis import MOVER_KPIS
 from .metrics.cohorts import MIN_GROUP_SIZE, weakest_group
 
@@ -56,7 +58,8 @@ def _month(iso: str, grain: str) -> str:
     if grain == "month":
         return fmt_month(d)
     # TRANSLATORS: a weekly cohort, named by its first day: "week of 01 Jan 2024"
-    return _("week of %(day)s") % {"day": d.strftime("%d %b %Y") if get_language() == "en" else fmt_date(d)}
+    day = format_date(d, "dd MMM y", locale=locale()) if get_language() == "en" else fmt_date(d)  # Babel, not strftime
+    return _("week of %(day)s") % {"day": day}
 
 
 def _day(iso: object) -> str | None:

@@ -344,34 +344,39 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+# English keeps the report's own day-month order ("1 Mar 2024"), which no CLDR English locale has
+# byte for byte (en: "Mar 1, 2024"; en_GB: "1 Sept 2024"): an explicit pattern with en's month
+# names. Babel renders it either way, never strftime, whose month names follow the C library's
+# LC_TIME (a process that called locale.setlocale would print "1 März 2024" in English).
+_DAY_PATTERN = {"en": "d MMM y"}
+
+
 def fmt_date(d: Any) -> str:
     """A day: ``1 Mar 2024`` (``1 мар. 2024 г.``, ``1. März 2024``)."""
-    d = _as_date(d)
-    if get_language() == "en":
-        return f"{d.day} {d:%b %Y}"
-    from babel.dates import format_skeleton
+    from babel.dates import format_date, format_skeleton
 
+    d = _as_date(d)
+    pattern = _DAY_PATTERN.get(get_language())
+    if pattern:
+        return format_date(d, pattern, locale=_babel_locale())
     return format_skeleton("yMMMd", d, locale=_babel_locale())
 
 
 def fmt_month(d: Any, full: bool = False) -> str:
     """A month: ``Mar 2024``, or ``March 2024`` with ``full`` (``март 2024 г.``, ``März 2024``)."""
-    d = _as_date(d)
-    if get_language() == "en":
-        return d.strftime("%B %Y" if full else "%b %Y")
     from babel.dates import format_skeleton
 
-    return format_skeleton("yMMMM" if full else "yMMM", d, locale=_babel_locale())
+    return format_skeleton("yMMMM" if full else "yMMM", _as_date(d), locale=_babel_locale())
 
 
 def fmt_datetime(t: datetime) -> str:
     """When a report was made: ``01 Mar 2024 14:05 CET`` (the time zone's abbreviation when known)."""
-    zone = t.strftime("%Z")
-    if get_language() == "en":
-        return t.strftime("%d %b %Y %H:%M %Z").strip()
-    from babel.dates import format_skeleton, format_time
+    from babel.dates import format_date, format_skeleton, format_time
 
+    zone = t.strftime("%Z")
     loc = _babel_locale()
+    if get_language() == "en":
+        return f"{format_date(t, 'dd MMM y', locale=loc)} {t:%H:%M} {zone}".strip()
     return f"{format_skeleton('yMMMd', t, locale=loc)} {format_time(t, 'short', locale=loc)} {zone}".strip()
 
 
@@ -411,8 +416,6 @@ def period_title(p: Any) -> str:
 def period_dates(p: Any) -> str:
     """The first and last day of period ``p``: ``1 Jan 2024 – 31 Mar 2024`` (in Russian
     ``1 янв. – 31 мар. 2024 г.``)."""
-    if get_language() == "en":
-        return str(p.date_range)
     return _range(p.start, p.end)
 
 

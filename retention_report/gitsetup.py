@@ -37,7 +37,6 @@ from pathlib import Path
 __all__ = ["ATTRIBUTES", "GitSetupError", "clean", "configure", "git_config"]
 
 ATTRIBUTES = "*.ipynb filter=nbstripout diff=jupyternotebook"
-STRIP_ARGS = ("--keep-id",)
 # nbstripout's own defaults (its command line adds them; its API does not)
 STRIP_KEYS = ("metadata.signature", "metadata.widgets", "cell.metadata.collapsed", "cell.metadata.ExecuteTime",
               "cell.metadata.execution", "cell.metadata.heading_collapsed", "cell.metadata.hidden",

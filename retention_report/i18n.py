@@ -3,10 +3,11 @@
 Every word a reader sees is written in English in the code and marked with :func:`_` (or
 :func:`ngettext` for counts, :func:`pgettext` where one English word has two meanings); the
 translations live in gettext catalogs under
-``retention_report/locale/<lang>/LC_MESSAGES/retention_report.po``, compiled to ``.mo`` by the
-wheel's build step (``setup.py``) and by ``make setup``/``make catalogs`` in a checkout. A checkout
-whose ``.mo`` is missing or older than its ``.po`` compiles the ``.po`` in memory instead
-(:func:`translations`), so an edited catalog never silently shows English.
+``retention_report/locale/<lang>/LC_MESSAGES/retention_report.po``, compiled to ``.mo`` by Babel's
+``compile_catalog`` (``pybabel compile``): in the wheel's build step (``setup.py``) and by ``make
+setup``/``make catalogs`` in a checkout. A checkout whose ``.mo`` is missing or older than its
+``.po`` compiles the ``.po`` in memory instead (:func:`translations`, with Babel's ``read_po`` and
+``write_mo``, as compile_catalog does), so an edited catalog never silently shows English.
 
 Conventions (README "The reader's language"; the translators' guide is the header of the .pot):
 
@@ -17,10 +18,14 @@ Conventions (README "The reader's language"; the translators' guide is the heade
   after the modules were imported;
 * values from the data (segment values, source names) and metrics.json keys are never translated.
 
-The current language is process-wide: a report run sets it once from ``[report] language``
-(:class:`retention_report.context.ReportContext`, the email command) before anything is formatted.
-Numbers, money, percentages and dates follow it too (:mod:`retention_report.formatting`, with
-Babel's locale data).
+The current language is a :class:`contextvars.ContextVar`, never a process-wide setting: whoever
+formats for a reader scopes it with :func:`using` (a report run, ``metrics``, the archive, the
+email: each with its own ``[report] language``), so one job's language never leaks into the next
+one's text (metrics.json's findings are in the configured language whatever was rendered before).
+:func:`set_language` sets it for the rest of the current context: only a process that is one
+report's — a section notebook's kernel (:func:`retention_report.context.open_report`) or an
+interactive session. Numbers, money, percentages and dates follow it too
+(:mod:`retention_report.formatting`, with Babel's locale data).
 
 This module imports nothing from the package: every layer may read it.
 """
@@ -31,6 +36,7 @@ import gettext as _gettext
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -45,7 +51,6 @@ __all__ = [
     "locale",
     "translations",
     "catalog_paths",
-    "compile_catalogs",
     "_",
     "ngettext",
     "pgettext",
@@ -57,7 +62,8 @@ LANGUAGES = ("en", "ru", "de")
 DOMAIN = "retention_report"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 
-_current = "en"
+# the reader's language of the current context (English unless a run scoped another: using())
+_language: ContextVar[str] = ContextVar("retention_report_language", default="en")
 
 
 def catalog_paths(language: str, locale_dir: Path | None = None) -> tuple[Path, Path]:
@@ -99,54 +105,45 @@ def translations(language: str | None = None) -> _gettext.NullTranslations:
     """The gettext translations of ``language`` (default: the current one): the compiled ``.mo``
     when it is at least as new as its ``.po``, else the ``.po`` compiled in memory; English (the
     msgids themselves) when there is no catalog."""
-    language = language or _current
+    language = language or _language.get()
     if language == "en":
         return _gettext.NullTranslations()
     po, mo = catalog_paths(language)
     return _load(po, mo, _mtime(po), _mtime(mo))
 
 
-def compile_catalogs(locale_dir: Path | None = None, out_dir: Path | None = None) -> list[Path]:
-    """Compile every ``<lang>/LC_MESSAGES/retention_report.po`` under ``locale_dir`` to its ``.mo``
-    (under ``out_dir`` when given, same layout); returns the files written. Used by the wheel's
-    build step and ``make catalogs``."""
-    locale_dir = locale_dir or LOCALE_DIR
-    written = []
-    for po in sorted(locale_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
-        mo = (out_dir or locale_dir) / po.relative_to(locale_dir).with_suffix(".mo")
-        mo.parent.mkdir(parents=True, exist_ok=True)
-        mo.write_bytes(_compile_po(po))
-        written.append(mo)
-    return written
+def _checked(language: str) -> str:
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown report language {language!r}; use one of {', '.join(LANGUAGES)}")
+    return language
 
 
 def set_language(language: str) -> None:
-    """Make ``language`` (one of :data:`LANGUAGES`) the language of everything formatted next."""
-    global _current
-    if language not in LANGUAGES:
-        raise ValueError(f"unknown report language {language!r}; use one of {', '.join(LANGUAGES)}")
-    _current = language
+    """Make ``language`` (one of :data:`LANGUAGES`) the language of everything formatted next in the
+    current context, for good: for a process that is one report's (a section notebook's kernel, an
+    interactive session). Everything else scopes it with :func:`using`."""
+    _language.set(_checked(language))
 
 
 def get_language() -> str:
     """The current report language code (``en`` unless a run set another)."""
-    return _current
+    return _language.get()
 
 
 @contextmanager
 def using(language: str) -> Iterator[str]:
-    """Within the block, ``language`` is the current one (the previous one is restored after)."""
-    before = _current
-    set_language(language)
+    """Within the block, ``language`` is the current one (the previous one is restored after, also
+    when the block raises)."""
+    token = _language.set(_checked(language))
     try:
         yield language
     finally:
-        set_language(before)
+        _language.reset(token)
 
 
 def locale(language: str | None = None) -> Any:
     """The :class:`babel.Locale` of ``language`` (default: the current one)."""
-    return _babel_locale(language or _current)
+    return _babel_locale(language or _language.get())
 
 
 @cache

@@ -401,7 +401,7 @@ def data_fingerprint(settings: Any) -> str | None:
 
     try:
         kind = source_kind(settings)
-    except Exception:  # noqa: BLE001 - an unknown extension: the run itself reports it
+    except Exception:  # an unknown extension: the run itself reports it
         return None
     path = settings.source.path
     if kind == "sample" and not path:

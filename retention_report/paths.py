@@ -7,8 +7,8 @@ Two layouts, decided once at import:
   the analysts edit — and the sample data in ``data/sample/payments.parquet``;
 - **an installed wheel** (``pip install .``): the copies the build step (``setup.py``) ships inside
   the package, ``retention_report/_resources/{notebooks,templates,config}``, and the sample data
-  in the user's cache (``$XDG_CACHE_HOME/retention-report/sample/``, default ``~/.cache/…``), never
-  in site-packages.
+  in the user's cache (``$XDG_CACHE_HOME/retention-report/sample/``, default ``~/.cache/…``; the
+  platform's own cache folder elsewhere, by platformdirs), never in site-packages.
 
 A report project made by ``retention-report init`` keeps its own copies: its ``config.toml`` sets
 ``[report] notebooks_dir`` and ``templates_dir`` (relative to the config file's folder, see
@@ -39,7 +39,6 @@ __all__ = [
     "RESOURCES_DIR",
     "SAMPLE_PATH",
     "TEMPLATES_DIR",
-    "email_templates_dir",
     "notebooks_dir",
     "project_root",
     "templates_dir",
@@ -69,14 +68,17 @@ PROJECT_TEMPLATE_DIR: Path = PACKAGE_DIR / "_project"
 def _sample_path() -> Path:
     """The embedded sample's Parquet file: ``$RETENTION_REPORT_SAMPLE`` if set; in a checkout
     ``data/sample/payments.parquet`` (absolute, so notebooks running in another working directory
-    find the same file); installed, the user's cache (shared by all report projects, generated once)."""
+    find the same file); installed, the user's cache (shared by all report projects, generated once):
+    platformdirs' ``user_cache_path`` — ``$XDG_CACHE_HOME`` (when absolute, as the XDG spec says) or
+    ``~/.cache`` on Linux, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows."""
     override = os.environ.get("RETENTION_REPORT_SAMPLE")
     if override:
         return Path(override).expanduser().resolve()
     if CHECKOUT_ROOT is not None:
         return CHECKOUT_ROOT / "data" / "sample" / "payments.parquet"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "retention-report" / "sample" / "payments.parquet"
+    from platformdirs import user_cache_path
+
+    return user_cache_path("retention-report", appauthor=False) / "sample" / "payments.parquet"
 
 
 SAMPLE_PATH: Path = _sample_path()
@@ -94,11 +96,6 @@ def templates_dir(settings: Settings) -> Path:
     ``report.templates_dir`` of the config, else the package's :data:`TEMPLATES_DIR`."""
     chosen = settings.report.templates_dir
     return Path(chosen).expanduser() if chosen else TEMPLATES_DIR
-
-
-def email_templates_dir(settings: Settings) -> Path:
-    """The email templates (``body.html.j2``, ``body.txt.j2``): ``<templates_dir>/email``."""
-    return templates_dir(settings) / "email"
 
 
 # what marks a project's root: the checkout's pyproject.toml, a report project's config.toml

@@ -202,9 +202,6 @@ class Period:
             return _calendar("week", start, start + timedelta(days=6))
         return _range(add_months(self.start, -12), add_months(self.end, -12))  # 29 Feb → 28 Feb
 
-    def contains(self, d: date) -> bool:
-        return self.start <= d <= self.end
-
     def to_dict(self) -> dict[str, str]:
         return {"period": self.label, "start": self.start.isoformat(), "end": self.end.isoformat()}
 

@@ -299,7 +299,10 @@ def run_report(
     Interrupted
         SIGINT or SIGTERM arrived (in the main thread); nothing was left behind.
     """
-    with _signals_interrupt() as guard:
+    from .i18n import using
+
+    # the report's words in its language, for this run only (i18n.py)
+    with using(settings.report.language), _signals_interrupt() as guard:
         try:
             return _run_report(settings, period, config_path=config_path, data=data, out_dir=out_dir,
                                notebooks_dir=notebooks_dir, kernel_name=kernel_name, progress=progress,
@@ -443,7 +446,7 @@ def _run_report(
         combined = combine_notebooks(executed)
         prev, ago = period.previous(), period.year_ago()
         last = ds.quality.last_payment
-        # the reader's words, in [report] language (set by ReportContext; i18n.py)
+        # the reader's words, in [report] language (scoped by run_report; i18n.py)
         from .formatting import (
             fmt_datetime,
             period_subtitle,
@@ -618,7 +621,7 @@ class _NotebookWorker:
             self._go.wait()
             if self._job is not None:
                 self._outcome["value"] = self._job(km)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        except BaseException as exc:  # handed to the main thread
             self._outcome["error"] = exc
         finally:
             # the main thread goes on rendering while the kernel shuts down (a second or so);
@@ -682,7 +685,7 @@ def _kill_kernels(kernels: list[Any]) -> None:
             pass
         try:
             proc.wait(timeout=5)
-        except Exception:  # noqa: BLE001, S110 - best effort
+        except Exception:  # best effort
             pass
 
 

@@ -34,14 +34,14 @@ def _day(d: Any) -> str:
 
 def _day_month(v: Any, _pos: Any = None) -> str:
     """A date axis tick: ``5 Jan`` (``5 янв.``, ``5. Jan.``)."""
-    d = mdates.num2date(v)
-    if get_language() == "en":
-        return d.strftime("%-d %b")
-    from babel.dates import format_skeleton
+    from babel.dates import format_date, format_skeleton
 
     from .i18n import locale
 
-    return format_skeleton("MMMd", d.date(), locale=locale())
+    d = mdates.num2date(v).date()
+    if get_language() == "en":  # the report's day-month order (CLDR en: "Jan 5"); no strftime "%-d" (glibc only)
+        return format_date(d, "d MMM", locale=locale())
+    return format_skeleton("MMMd", d, locale=locale())
 
 
 def backtest_chart(backtest: pd.DataFrame | None, period_title: str = "the period",

@@ -28,7 +28,6 @@ import nbformat
 __all__ = ["ORIGIN", "ENGINE", "engine", "join_sections", "split_sections", "failed_cell", "SectionClock"]
 
 ORIGIN = "retention_report"  # cell metadata key: {"section": "03_segments.ipynb", "cell": 4}
-_PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 
 
 def _tags(cell: Any) -> set[str]:

@@ -17,11 +17,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .data import Dataset
 
-__all__ = ["SCORE_COLUMNS", "ScoresError", "export_scores"]
-
-#: the CSV's columns, in order (see :func:`retention_report.metrics.predictive.customer_scores`)
-SCORE_COLUMNS = ("customer_id", "acquired", "x", "t_x", "T", "m", "value", "p_alive", "expected_purchases",
-                 "expected_spend", "clv")
+__all__ = ["ScoresError", "export_scores"]
 
 
 class ScoresError(ValueError):

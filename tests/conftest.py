@@ -44,8 +44,8 @@ def _cache_outside_the_checkout(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _english_after_each_test():
-    """The report language is process-wide (retention_report/i18n.py): a test that renders in another
-    language does not leave it to the next."""
+    """A notebook's open_report sets the report language for the rest of its context (a kernel is
+    one report's; retention_report/i18n.py): a test that does so does not leave it to the next."""
     yield
     from retention_report.i18n import set_language
 

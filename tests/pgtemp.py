@@ -6,6 +6,11 @@ A test helper, not part of the package (it runs useradd and runuser): tests impo
 ``initdb`` refuses to run as root, so as root the cluster is owned by the ``postgres`` system user
 (created by Debian's ``postgresql`` package; a system user ``rr-postgres`` is created when there is
 none) and lives in a world-readable temporary folder, run via ``runuser``.
+
+Why not pytest-postgresql (it was declared and never used, so it is no longer a dependency): its
+``postgresql_proc`` runs ``pg_ctl`` as the current user, which fails as root (this machine, CI
+containers), and it is a pytest fixture while benchmarks/bench_metrics.py needs the same cluster
+outside pytest; this file is the ~150 lines of both.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
-from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.frontend import CommandLineInterface, parse_mapping_cfg
 from babel.messages.pofile import read_po, write_po
 from helpers import REPO
 
@@ -133,7 +133,8 @@ def test_every_message_has_a_translation(language):
 # ------------------------------------------------------------------- 2. the catalogs at run time
 
 def _pseudo(tmp_path: Path, language: str, translations: dict, fuzzy: set = frozenset()) -> Path:
-    catalog = Catalog(locale=language, domain=i18n.DOMAIN)
+    # a translated catalog's header is not fuzzy (pybabel compile skips a catalog whose header is)
+    catalog = Catalog(locale=language, domain=i18n.DOMAIN, fuzzy=False)
     for msgid, msgstr in translations.items():
         catalog.add(msgid, msgstr, flags=("fuzzy",) if msgid in fuzzy else ())
     po, _mo = i18n.catalog_paths(language, tmp_path)
@@ -159,8 +160,10 @@ def test_a_checkout_without_compiled_catalogs_compiles_the_po_in_memory(tmp_path
 def test_a_compiled_catalog_older_than_its_po_is_not_used(tmp_path, monkeypatch):
     po = _pseudo(tmp_path, "de", {"Appendix": "Anhang"})
     monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
-    (mo,) = i18n.compile_catalogs(tmp_path)
-    assert mo == i18n.catalog_paths("de", tmp_path)[1] and mo.is_file()
+    # what `make setup` runs (Babel's compile_catalog; setup.py runs the same for the wheel)
+    CommandLineInterface().run(["pybabel", "--quiet", "compile", "-d", str(tmp_path), "-D", i18n.DOMAIN])
+    mo = i18n.catalog_paths("de", tmp_path)[1]
+    assert mo.is_file()
     with using("de"):
         assert _("Appendix") == "Anhang"
         _pseudo_again = _pseudo(tmp_path / "x", "de", {"Appendix": "Anhang (neu)"})
@@ -169,16 +172,29 @@ def test_a_compiled_catalog_older_than_its_po_is_not_used(tmp_path, monkeypatch)
         assert _("Appendix") == "Anhang (neu)"
 
 
-def test_the_language_is_validated_and_set_by_a_report_run():
+def test_the_language_is_validated_scoped_and_set_by_a_notebooks_open_report(tmp_path):
     assert load_settings(None).report.language == "en"
     with pytest.raises(ConfigError, match=r"report\.language: .*unknown report language 'fr'; accepted: en, ru, de"):
         load_settings(None, **{"report.language": "fr"})
     with pytest.raises(ValueError, match="use one of en, ru, de"):
         set_language("fr")
-    from retention_report.context import ReportContext
+    with pytest.raises(ValueError, match="use one of en, ru, de"), using("fr"):
+        pass
+    with pytest.raises(RuntimeError), using("ru"):  # restored also when the block raises
+        assert get_language() == "ru"
+        raise RuntimeError
+    assert get_language() == "en"
+    from retention_report.context import ReportContext, open_report
 
+    # a report context leaves the caller's language alone (it scopes its own: metrics.json's findings)
     ReportContext(parse_period("2024-Q1"), load_settings(None, **{"report.language": "de"}))
-    assert get_language() == "de"  # set once, before anything is formatted (no data opened yet)
+    assert get_language() == "en"
+    # a notebook's kernel is one report's: open_report sets its language for good, before anything
+    # is formatted (no data opened yet)
+    config = tmp_path / "de.toml"
+    config.write_text('[report]\nlanguage = "de"\n', encoding="utf-8")
+    open_report("2024-Q1", config_path=str(config))
+    assert get_language() == "de"
 
 
 def test_headings_are_shown_in_the_readers_language(tmp_path, monkeypatch):

@@ -64,7 +64,6 @@ def test_project_folders_are_relative_to_the_config_file(tmp_path, monkeypatch):
     assert paths.notebooks_dir(s) == proj / "nb"
     assert paths.notebooks_dir(s, "other") == Path("other")  # --notebooks wins
     assert paths.templates_dir(s) == Path("/abs/tpl")
-    assert paths.email_templates_dir(s) == Path("/abs/tpl/email")
     assert section_notebooks(s)[0] == proj / "nb" / "01_summary.ipynb"
     d = Settings()
     assert paths.notebooks_dir(d) == paths.NOTEBOOKS_DIR and paths.templates_dir(d) == paths.TEMPLATES_DIR

@@ -899,3 +899,32 @@ def test_without_report_url_the_mail_says_attached_and_shows_no_local_path(repor
         assert "report.html" not in part and "HTML version:" not in part and "/home/" not in part
         assert "attached as" in part and "retention-report-2024-Q1.pdf" in part
         assert ("retention-report-2024-Q1.html" in part) == attach_html
+
+
+def test_a_mail_or_archive_in_another_language_leaves_the_callers_language_and_findings_alone(report_dir, tmp_path):
+    """Issue 23: the reader's language was process-wide, set as a side effect by the email, the
+    archive and the report context, so metrics.json's findings came out in whatever language the
+    process had set last. Each now speaks its own language for its own text only (i18n.using)."""
+    from retention_report.archive import write_index
+    from retention_report.context import ReportContext
+    from retention_report.i18n import get_language
+    from retention_report.mail.compose import build_message
+    from retention_report.periods import parse_period
+
+    cyrillic = re.compile("[а-яё]", re.IGNORECASE)
+    settings = resolve_settings(None, SOURCE["path"])  # what the `rendered` report was made from
+    assert settings.report.language == "en"
+    ctx = ReportContext(parse_period("2024-Q1"), settings)  # its metrics.json not computed yet
+    russian = settings.with_overrides(**{"report.language": "ru", "email.sender": SENDER, "email.to": TO})
+    msg = build_message(report_dir, russian, parse_period("2024-Q1"))
+    assert cyrillic.search(msg.get_body(("plain",)).get_content()), "the mail is in Russian"
+    assert get_language() == "en"
+    page = write_index(report_dir.parent, russian).read_text(encoding="utf-8")
+    assert '<html lang="ru">' in page
+    assert get_language() == "en"
+    found = ctx.doc["findings"]
+    assert found and not cyrillic.search(" ".join(found))
+    assert found == json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["findings"]
+    russian_findings = ReportContext(parse_period("2024-Q1"), russian, dataset=ctx.ds).doc["findings"]
+    assert cyrillic.search(" ".join(russian_findings)), "the configured language, whatever the caller's"
+    assert get_language() == "en"

@@ -6,14 +6,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.patches import Rectangle
 
-from retention_report import plots  # noqa: E402
-from retention_report.metrics.flow import CustomerBridge  # noqa: E402
+from retention_report import plots
+from retention_report.metrics.flow import CustomerBridge
 
 
 @pytest.fixture(autouse=True)

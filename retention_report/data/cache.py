@@ -233,10 +233,6 @@ def _owned(folder: Path) -> bool:
     return folder.is_dir() and _marker_ok(folder)
 
 
-def _tool_name(name: str) -> bool:
-    return bool(_NAME.match(name) or _TEMP.match(name) or _DIGESTS_TEMP.match(name)) or name in (MARKER, DIGESTS)
-
-
 def _adoptable(folder: Path) -> bool:
     """An existing folder the tool may make its cache: empty, or holding only proven cache files
     (a cache folder of an older version, which wrote no marker)."""
@@ -284,7 +280,7 @@ def is_cache_file(path: Path) -> bool:
             return tables == _LEGACY_TABLES
         finally:
             con.close()
-    except Exception:  # noqa: BLE001 - unreadable, locked, not DuckDB: not provably ours
+    except Exception:  # unreadable, locked, not DuckDB: not provably ours
         return False
 
 
@@ -355,7 +351,7 @@ def lookup(con: BaseBackend, settings: Settings, key: str | None, today: str) ->
             _verify(con)  # written to since the tool wrote or last checked it
             with contextlib.suppress(OSError):
                 _record_verified(path.parent, path)
-    except Exception as exc:  # noqa: BLE001 - damaged or foreign: a cold load (and a new file) instead
+    except Exception as exc:  # damaged or foreign: a cold load (and a new file) instead
         if attached:
             with contextlib.suppress(Exception):
                 _exec(con, f"DETACH {_ALIAS}")
@@ -421,7 +417,7 @@ def store(con: BaseBackend, settings: Settings, key: str | None, daily: ir.Table
         _record_verified(folder, final)
         _prune(folder, final)
         return final
-    except Exception as exc:  # noqa: BLE001 - a cache problem must not fail the report: no cache then
+    except Exception as exc:  # a cache problem must not fail the report: no cache then
         if attached:
             with contextlib.suppress(Exception):
                 _exec(con, f"DETACH {alias}")

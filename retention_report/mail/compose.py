@@ -34,7 +34,7 @@ from ..formatting import (
     unobservable_reason,
 )
 from ..fsio import write_atomic
-from ..i18n import _, get_language, install_gettext, set_language
+from ..i18n import _, get_language, install_gettext, using
 from ..paths import TEMPLATES_DIR as _TEMPLATES
 from ..periods import Period
 from .addresses import MailError, Recipients, bare, recipients_from, validate_address
@@ -160,11 +160,18 @@ def check_headers(settings: Settings) -> tuple[str, str]:
 
 def build_message(report_dir: Path, settings: Settings, period: Period,
                   recipients: Recipients | None = None) -> EmailMessage:
-    """The complete message for the report in ``report_dir`` (``report.pdf`` and ``metrics.json``).
+    """The complete message for the report in ``report_dir`` (``report.pdf`` and ``metrics.json``),
+    in the report's language (for this message only: i18n.py).
 
     Raises MailError when a file is missing, an address is invalid or the attachments exceed
     ``email.max_attachment_mb``.
     """
+    with using(settings.report.language):
+        return _build_message(report_dir, settings, period, recipients)
+
+
+def _build_message(report_dir: Path, settings: Settings, period: Period,
+                   recipients: Recipients | None) -> EmailMessage:
     report_dir = Path(report_dir)
     em = settings.email
     pdf_path = report_dir / "report.pdf"
@@ -188,7 +195,6 @@ def build_message(report_dir: Path, settings: Settings, period: Period,
         raise MailError(f"attachments of {total_mb:.1f} MB exceed email.max_attachment_mb = "
                         f"{em.max_attachment_mb:g} MB ({names}); nothing was sent")
 
-    set_language(settings.report.language)  # the mail speaks the report's language (i18n.py)
     title = report_title(settings.report.title)
     chart_labels = [period_title(period.year_ago()), period_title(period.previous()), period_title(period)]
     # the online report, when there is one; never a path of the machine that rendered it

@@ -241,7 +241,7 @@ class _SMTP(_DataTracking, smtplib.SMTP):
     pass
 
 
-class _SMTP_SSL(_DataTracking, smtplib.SMTP_SSL):  # noqa: N801 - smtplib's name
+class _SMTP_SSL(_DataTracking, smtplib.SMTP_SSL):  # smtplib's name
     pass
 
 
@@ -272,7 +272,7 @@ def _transaction(msg: EmailMessage, sender: str, rcpts: list[str], em: EmailSett
     finally:
         try:
             smtp.quit()
-        except Exception:  # noqa: BLE001 - closing a broken connection
+        except Exception:  # closing a broken connection
             smtp.close()
     return refused
 
@@ -376,7 +376,7 @@ def send_report(
                 status[a] = {"status": "not sent", "at": _now(), "error": f"not tried after: {reason}"}
                 failed[a] = f"not tried: the delivery before them is {UNKNOWN}"
             break
-        except Exception as exc:  # noqa: BLE001 - every failure is classified and reported
+        except Exception as exc:  # every failure is classified and reported
             reason = _describe(exc, em, port)
             transient = _transient(exc)
             log["attempts"].append({"at": _now(), "recipients": chunk, "error": reason, "transient": transient})

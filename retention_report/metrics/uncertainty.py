@@ -41,7 +41,6 @@ __all__ = [
     "newcombe",
     "poisson_score",
     "ratio_se",
-    "total_se",
     "interval",
     "change_interval",
 ]
@@ -79,11 +78,6 @@ def poisson_score(n: Any, z: float = Z95) -> tuple[Any, Any]:
     n = np.asarray(n, dtype=float)
     half = z * np.sqrt(n + z * z / 4)
     return n + z * z / 2 - half, n + z * z / 2 + half
-
-
-def total_se(sum_sq: Any) -> Any:
-    """Standard error of a total over a Poisson number of customers: √(Σ x_i²)."""
-    return np.sqrt(np.asarray(sum_sq, dtype=float))
 
 
 def ratio_se(n: Any, sum_y: Any, sum_x: Any, sum_yy: Any, sum_xx: Any, sum_xy: Any) -> Any:
