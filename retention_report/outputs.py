@@ -62,6 +62,11 @@ __all__ = [
     "update_marker",
     "user_entries",
     "written_files",
+    "new_run_folder",
+    "keep_failed",
+    "remove_failed",
+    "swap_into_place",
+    "normal_permissions",
 ]
 
 MARKER = ".retention-report"
@@ -559,3 +564,72 @@ def sweep_stale(parent: Path, say: Any = None) -> list[Path]:
             + ", ".join(str(p) for p in removed))
     return removed
 
+
+# ----------------------------------------------------------------------- a run's folder into place
+
+def new_run_folder(final: Path) -> Path:
+    """The private temporary folder a run writes its report into, next to ``final``:
+    ``.<name>.tmp-<pid>-<random>`` (the owning process is recoverable from the name,
+    :func:`sweep_stale`), marked as a folder of this tool from the start by the caller."""
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
+
+
+def swap_into_place(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp`` with two renames; the old report survives until the new one is
+    in place. The old report's ``email-log.json`` (who was sent what) is carried over; the email
+    command keeps it under ``earlier`` when the new report is sent. So is everything the user
+    added to the old report (:func:`user_entries`: notes, notebooks,
+    folders), hard-linked or copied into ``tmp`` before the swap: at every moment the user's files
+    are in the report folder."""
+    old = None
+    if final.exists():
+        log = final / "email-log.json"
+        if log.is_file() and not log.is_symlink() and not (tmp / log.name).exists():
+            shutil.copy2(log, tmp / log.name)
+        carry_user_entries(final, tmp, user_entries(final))
+        # a fresh empty folder of ours (mkdtemp never reuses a name), atomically replaced by the old
+        # report: the rename can never land on somebody else's folder
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
+        os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except Exception:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def keep_failed(tmp: Path, final: Path, period: str) -> Path:
+    """Keep the run folder ``tmp`` of a failed run (its partially executed notebooks) as
+    ``<final>.failed``: replacing a report folder of that name (files the user added there are
+    kept), or — a folder of that name that is not ours appeared during the run — beside it under a
+    fresh name. Returns where it went."""
+    failed = final.with_name(final.name + ".failed")
+    update_marker(tmp, period, files=written_files(tmp))
+    normal_permissions(tmp)
+    if failed.exists() and is_report_folder(failed):  # files the user added there are kept
+        swap_into_place(tmp, failed)
+    else:
+        if failed.exists() or failed.is_symlink():  # appeared during the run and is not ours: keep both
+            failed = Path(tempfile.mkdtemp(prefix=f"{final.name}.failed-", dir=final.parent))
+        os.replace(tmp, failed)
+    return failed
+
+
+def remove_failed(final: Path) -> None:
+    """After a successful run: the tool's files of ``<final>.failed`` (an earlier failed run)
+    removed; a file the user put there stays."""
+    stale = final.with_name(final.name + ".failed")
+    if stale.exists() and is_report_folder(stale):
+        remove_own(stale)
+
+
+def normal_permissions(root: Path) -> None:
+    """mkdtemp/mkstemp create owner-only (0700/0600) entries; give the report the permissions any
+    file written by the user would get (the umask), so colleagues and web servers can read it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
