@@ -37,13 +37,16 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .fsio import write_atomic
 from .secrets import redact
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = [
     "MARKER",
@@ -364,7 +367,7 @@ def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def content_settings(settings: Any) -> dict[str, Any]:
+def content_settings(settings: Settings) -> dict[str, Any]:
     """The settings that change a report's numbers or rendered content, as dotted keys: time zone,
     source (file paths made absolute, URL without password), columns, metrics, validation, and the
     report's title, currency and sections. Not: email, engine limits, output folder, kernel, URL."""
@@ -386,7 +389,7 @@ def content_settings(settings: Any) -> dict[str, Any]:
     return out
 
 
-def content_record(settings: Any) -> dict[str, Any]:
+def content_record(settings: Settings) -> dict[str, Any]:
     """What a report was made from: source name, the :func:`content_settings` and their hash."""
     flat = content_settings(settings)
     src = settings.source
@@ -395,7 +398,7 @@ def content_record(settings: Any) -> dict[str, Any]:
             "fingerprint": fingerprint, "settings": flat}
 
 
-def data_fingerprint(settings: Any) -> str | None:
+def data_fingerprint(settings: Settings) -> str | None:
     """A hash of the content of the source's files (every file of a folder or glob: name, size and
     bytes), so a report can tell whether the data at the same path changed since it was made —
     also after an edit that kept the size and the modification time. None for a source that is not
@@ -436,7 +439,7 @@ def data_fingerprint(settings: Any) -> str | None:
     return h.hexdigest() if files else None
 
 
-def data_changed(folder: Path, settings: Any) -> str:
+def data_changed(folder: Path, settings: Settings) -> str:
     """Why the data of ``settings`` are not those the report in ``folder`` was rendered from ('' when
     they are, or when that cannot be told: no record, or a source that is not files)."""
     rendered = (read_marker(folder) or {}).get("report")
@@ -450,7 +453,7 @@ def data_changed(folder: Path, settings: Any) -> str:
             f"{folder} was rendered (same source, other content)")
 
 
-def content_differences(recorded: dict[str, Any], settings: Any, limit: int = 4) -> list[str]:
+def content_differences(recorded: dict[str, Any], settings: Settings, limit: int = 4) -> list[str]:
     """``["source.path: 'a.csv' in the report, 'b.csv' now", …]`` (empty when they match)."""
     now = content_record(settings)
     if recorded.get("fingerprint") == now["fingerprint"]:
@@ -466,12 +469,12 @@ def content_differences(recorded: dict[str, Any], settings: Any, limit: int = 4)
     return diffs
 
 
-def report_mismatch(folder: Path, settings: Any, period: str) -> str:
+def report_mismatch(folder: Path, settings: Settings, period: str) -> str:
     """Why the rendered report in ``folder`` is not the report of ``period`` with these settings
     ('' when it is): another period, another source or content settings, or no record at all."""
     marker = read_marker(folder)
     rendered = (marker or {}).get("report")
-    if not isinstance(rendered, dict):
+    if marker is None or not isinstance(rendered, dict):
         return (f"{folder} does not record which source and settings it was rendered from (rendered "
                 f"by an older version, or not by `retention-report run`); re-render it "
                 f"(make report PERIOD={period}) or pass --force to send it as it is")
@@ -511,7 +514,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale(parent: Path, say: Any = None) -> list[Path]:
+def sweep_stale(parent: Path, say: Callable[[str], None] | None = None) -> list[Path]:
     """Remove the temporary siblings (``.<name>.tmp-<pid>-*``, ``.<name>.old-<pid>-*``) in
     ``parent`` whose process is gone, and the kernel socket folders (``rr-kernel-<pid>-*``) of dead
     runs in the system temporary folder. Only folders holding a marker of this machine (temporary
