@@ -10,6 +10,11 @@ The output folder is replaced only when it is missing or a report of this tool
 stop a run cleanly (:class:`Interrupted`): the kernel is killed, the temporary folder, the kernel's
 sockets and connection file are removed and the previous report is left as it was; temporary
 folders of runs that were killed outright are removed by the next run.
+
+A run is a :class:`~retention_report.runs.ReportRun` (settings, period, data set, output folder);
+:func:`execute_run` takes it through its steps. The kernel machinery is
+:mod:`retention_report.kernel`, the output folders :mod:`retention_report.outputs`, the cover
+text :mod:`retention_report.cover`.
 """
 
 from __future__ import annotations
