@@ -8,18 +8,17 @@ second.
 
 from __future__ import annotations
 
-import re
-import sys
-import time
-from collections.abc import Callable
-from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from .config import ConfigError
-from .periods import ACCEPTED_FORMS, Period, PeriodError, is_relative, resolve_period, today_in
+from .periods import ACCEPTED_FORMS, PeriodError
+from .runs import PeriodArg, RunStopped
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 app = typer.Typer(
     name="retention-report",
@@ -39,67 +38,20 @@ AsOfOpt = Annotated[str, typer.Option(
          "report time zone (reproducible runs).")]
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     from .secrets import redact
 
     typer.secho(f"error: {redact(message)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
-def _os_problem(exc: OSError) -> str:
-    """An OSError as one line: ``no space left on device writing reports/2024-Q1/report.pdf``."""
-    import errno
-    import os
-
-    what = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-            errno.EROFS: "read-only file system"}.get(exc.errno or 0) or (
-        exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__))
-    return f"{what[0].lower()}{what[1:]}" + (f" writing {exc.filename}" if exc.filename else "")
-
-
-def _clock() -> datetime:
-    """The current instant (time-zone-aware) that relative periods are resolved at; tests replace it."""
-    return datetime.now(UTC)
-
-
-def _as_of(text: str | None) -> date | None:
-    """``--as-of`` as a date (None when not given); a malformed day fails with exit 2."""
-    if not text:
-        return None
+def _period(text: str, as_of: str = "") -> PeriodArg:
+    """``--period`` (with ``--as-of``) parsed, once: a malformed form fails before anything is
+    loaded, exit 2; a relative one is resolved in the report time zone by the library call."""
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
-            return date.fromisoformat(text.strip())
-        raise ValueError("not in the form YYYY-MM-DD")
-    except ValueError as exc:
-        _fail(f"--as-of {text!r} is not a day: {exc}; give it as YYYY-MM-DD, e.g. 2026-11-23", 2)
-        raise  # unreachable
-
-
-def _period(text: str, as_of: str = "", settings: Any = None) -> Period:
-    """The Period of ``--period``; a relative form (``last-month`` …) is resolved at ``--as-of``, else
-    at today in the report time zone. Called once before the settings are read, only to fail fast
-    on a malformed form (in UTC), and again with the settings (their ``timezone``)."""
-    tz = settings.timezone if settings is not None else "UTC"
-    try:
-        p = resolve_period(text, tz, as_of=_as_of(as_of), now=_clock())
+        return PeriodArg.parse(text, as_of)
     except PeriodError as exc:
         _fail(str(exc), 2)
-        raise  # unreachable
-    if settings is not None and is_relative(text):
-        _say(_resolved(text, p, tz, _as_of(as_of)))
-    return p
-
-
-def _today(tz: str, as_of: date | None) -> date:
-    return as_of if as_of is not None else today_in(tz, _clock())
-
-
-def _resolved(text: str, p: Period, tz: str, as_of: date | None) -> str:
-    """``last-month on 2026-11-01 is 2026-10 (2026-10-01 .. 2026-10-31; today in Europe/Moscow)``."""
-    today = _today(tz, as_of)
-    how = "given by --as-of" if as_of is not None else f"in {tz}"
-    current = "; the current period, still incomplete" if p.end >= today else ""
-    return f"{text.strip().lower()} on {today} is {p.label} ({p.start} .. {p.end}; today {how}){current}"
 
 
 def _data_code(exc: Exception) -> int:
@@ -108,27 +60,19 @@ def _data_code(exc: Exception) -> int:
     return 2 if isinstance(exc, ConfigError) else 1
 
 
-def _settings(config: str, data: str) -> Any:
-    from .context import resolve_settings
+def _settings(config: str, data: str) -> Settings:
+    from .runs import settings_for
 
     try:
-        return resolve_settings(config, data)
+        return settings_for(config, data)
     except ConfigError as exc:
         _fail(str(exc), 2)
 
 
-def _out_dir(settings: Any, period: Period, out: str) -> Path:
-    return Path(out).expanduser() if out else Path(settings.report.output_dir) / period.label
-
-
-def _interrupted(exc: KeyboardInterrupt, message: str) -> None:
+def _stopped(exc: RunStopped) -> NoReturn:
     """One line for a command stopped by SIGINT/SIGTERM, exit 130/143 (128 + signal)."""
-    from .pipeline import Interrupted
-
-    code = exc.exit_code if isinstance(exc, Interrupted) else 130
-    name = str(exc) if isinstance(exc, Interrupted) else "SIGINT"
-    typer.secho(f"interrupted ({name}): {message}", fg=typer.colors.YELLOW, err=True)
-    raise typer.Exit(code)
+    typer.secho(f"interrupted ({exc.signal}): {exc.message}", fg=typer.colors.YELLOW, err=True)
+    raise typer.Exit(exc.code)
 
 
 def _say(msg: str) -> None:
@@ -155,66 +99,27 @@ def run(
     metrics.json into reports/<PERIOD>/ (replaced only when everything succeeded). With several
     --period, one report each, in the order given, from one read of the data; the first failure
     stops the run (the reports before it stay)."""
-    from .outputs import OutputError, check_report_out
+    from .data import DataError
+    from .outputs import OutputError
+    from .pipeline import NotebookFailed
+    from .runs import RunFailed, RunStopped, run_reports
 
-    for text in period:
-        _period(text, as_of)  # a malformed PERIOD fails before anything is loaded
+    args = [_period(text, as_of) for text in period]  # a malformed PERIOD fails before anything is loaded
     if len(period) > 1 and out:
         _fail("--out names the folder of one report: leave it out to render several periods "
               "(each into reports/<PERIOD>/), or run one period at a time", 2)
-    settings = _settings(config, data)
-    periods: list[Period] = []
-    for text in period:
-        p = _period(text, as_of, settings)
-        if p not in periods:  # last-quarter and 2026-Q3 are one report
-            periods.append(p)
-    targets = [_out_dir(settings, p, out) for p in periods]
-    from .pipeline import NotebookFailed, report_writes, run_report
-
-    writes = report_writes(settings, Path(notebooks) if notebooks else None)
     try:
-        for target in targets:
-            check_report_out(target, writes)  # before any work: nothing the user owns is replaced
-    except OutputError as exc:
-        _fail(str(exc), 2)
-    from .data import DataError, open_dataset
-    from .data.sources import check_source_keys
-
-    try:
-        check_source_keys(settings)  # a config error, before a kernel is started
+        for run_, result in run_reports(args, config=config, data=data, out=out, notebooks=notebooks, say=_say):
+            typer.echo(f"Report for {run_.label} written to {result.out_dir}/ in {result.seconds:.1f}s: "
+                       "report.html, report.pdf, metrics.json, notebooks/")
     except DataError as exc:
         _fail(str(exc), _data_code(exc))
-    _announce_sample(settings)
-    dataset = None
-    if len(periods) > 1:
-        t0 = time.perf_counter()
-        _say(f"[data] reading {settings.source_shown()} once for {len(periods)} periods …")
-        try:
-            dataset = open_dataset(settings)
-        except DataError as exc:
-            _fail(str(exc), _data_code(exc))
-        _say(f"[data] {dataset.quality.rows_used:,} payments read in {time.perf_counter() - t0:.1f}s")
-    for p, target in zip(periods, targets, strict=True):
-        existed = target.exists()
-        try:
-            result = run_report(settings, p, config_path=config or None, data=data or None,
-                                out_dir=target if out else None,
-                                notebooks_dir=Path(notebooks) if notebooks else None, progress=_say,
-                                dataset=dataset)
-        except OutputError as exc:
-            _fail(str(exc), 2)
-        except DataError as exc:
-            _fail(str(exc), _data_code(exc))
-        except NotebookFailed as exc:
-            _fail(str(exc), 1)
-        except OSError as exc:  # disk full, quota, read-only or vanished folder while writing
-            _fail(f"{_os_problem(exc)}: the report for {p.label} was not written; " + (
-                f"the previous report in {target} is kept" if existed else f"nothing was left in {target}"), 1)
-        except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (pipeline.Interrupted)
-            _interrupted(exc, f"the run for {p.label} was stopped and its temporary files removed; " + (
-                f"the previous report in {target} is untouched" if existed else f"no report was written to {target}"))
-        typer.echo(f"Report for {p.label} written to {result.out_dir}/ in {result.seconds:.1f}s: "
-                   "report.html, report.pdf, metrics.json, notebooks/")
+    except (ConfigError, OutputError) as exc:
+        _fail(str(exc), 2)
+    except (NotebookFailed, RunFailed) as exc:
+        _fail(str(exc), 1)
+    except RunStopped as exc:
+        _stopped(exc)
 
 
 @app.command()
@@ -228,45 +133,24 @@ def metrics(
 ) -> None:
     """Compute metrics.json only (no notebooks, no rendering): the fast path for other tools."""
     import json
-    import time
 
-    from .outputs import OutputError, check_metrics_out
-
-    _period(period, as_of)  # a malformed PERIOD fails before anything is loaded
-    settings = _settings(config, data)
-    p = _period(period, as_of, settings)
-    target = _out_dir(settings, p, out)
-    marked = False
-    if not stdout:
-        try:
-            marked = check_metrics_out(target)  # before any work: no foreign file is overwritten
-        except OutputError as exc:
-            _fail(str(exc), 2)
     from .data import DataError
-    from .pipeline import compute_metrics, write_metrics
+    from .outputs import OutputError
+    from .runs import RunFailed, run_metrics
 
-    _announce_sample(settings)
-    t0 = time.perf_counter()
+    arg = _period(period, as_of)  # a malformed PERIOD fails before anything is loaded
     try:
-        doc = compute_metrics(settings, p)
+        result = run_metrics(arg, config=config, data=data, out=out, stdout=stdout, say=_say)
     except DataError as exc:
         _fail(str(exc), _data_code(exc))
-    if stdout:
-        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    except (ConfigError, OutputError) as exc:
+        _fail(str(exc), 2)
+    except RunFailed as exc:
+        _fail(exc.message, exc.code)
+    if result.path is None:
+        typer.echo(json.dumps(result.doc, indent=2, ensure_ascii=False))
         return
-    try:
-        path = write_metrics(doc, target / "metrics.json")
-        if marked:  # a report folder (new or ours): record it and what metrics.json was computed from
-            from .outputs import content_record, update_marker
-
-            update_marker(target, p.label, metrics=content_record(settings))
-    except OSError as exc:  # both written atomically: the previous ones are kept
-        _fail(f"{_os_problem(exc)}: metrics.json for {p.label} was not written completely", 1)
-    if marked:
-        from .archive import update_for
-
-        update_for(target, settings, say=_say)  # reports/index.html, when target is in the reports folder
-    typer.echo(f"metrics.json for {p.label} written to {path} in {time.perf_counter() - t0:.1f}s")
+    typer.echo(f"metrics.json for {result.period.label} written to {result.path} in {result.seconds:.1f}s")
 
 
 @app.command()
@@ -345,136 +229,21 @@ def email(
     """Email the period's rendered report (PDF attached) to management, rendering it first when
     reports/<PERIOD>/ holds no complete report yet. Exit code: 0 sent (or, with --dry-run,
     written), 1 the rendering or the sending failed, 2 bad PERIOD, config or output folder."""
-    _period(period, as_of)  # a malformed PERIOD or --as-of fails before anything is loaded
+    arg = _period(period, as_of)  # a malformed PERIOD or --as-of fails before anything is loaded
+    from .mail.command import email_command
+    from .runs import RunStopped, stopped
+
     try:
-        code = email_command(period=period, config=config or None, to=to or None, dry_run=dry_run,
-                             render_missing=not no_render, out=out or None, data=data or None, force=force,
-                             as_of=_as_of(as_of), resend_unknown=resend_unknown)
-    except KeyboardInterrupt as exc:  # while rendering a missing report, or sending
-        _interrupted(exc, "the email command was stopped; a report being rendered was not kept, and "
-                          "email-log.json records what was sent")
+        try:
+            code = email_command(arg, config=config or None, to=to or None, dry_run=dry_run,
+                                 render_missing=not no_render, out=out or None, data=data or None, force=force,
+                                 resend_unknown=resend_unknown)
+        except KeyboardInterrupt as exc:  # while rendering a missing report, or sending
+            raise stopped(exc, "the email command was stopped; a report being rendered was not kept, and "
+                               "email-log.json records what was sent") from exc
+    except RunStopped as exc:
+        _stopped(exc)
     raise typer.Exit(code)
-
-
-def email_command(
-    period: str,
-    config: str | None = None,
-    to: list[str] | None = None,
-    dry_run: bool = False,
-    render_missing: bool = True,
-    out: str | None = None,
-    *,
-    data: str | None = None,
-    force: bool = False,
-    as_of: date | None = None,
-    say: Callable[[str], None] = print,
-    err: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-    sleep: Callable[[float], None] = time.sleep,
-    resend_unknown: bool = False,
-) -> int:
-    """``retention-report email``: render if needed, build, then send or (dry run) write email.eml.
-
-    A relative ``period`` (``last-month`` …) is resolved once, at ``as_of`` or at today in the
-    report time zone, and everything after uses the concrete period (its folder reports/<label>/).
-    The report is rendered first when its folder lacks report.html, report.pdf or metrics.json
-    (``render_missing``; a folder of ``make metrics`` holds only metrics.json).
-
-    Everything that can be checked without the report (recipients, sender, title, password) is
-    checked before a (slow) rendering. The report must have been rendered from the current config
-    and ``data`` (source and the settings that shape its content, as recorded by ``run``:
-    :func:`retention_report.outputs.report_mismatch`); otherwise nothing is sent unless ``force``.
-    ``say``/``err``/``sleep`` are the progress and error output and the backoff wait (tests record
-    them).
-
-    Returns the process exit code: 0 sent (or written), 1 nothing or not everything was sent,
-    2 bad period, config or output folder.
-    """
-    from .context import resolve_settings
-    from .secrets import redact
-
-    shout = err
-    err = lambda m: shout(redact(m))  # noqa: E731 - every error line without secrets
-    from .mail import (
-        EML_NAME,
-        MailError,
-        build_message,
-        check_headers,
-        check_security,
-        recipients_from,
-        require_password,
-        send_report,
-        write_eml,
-    )
-    from .outputs import OutputError, data_changed, report_mismatch
-
-    try:
-        settings = resolve_settings(config, data)
-        p = resolve_period(period, settings.timezone, as_of=as_of, now=_clock())
-        check_security(settings.email)  # no password in clear text over the network
-    except (PeriodError, ConfigError) as exc:
-        err(f"error: {exc}")
-        return 2
-    if is_relative(period):
-        say(_resolved(period, p, settings.timezone, as_of))
-    report_dir = _out_dir(settings, p, out or "")
-    try:
-        # everything that can be checked without the report, before a (slow) rendering
-        recipients = recipients_from(settings.email, to)
-        check_headers(settings)
-        password = None if dry_run else require_password(settings.email)
-        if not all((report_dir / name).is_file() for name in ("report.html", "report.pdf", "metrics.json")):
-            if not render_missing:
-                raise MailError(f"no rendered report for {p.label} in {report_dir} (run `make report "
-                                f"PERIOD={p.label}` first, or leave out --no-render to render it now)")
-            say(f"no rendered report for {p.label} in {report_dir}: rendering it first …")
-            from .pipeline import run_report
-
-            run_report(settings, p, config_path=config, data=data, out_dir=report_dir, progress=say)
-        mismatch = report_mismatch(report_dir, settings, p.label)
-        if mismatch and not force:
-            raise MailError(mismatch)
-        changed = data_changed(report_dir, settings)
-        if changed and force:
-            say(f"warning (--force): {changed}; sending it anyway")
-        elif changed:  # never mail old numbers: the report is made again from the data as they are now
-            if not render_missing:
-                raise MailError(f"{changed}; re-render it (make report PERIOD={p.label}) or leave out "
-                                "--no-render to render it now, or pass --force to send it as it is")
-            say(f"{changed}: rendering it again …")
-            from .pipeline import run_report
-
-            run_report(settings, p, config_path=config, data=data, out_dir=report_dir, progress=say)
-        if mismatch:
-            say(f"warning (--force): {mismatch.split(': ', 1)[0]}; sending it anyway")
-        msg = build_message(report_dir, settings, p, recipients)
-        if dry_run:
-            path = write_eml(msg, report_dir / EML_NAME)
-            say(f"dry run: message for {len(recipients.envelope)} recipient(s) written to {path} "
-                f"({path.stat().st_size / 1e6:.1f} MB); nothing was sent")
-            return 0
-        result = send_report(msg, recipients, settings, report_dir, password, sleep=sleep, say=say,
-                             resend_unknown=resend_unknown)
-    except MailError as exc:
-        err(f"error: {exc}")
-        return 1
-    except OutputError as exc:  # --out names a folder that is not a report (checked before rendering)
-        err(f"error: {exc}")
-        return 2
-    except Exception as exc:  # render/data errors: one line, no traceback wall
-        err(f"error: {type(exc).__name__}: {exc}")
-        return 1
-    if result.sent:
-        say(f"sent '{msg['Subject']}' to {', '.join(result.sent)} (Message-ID {result.message_id}; "
-            f"record: {result.log_path})")
-    for addr, reason in result.failed.items():
-        err(f"error: not sent to {addr}: {reason}")
-    for addr, reason in result.unknown.items():
-        err(f"error: delivery to {addr} is {reason}; it is not sent again automatically (--resend-unknown "
-            "once you have checked)")
-    if result.failed or result.unknown:
-        err(f"record of what was and was not sent: {result.log_path}")
-        return 1
-    return 0
 
 
 @app.command()
@@ -544,25 +313,12 @@ def check_period(
 ) -> None:
     """Parse a PERIOD and print its dates, previous and year-ago periods (fails fast if malformed);
     a relative PERIOD (last-quarter …) prints the concrete period it stands for today (or --as-of)."""
-    tz = "UTC"
-    if config:
-        from .config import load_settings
+    from .runs import describe_period
 
-        try:
-            tz = load_settings(config).timezone
-        except ConfigError as exc:
-            _fail(str(exc), 2)
     try:
-        p = resolve_period(period, tz, as_of=_as_of(as_of), now=_clock())
-    except PeriodError as exc:
+        line = describe_period(period, as_of, config)
+    except (ConfigError, PeriodError) as exc:
         _fail(str(exc), 2)
-    line = (f"{p.label}: {p.start} .. {p.end} ({p.days} days); previous {p.previous().label}; "
-            f"year ago {p.year_ago().label}")
-    if is_relative(period):
-        today = _today(tz, _as_of(as_of))
-        line += f"; {period.strip().lower()} on {today} ({'--as-of' if as_of else tz})"
-        if p.end >= today:
-            line += "; the current period, incomplete"
     typer.echo(line)
 
 
@@ -586,33 +342,17 @@ def scores(
     """Write per-customer predicted-value scores (P(alive), expected purchases and spend, CLV) of
     the customers acquired by the period end to a CSV file for CRM use. The file holds customer
     ids: it is written only by this command, never into a report."""
-    from .scores import ScoresError, check_scores_out, export_scores
+    from .runs import RunFailed, run_scores
+    from .scores import ScoresError
 
-    _period(period, as_of)  # a malformed PERIOD fails before anything is loaded
-    settings = _settings(config, data)
-    p = _period(period, as_of, settings)
+    arg = _period(period, as_of)  # a malformed PERIOD fails before anything is loaded
     try:
-        target = check_scores_out(out, force)  # before any data is read
-    except ScoresError as exc:
+        p, target, n = run_scores(arg, out, config=config, data=data, force=force, say=_say)
+    except (ConfigError, ScoresError) as exc:
         _fail(str(exc), 2)
-    from .data import DataError
-
-    _announce_sample(settings)
-    try:
-        n = export_scores(settings, p, target, force=force)
-    except (DataError, ScoresError) as exc:
-        _fail(str(exc), 1)
+    except RunFailed as exc:
+        _fail(exc.message, exc.code)
     typer.echo(f"scores of {n:,} customers for {p.label} written to {target}")
-
-
-def _announce_sample(settings: Any) -> None:
-    s = settings.source
-    if s.path or s.url or s.kind not in ("auto", "sample"):
-        return
-    from .sample import DEFAULT_SAMPLE_PATH
-
-    if not DEFAULT_SAMPLE_PATH.exists():
-        _say(f"No data configured: generating the embedded sample payment log at {DEFAULT_SAMPLE_PATH} (once) …")
 
 
 def main() -> None:  # pragma: no cover

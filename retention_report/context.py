@@ -18,12 +18,12 @@ import hashlib
 import json
 import os
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pandas as pd
 
@@ -51,6 +51,11 @@ from .metrics import (
 from .periods import Period, resolve_period
 from .secrets import redact
 from .sections import SECTIONS, in_report_order
+
+if TYPE_CHECKING:
+    from .metrics.predictive import ClvBlock, PredictedValue
+
+T = TypeVar("T")
 
 __all__ = ["ReportContext", "open_report", "resolve_settings", "notebook_root", "with_sample_columns", "sections_path"]
 
@@ -204,7 +209,8 @@ class ReportContext:
     def doc(self) -> dict[str, Any]:
         """The metrics.json document of the period (read from the run, or computed)."""
         if self.metrics_path and Path(self.metrics_path).is_file():
-            return json.loads(Path(self.metrics_path).read_text(encoding="utf-8"))
+            doc: dict[str, Any] = json.loads(Path(self.metrics_path).read_text(encoding="utf-8"))
+            return doc
         self.ds.quality.require_overlap(self.period, self.ds.source_name)  # no report of zeros
         with using(self.settings.report.language):  # findings in the report's language (i18n.py)
             return metrics_document(self.ds, self.period, self.metrics, kpis=self.kpis_of, clv=self.clv_block(),
@@ -234,9 +240,10 @@ class ReportContext:
         report run's metrics.json, or computed before), else computed alone — a notebook asking
         for the headline numbers does not pay for the cohorts and the prediction (issue 13)."""
         if "doc" in self.__dict__ or (self.metrics_path and Path(self.metrics_path).is_file()):
-            return self.doc["kpis"]
+            kpis: dict[str, Any] = self.doc["kpis"]
+            return kpis
         self.ds.quality.require_overlap(self.period, self.ds.source_name)  # as doc does
-        kpis: dict[str, Any] = clean(self.kpis_of([self.period])[0])  # rounded as in metrics.json
+        kpis = clean(self.kpis_of([self.period])[0])  # rounded as in metrics.json
         return kpis
 
     @property
@@ -244,11 +251,11 @@ class ReportContext:
         return bool(self.doc.get("complete", True))
 
     # ---- section data (cached) ----------------------------------------------------------------
-    def _memo(self, key: Any, fn: Any) -> Any:
+    def _memo(self, key: Hashable, fn: Callable[[], T]) -> T:
         """The result cached under ``key`` — ``(method, *arguments)`` — or ``fn()`` computed once."""
         if key not in self._cache:
             self._cache[key] = fn()
-        return self._cache[key]
+        return cast(T, self._cache[key])
 
     def kpis_of(self, periods: Sequence[Period]) -> list[dict[str, Any]]:
         """The KPIs of ``periods``, each computed once per context (metrics.json's three periods are
@@ -320,7 +327,7 @@ class ReportContext:
     def second_purchase(self) -> SecondPurchase:
         return self._memo(("second_purchase",), lambda: time_to_second_purchase(self.ds.customers, self.period.end))
 
-    def clv(self) -> Any:
+    def clv(self) -> PredictedValue:
         """Predicted customer value (issue 17): a ``metrics.predictive.PredictedValue`` — the
         ``clv`` block of metrics.json and the section's aggregates (no customer ids)."""
         from .metrics.predictive import predicted_value
@@ -329,7 +336,7 @@ class ReportContext:
             self.ds, self.period, self.settings, segment=self.cohort_segment(),
             cohort_count=self.settings.metrics.cohort_count, core=self._clv_core()))
 
-    def clv_block(self) -> Any:
+    def clv_block(self) -> ClvBlock:
         """The ``clv`` block of metrics.json (a ``ClvBlock``: block and reason), from the same fit
         as :meth:`clv`."""
         from .metrics.predictive import clv_block
@@ -372,27 +379,33 @@ class ReportContext:
         atomically, so a notebook never reads half a file."""
         path = Path(path)
         with atomic_path(path, mode=0o600) as tmp, open(tmp, "wb") as fh:  # a private cache
-            pickle.dump({"fingerprint": self.fingerprint(), "entries": dict(self._cache)}, fh,
+            pickle.dump({"fingerprint": self.fingerprint(), "period": self.period, "entries": dict(self._cache)}, fh,
                         protocol=pickle.HIGHEST_PROTOCOL)
         return path
 
     def load_sections(self, path: str | Path) -> bool:
         """Take the section results a pipeline run saved (:meth:`save_sections`) when they were
         computed for this very period and these settings; False (nothing taken) otherwise."""
-        path = Path(path)
-        if not path.is_file():
-            return False
-        try:
-            with path.open("rb") as fh:
-                saved = pickle.load(fh)  # written by this run's pipeline, in its private folder
-        except Exception:  # unreadable: compute instead
-            return False
-        if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint():
+        return self._take(_read_saved(Path(path)))
+
+    def _take(self, saved: dict[str, Any] | None) -> bool:
+        if saved is None or saved.get("fingerprint") != self.fingerprint():
             return False
         for key, value in saved.get("entries", {}).items():
             self._cache.setdefault(key, value)
         return True
 
+
+def _read_saved(path: Path) -> dict[str, Any] | None:
+    """What :meth:`ReportContext.save_sections` wrote to ``path`` (None: nothing readable there)."""
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as fh:
+            saved = pickle.load(fh)  # written by this run's pipeline, in its private folder
+    except Exception:  # unreadable: compute instead
+        return None
+    return saved if isinstance(saved, dict) else None
 
 def open_report(
     period: str | Period,
@@ -409,11 +422,16 @@ def open_report(
     which are used as given (the section results it computed are recognised by them)."""
     root = None if metrics_path else notebook_root(config_path, data)
     settings = resolve_settings(config_path, data, root=root)
-    # a relative period (``last-month`` …) is today's, in the report time zone
-    p = period if isinstance(period, Period) else resolve_period(period, settings.timezone)
+    saved = _read_saved(sections_path(metrics_path)) if metrics_path else None
+    ran = saved.get("period") if saved is not None else None
+    if isinstance(period, Period):
+        p = period
+    elif isinstance(ran, Period) and ran.label == period:  # the run's period, parsed once by the command
+        p = ran
+    else:  # a relative period (``last-month`` …) is today's, in the report time zone
+        p = resolve_period(period, settings.timezone)
     ctx = ReportContext(p, settings, metrics_path or "")
     # a notebook's kernel (or an interactive session) is one report's: its language for good (i18n.py)
     set_language(settings.report.language)
-    if metrics_path:
-        ctx.load_sections(sections_path(metrics_path))
+    ctx._take(saved)
     return ctx

@@ -3,10 +3,14 @@ tables and charts."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .formatting import fmt_count, fmt_number, fmt_pct
 from .i18n import _, ngettext
+
+if TYPE_CHECKING:
+    from .context import ReportContext
+    from .metrics import CohortMatrices, FrequencySegments, SecondPurchase
 
 __all__ = ["setup", "lead", "heading", "split_basis_note", "segment_note", "cohort_note", "second_purchase_note", "BEHAVIOUR_KPIS"]
 
@@ -105,7 +109,7 @@ def heading(key: str, **values: str) -> None:
     display({"text/html": f"<h{level}>{html.escape(text)}</h{level}>", "text/plain": text}, raw=True)
 
 
-def split_basis_note(ctx: Any) -> str:
+def split_basis_note(ctx: ReportContext) -> str:
     if ctx.metrics.split_basis == "customer":
         return _("Convention: all purchases in the period of customers acquired in it count as new "
                  "(split_basis = customer). Refunds are not split and are shown in the KPIs.")
@@ -120,7 +124,7 @@ def split_basis_note(ctx: Any) -> str:
          "refund_rate": fmt_pct(k.get("refund_rate"))}
 
 
-def segment_note(seg: Any) -> str:
+def segment_note(seg: FrequencySegments) -> str:
     if seg.low is None:
         return _("No returning active customers in the period: frequency segments are empty.")
     how = _("terciles of the customers' frequencies") if seg.data_driven else _("the configured thresholds")
@@ -136,7 +140,7 @@ def segment_note(seg: Any) -> str:
     ) % {"months": seg.lookback_months, "low": fmt_number(seg.low), "high": fmt_number(seg.high), "how": how}
 
 
-def cohort_note(co: Any) -> str:
+def cohort_note(co: CohortMatrices) -> str:
     if co.grain == "month":
         text = _("Each row is a cohort of customers by month of first purchase; each column the months "
                  "since then. Blank cells are not observable yet.")
@@ -150,7 +154,7 @@ def cohort_note(co: Any) -> str:
     return text
 
 
-def second_purchase_note(sp: Any, censored: str | None = None) -> str:
+def second_purchase_note(sp: SecondPurchase, censored: str | None = None) -> str:
     """What the time-to-second-purchase chart shows; ``censored`` (the "n/a — the data begin …"
     reason of :func:`retention_report.formatting.unobservable_reason`) when the data are too short
     for its median and shares to mean anything (SPEC §4.3): they are not quoted."""

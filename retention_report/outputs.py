@@ -37,13 +37,16 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .fsio import write_atomic
 from .secrets import redact
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = [
     "MARKER",
@@ -62,6 +65,11 @@ __all__ = [
     "update_marker",
     "user_entries",
     "written_files",
+    "new_run_folder",
+    "keep_failed",
+    "remove_failed",
+    "swap_into_place",
+    "normal_permissions",
 ]
 
 MARKER = ".retention-report"
@@ -359,7 +367,7 @@ def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def content_settings(settings: Any) -> dict[str, Any]:
+def content_settings(settings: Settings) -> dict[str, Any]:
     """The settings that change a report's numbers or rendered content, as dotted keys: time zone,
     source (file paths made absolute, URL without password), columns, metrics, validation, and the
     report's title, currency and sections. Not: email, engine limits, output folder, kernel, URL."""
@@ -381,7 +389,7 @@ def content_settings(settings: Any) -> dict[str, Any]:
     return out
 
 
-def content_record(settings: Any) -> dict[str, Any]:
+def content_record(settings: Settings) -> dict[str, Any]:
     """What a report was made from: source name, the :func:`content_settings` and their hash."""
     flat = content_settings(settings)
     src = settings.source
@@ -390,7 +398,7 @@ def content_record(settings: Any) -> dict[str, Any]:
             "fingerprint": fingerprint, "settings": flat}
 
 
-def data_fingerprint(settings: Any) -> str | None:
+def data_fingerprint(settings: Settings) -> str | None:
     """A hash of the content of the source's files (every file of a folder or glob: name, size and
     bytes), so a report can tell whether the data at the same path changed since it was made —
     also after an edit that kept the size and the modification time. None for a source that is not
@@ -431,7 +439,7 @@ def data_fingerprint(settings: Any) -> str | None:
     return h.hexdigest() if files else None
 
 
-def data_changed(folder: Path, settings: Any) -> str:
+def data_changed(folder: Path, settings: Settings) -> str:
     """Why the data of ``settings`` are not those the report in ``folder`` was rendered from ('' when
     they are, or when that cannot be told: no record, or a source that is not files)."""
     rendered = (read_marker(folder) or {}).get("report")
@@ -445,7 +453,7 @@ def data_changed(folder: Path, settings: Any) -> str:
             f"{folder} was rendered (same source, other content)")
 
 
-def content_differences(recorded: dict[str, Any], settings: Any, limit: int = 4) -> list[str]:
+def content_differences(recorded: dict[str, Any], settings: Settings, limit: int = 4) -> list[str]:
     """``["source.path: 'a.csv' in the report, 'b.csv' now", …]`` (empty when they match)."""
     now = content_record(settings)
     if recorded.get("fingerprint") == now["fingerprint"]:
@@ -461,12 +469,12 @@ def content_differences(recorded: dict[str, Any], settings: Any, limit: int = 4)
     return diffs
 
 
-def report_mismatch(folder: Path, settings: Any, period: str) -> str:
+def report_mismatch(folder: Path, settings: Settings, period: str) -> str:
     """Why the rendered report in ``folder`` is not the report of ``period`` with these settings
     ('' when it is): another period, another source or content settings, or no record at all."""
     marker = read_marker(folder)
     rendered = (marker or {}).get("report")
-    if not isinstance(rendered, dict):
+    if marker is None or not isinstance(rendered, dict):
         return (f"{folder} does not record which source and settings it was rendered from (rendered "
                 f"by an older version, or not by `retention-report run`); re-render it "
                 f"(make report PERIOD={period}) or pass --force to send it as it is")
@@ -506,7 +514,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale(parent: Path, say: Any = None) -> list[Path]:
+def sweep_stale(parent: Path, say: Callable[[str], None] | None = None) -> list[Path]:
     """Remove the temporary siblings (``.<name>.tmp-<pid>-*``, ``.<name>.old-<pid>-*``) in
     ``parent`` whose process is gone, and the kernel socket folders (``rr-kernel-<pid>-*``) of dead
     runs in the system temporary folder. Only folders holding a marker of this machine (temporary
@@ -559,3 +567,72 @@ def sweep_stale(parent: Path, say: Any = None) -> list[Path]:
             + ", ".join(str(p) for p in removed))
     return removed
 
+
+# ----------------------------------------------------------------------- a run's folder into place
+
+def new_run_folder(final: Path) -> Path:
+    """The private temporary folder a run writes its report into, next to ``final``:
+    ``.<name>.tmp-<pid>-<random>`` (the owning process is recoverable from the name,
+    :func:`sweep_stale`), marked as a folder of this tool from the start by the caller."""
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
+
+
+def swap_into_place(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp`` with two renames; the old report survives until the new one is
+    in place. The old report's ``email-log.json`` (who was sent what) is carried over; the email
+    command keeps it under ``earlier`` when the new report is sent. So is everything the user
+    added to the old report (:func:`user_entries`: notes, notebooks,
+    folders), hard-linked or copied into ``tmp`` before the swap: at every moment the user's files
+    are in the report folder."""
+    old = None
+    if final.exists():
+        log = final / "email-log.json"
+        if log.is_file() and not log.is_symlink() and not (tmp / log.name).exists():
+            shutil.copy2(log, tmp / log.name)
+        carry_user_entries(final, tmp, user_entries(final))
+        # a fresh empty folder of ours (mkdtemp never reuses a name), atomically replaced by the old
+        # report: the rename can never land on somebody else's folder
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
+        os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except Exception:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def keep_failed(tmp: Path, final: Path, period: str) -> Path:
+    """Keep the run folder ``tmp`` of a failed run (its partially executed notebooks) as
+    ``<final>.failed``: replacing a report folder of that name (files the user added there are
+    kept), or — a folder of that name that is not ours appeared during the run — beside it under a
+    fresh name. Returns where it went."""
+    failed = final.with_name(final.name + ".failed")
+    update_marker(tmp, period, files=written_files(tmp))
+    normal_permissions(tmp)
+    if failed.exists() and is_report_folder(failed):  # files the user added there are kept
+        swap_into_place(tmp, failed)
+    else:
+        if failed.exists() or failed.is_symlink():  # appeared during the run and is not ours: keep both
+            failed = Path(tempfile.mkdtemp(prefix=f"{final.name}.failed-", dir=final.parent))
+        os.replace(tmp, failed)
+    return failed
+
+
+def remove_failed(final: Path) -> None:
+    """After a successful run: the tool's files of ``<final>.failed`` (an earlier failed run)
+    removed; a file the user put there stays."""
+    stale = final.with_name(final.name + ".failed")
+    if stale.exists() and is_report_folder(stale):
+        remove_own(stale)
+
+
+def normal_permissions(root: Path) -> None:
+    """mkdtemp/mkstemp create owner-only (0700/0600) entries; give the report the permissions any
+    file written by the user would get (the umask), so colleagues and web servers can read it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)

@@ -147,7 +147,7 @@ def engine() -> str:
     except PapermillException:
         pass
 
-    class SaveAtEnd(NotebookExecutionManager):
+    class SaveAtEnd(NotebookExecutionManager):  # type: ignore[misc]  # papermill is untyped
         final = False
 
         def save(self, **kwargs: Any) -> None:
@@ -158,7 +158,7 @@ def engine() -> str:
             self.final = True
             super().notebook_complete(**kwargs)
 
-    class Engine(NBClientEngine):
+    class Engine(NBClientEngine):  # type: ignore[misc]
         @classmethod
         def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None,
                              progress_bar: bool = True, log_output: bool = False,

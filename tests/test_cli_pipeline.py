@@ -207,10 +207,10 @@ def test_a_kernel_started_for_notebooks_that_never_run_is_shut_down(tmp_path):
     """The report's kernel starts while the data are read (issue 13); when the run fails before its
     notebooks (bad data), closing the worker shuts that kernel down; with a job, run() returns its
     value from the worker thread."""
-    from retention_report.pipeline import _ipc_kernel_manager, _NotebookWorker
+    from retention_report.kernel import NotebookWorker, ipc_kernel_manager
 
     kernels: list = []
-    worker = _NotebookWorker("python3", str(tmp_path), _ipc_kernel_manager(tmp_path, kernels), kernels)
+    worker = NotebookWorker("python3", str(tmp_path), ipc_kernel_manager(tmp_path, kernels), kernels)
     deadline = time.monotonic() + 60
     while not (kernels and getattr(getattr(kernels[0], "provisioner", None), "process", None)):
         assert time.monotonic() < deadline, "the kernel did not start"
@@ -221,7 +221,7 @@ def test_a_kernel_started_for_notebooks_that_never_run_is_shut_down(tmp_path):
     assert process.wait(timeout=30) is not None  # shut down, not left running
 
     kernels = []
-    worker = _NotebookWorker("python3", str(tmp_path), _ipc_kernel_manager(tmp_path, kernels), kernels)
+    worker = NotebookWorker("python3", str(tmp_path), ipc_kernel_manager(tmp_path, kernels), kernels)
     processes: list = []
     assert worker.run(lambda km: processes.append(km.provisioner.process) or km.kernel_name) == "python3"
     # run() returns as soon as the job's value is known; the kernel shuts down behind it while the

@@ -22,7 +22,6 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from retention_report.cli import email_command
 from retention_report.context import resolve_settings
 from retention_report.mail import (
     EML_NAME,
@@ -31,6 +30,7 @@ from retention_report.mail import (
     read_password,
     validate_address,
 )
+from retention_report.mail.command import email_command
 from retention_report.outputs import MARKER, content_record, update_marker
 
 PASSWORD = "s3cret-Pa55-word-xyz"

@@ -460,8 +460,7 @@ def _new_report(tmp: Path, period: str = "2024-Q1") -> None:
 
 @pytest.mark.parametrize("marker_lists_files", [False, True])
 def test_the_swap_keeps_files_the_user_added_to_the_report(tmp_path, marker_lists_files):
-    from retention_report.outputs import update_marker, user_entries, written_files
-    from retention_report.pipeline import _swap_into_place
+    from retention_report.outputs import swap_into_place, update_marker, user_entries, written_files
 
     final = tmp_path / "reports" / "2024-Q1"
     _fake_report(final)
@@ -472,7 +471,7 @@ def test_the_swap_keeps_files_the_user_added_to_the_report(tmp_path, marker_list
     assert user_entries(final) == ["board-notes.txt", "latest-notes", "minutes", "notebooks/my_analysis.ipynb"]
     tmp = tmp_path / "reports" / ".2024-Q1.tmp-1-x"
     _new_report(tmp)
-    _swap_into_place(tmp, final)
+    swap_into_place(tmp, final)
     assert (final / "report.html").read_text() == "<h1>the new report</h1>"
     assert (final / "notebooks" / "01_summary.ipynb").read_text() == "new"
     assert not (final / "report.pdf").exists()  # the old report's own file: replaced, not kept
@@ -482,7 +481,7 @@ def test_the_swap_keeps_files_the_user_added_to_the_report(tmp_path, marker_list
     # and again: still the user's (the new marker does not list them)
     tmp2 = tmp_path / "reports" / ".2024-Q1.tmp-2-y"
     _new_report(tmp2)
-    _swap_into_place(tmp2, final)
+    swap_into_place(tmp2, final)
     assert {rel: (final / rel).read_bytes() for rel in mine} == mine
 
 
@@ -548,8 +547,7 @@ def test_re_rendering_a_period_keeps_the_board_notes_and_the_extra_notebook(tmp_
 
 def test_a_user_file_that_cannot_be_kept_stops_the_swap_and_keeps_the_old_report(tmp_path, monkeypatch):
     from retention_report import outputs
-    from retention_report.outputs import OutputError
-    from retention_report.pipeline import _swap_into_place
+    from retention_report.outputs import OutputError, swap_into_place
 
     final = tmp_path / "2024-Q1"
     previous = _fake_report(final)
@@ -562,7 +560,7 @@ def test_a_user_file_that_cannot_be_kept_stops_the_swap_and_keeps_the_old_report
 
     monkeypatch.setattr(outputs, "_link_or_copy", full)
     with pytest.raises(OutputError, match="board-notes.txt.*No space left"):
-        _swap_into_place(tmp, final)
+        swap_into_place(tmp, final)
     assert (final / "board-notes.txt").read_text() == "mine"
     assert {k: (final / k).read_bytes() for k in previous} == previous
 

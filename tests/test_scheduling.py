@@ -1,7 +1,7 @@
 """Relative periods on the command line (``--period last-month``, ``--as-of``), ``make email`` as the
 one line a scheduler needs, and the contrib/ scheduling examples (issue 14).
 
-The clock is injected (``retention_report.cli._clock``) or fixed with ``--as-of``: no test depends on
+The clock is injected (``retention_report.runs.clock``) or fixed with ``--as-of``: no test depends on
 the day it runs. Nothing here renders a whole report; the email tests replace the renderer.
 """
 
@@ -22,8 +22,9 @@ import pytest
 from helpers import REPO, run_make
 from typer.testing import CliRunner
 
-from retention_report import cli
+from retention_report import runs
 from retention_report.cli import app
+from retention_report.mail.command import email_command
 
 runner = CliRunner()
 
@@ -64,7 +65,7 @@ def test_check_period_as_of_on_the_installed_command():
 
 def test_check_period_takes_today_in_the_config_time_zone(tmp_path, monkeypatch):
     # 21:30 UTC on 31 October 2026 is 00:30 on 1 November in Moscow: already the new month there
-    monkeypatch.setattr(cli, "_clock", lambda: datetime(2026, 10, 31, 21, 30, tzinfo=UTC))
+    monkeypatch.setattr(runs, "clock", lambda: datetime(2026, 10, 31, 21, 30, tzinfo=UTC))
     r = runner.invoke(app, ["check-period", "last-month", "--config", str(_moscow_config(tmp_path))])
     assert r.exit_code == 0, r.output
     assert r.output.startswith("2026-10: 2026-10-01 .. 2026-10-31")
@@ -75,7 +76,7 @@ def test_check_period_takes_today_in_the_config_time_zone(tmp_path, monkeypatch)
 
 
 def test_concrete_periods_print_as_before(monkeypatch):
-    monkeypatch.setattr(cli, "_clock", lambda: datetime(2030, 1, 1, tzinfo=UTC))
+    monkeypatch.setattr(runs, "clock", lambda: datetime(2030, 1, 1, tzinfo=UTC))
     r = runner.invoke(app, ["check-period", "2024-W05", "--as-of", "2026-11-23"])
     assert r.exit_code == 0
     assert r.output == "2024-W05: 2024-01-29 .. 2024-02-04 (7 days); previous 2024-W04; year ago 2023-W05\n"
@@ -125,7 +126,7 @@ def test_metrics_with_a_relative_period_writes_to_the_concrete_folder(csv_file, 
 
 def test_relative_periods_resolve_in_the_config_time_zone(csv_file, tmp_path, monkeypatch):
     # 00:30 on 1 April 2024 in Moscow (21:30 UTC on 31 March): last-month is already March there
-    monkeypatch.setattr(cli, "_clock", lambda: datetime(2024, 3, 31, 21, 30, tzinfo=UTC))
+    monkeypatch.setattr(runs, "clock", lambda: datetime(2024, 3, 31, 21, 30, tzinfo=UTC))
     cfg = _moscow_config(tmp_path)
     r = runner.invoke(app, ["metrics", "--period", "last-month", "--config", str(cfg), "--data", str(csv_file), "--stdout"])
     assert r.exit_code == 0, r.output
@@ -242,7 +243,7 @@ def test_email_command_takes_as_of(csv_file, tmp_path, monkeypatch):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[email]\nsender = "{SENDER}"\nto = ["board@shop.example"]\n')
     said: list[str] = []
-    rc = cli.email_command("last-quarter", config=str(cfg), dry_run=True, data=str(csv_file),
+    rc = email_command("last-quarter", config=str(cfg), dry_run=True, data=str(csv_file),
                            as_of=date(2024, 4, 2), say=said.append, err=said.append)
     assert rc == 0, said
     assert calls[0][0] == "2024-Q1"

@@ -162,7 +162,7 @@ def test_section_printing_the_environment_shows_no_password(csv_file, tmp_path):
 
 
 def test_email_errors_are_redacted(tmp_path, monkeypatch):
-    from retention_report.cli import email_command
+    from retention_report.mail.command import email_command
 
     monkeypatch.chdir(tmp_path)
     errors: list[str] = []

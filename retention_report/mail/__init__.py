@@ -8,9 +8,9 @@
   ``email-log.json`` (:func:`send_report`);
 * :mod:`~retention_report.mail.addresses` — address validation and recipients, used by both.
 
-The ``email`` command (:mod:`retention_report.cli`) puts these together: settings, rendering a
-missing report, the check that the report was made from the current source and settings, dry run
-or send, exit codes.
+The ``email`` command (:mod:`~retention_report.mail.command`, called by :mod:`retention_report.cli`)
+puts these together: settings, rendering a missing report, the check that the report was made from
+the current source and settings, dry run or send, exit codes.
 """
 
 from .addresses import MailError, Recipients, recipients_from, split_addresses, validate_address

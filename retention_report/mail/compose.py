@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import io
 import json
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..formatting import (
@@ -39,6 +39,9 @@ from ..paths import TEMPLATES_DIR as _TEMPLATES
 from ..periods import Period
 from .addresses import MailError, Recipients, bare, recipients_from, validate_address
 
+if TYPE_CHECKING:
+    import jinja2
+
 __all__ = ["CHART_CID", "EML_NAME", "build_message", "chart_caption", "chart_png", "check_headers", "write_eml"]
 
 TEMPLATES_DIR = _TEMPLATES / "email"
@@ -48,7 +51,7 @@ CHART_CID = "revenue-chart"
 TONE_COLOURS = {"good": "#1a7f37", "bad": "#c0392b", "neutral": "#5b6475"}
 
 
-def _jinja():
+def _jinja() -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
@@ -59,7 +62,8 @@ def _jinja():
         undefined=jinja2.StrictUndefined,
     )
     # the words of the templates in [report] language (i18n.py); new-style: _("%(name)s", name=…)
-    return install_gettext(env)
+    installed: jinja2.Environment = install_gettext(env)
+    return installed
 
 
 def _kpi_rows(doc: dict[str, Any], currency: str) -> list[dict[str, Any]]:
@@ -236,7 +240,10 @@ def _build_message(report_dir: Path, settings: Settings, period: Period,
     msg["X-Report-Period"] = period.label
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
-    html_part = msg.get_payload()[1]
+    parts = msg.get_payload()
+    assert isinstance(parts, list)  # multipart/alternative: plain text, then HTML
+    html_part = parts[1]
+    assert isinstance(html_part, MIMEPart)
     chart = chart_png(doc, currency, chart_labels)
     html_part.add_related(chart, maintype="image", subtype="png", cid=f"<{CHART_CID}>",
                           filename="revenue.png", disposition="inline")

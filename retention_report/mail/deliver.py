@@ -245,7 +245,7 @@ class _SMTP_SSL(_DataTracking, smtplib.SMTP_SSL):  # smtplib's name
     pass
 
 
-def _transaction(msg: EmailMessage, sender: str, rcpts: list[str], em: EmailSettings, password: str | None) -> dict:
+def _transaction(msg: EmailMessage, sender: str, rcpts: list[str], em: EmailSettings, password: str | None) -> dict[str, tuple[int, bytes]]:
     """One SMTP session (TLS or STARTTLS, login when ``email.user`` is set) delivering ``msg`` to
     ``rcpts``; returns the recipients refused at RCPT (``smtplib.SMTP.send_message``). Raises
     :class:`DeliveryUnknown` when the message was sent but no answer to it came."""
