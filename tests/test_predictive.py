@@ -35,6 +35,7 @@ from retention_report.metrics.predictive import (
     prediction,
     report,
 )
+from retention_report.metrics.predictive.fitcache import FitCache, fit_key
 from retention_report.periods import parse_period
 
 BLOCK_KEYS = {"model", "time_unit", "calibration_end", "customers", "repeat_customers", "params", "log_likelihood",
@@ -200,6 +201,30 @@ def test_fast_fit_is_the_maximum_likelihood_fit(rows, monkeypatch):
     np.testing.assert_allclose(back.fit.values, bref.values, rtol=1e-6)
     # the simulated truth (r, alpha, a, b) = (0.5, 5, 1.5, 8), recovered from 12,000 customers
     np.testing.assert_allclose(ref.values, (0.5, 5.0, 1.5, 8.0), rtol=0.2)
+
+
+def test_a_kept_fit_is_the_computed_one_and_another_start_is_another_fit(rows, tmp_path, monkeypatch):
+    """Fits on many rows are kept (fitcache) by their exact inputs and starting point: a run with
+    the same rows reads back the very fit it would compute, and computes nothing."""
+    monkeypatch.setattr(fitting, "_SMALL", 0)
+    h, b, sp = rows.histories, rows.backtest, rows.spend
+    kept = FitCache(tmp_path)
+    main = fit_purchases("bgnbd", h.x, h.t_x_days, h.T_days, h.n, cache=kept)
+    back = fit_purchases("bgnbd", b.x, b.t_x_days, b.T_days, b.n, start=main, cache=kept)
+    spend = pv_mod.fit_spend(sp.x, sp.m, sp.n, cache=kept)
+
+    def no_fit(*a, **k):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(fitting, "_newton", no_fit)
+    again = FitCache(tmp_path)  # the next run reads the file
+    main2 = fit_purchases("bgnbd", h.x, h.t_x_days, h.T_days, h.n, cache=again)
+    assert main2.fit == main.fit and np.array_equal(main2.hessian, main.hessian)
+    assert fit_purchases("bgnbd", b.x, b.t_x_days, b.T_days, b.n, start=main2, cache=again).fit == back.fit
+    assert pv_mod.fit_spend(sp.x, sp.m, sp.n, cache=again) == spend
+    with pytest.raises(AssertionError, match="fitted again"):  # the backtest rows from another start
+        fit_purchases("bgnbd", b.x, b.t_x_days, b.T_days, b.n, cache=again)
+    assert FitCache(None).get(fit_key("bgnbd", h.x.to_numpy())) is None
 
 
 def test_newton_falls_back_to_the_bounded_fit_when_it_cannot_converge(rows, monkeypatch):

@@ -15,6 +15,7 @@ from ... import clv
 from ...data import Dataset
 from ...i18n import N_
 from ...periods import Period
+from .fitcache import FitCache
 from .fitting import PurchaseFit, fit_purchases, fit_spend
 from .histories import compress_histories
 from .options import ClvOptions, ClvSettingsLike, clv_options
@@ -164,11 +165,12 @@ def _compute(ds: Dataset, period: Period, opts: ClvOptions, first: date | None, 
         core.reason = reason
         return core
     model = _PURCHASE_MODEL[opts.model]
-    main = fit_purchases(model, h.x, h.t_x_days, h.T_days, h.n)
+    fits = FitCache.for_settings(ds.settings)
+    main = fit_purchases(model, h.x, h.t_x_days, h.T_days, h.n, cache=fits)
     core.purchases, core.fallback = _without_dropout(main, h)
     problem = _model_problem(core.purchases)
     sp = data.spend
-    spend = fit_spend(sp.x.to_numpy(float), sp.m.to_numpy(), sp.n.to_numpy(float))
+    spend = fit_spend(sp.x.to_numpy(float), sp.m.to_numpy(), sp.n.to_numpy(float), cache=fits)
     core.spend = spend
     if problem is None and not (spend.converged and spend.params["q"] > 1 and not spend.degenerate):
         problem = Reason(N_("the spend model does not fit these data (its population mean spend is undefined, "
@@ -204,7 +206,8 @@ def _compute(ds: Dataset, period: Period, opts: ClvOptions, first: date | None, 
         core.backtest_reason = breason
         return core
     # started from the main fit — unless that ran off to the edge (the NBD predicts): start afresh
-    bfit = fit_purchases(model, b.x, b.t_x_days, b.T_days, b.n, start=main if core.fallback is None else None)
+    bfit = fit_purchases(model, b.x, b.t_x_days, b.T_days, b.n, start=main if core.fallback is None else None,
+                         cache=fits)
     bpurchases, _why = _without_dropout(bfit, b)
     bproblem = _model_problem(bpurchases)
     if bproblem:

@@ -11,6 +11,7 @@ import numpy as np
 from scipy import special
 
 from ... import clv
+from .fitcache import FitCache, fit_key
 
 __all__ = ["DayRows", "PurchaseFit", "fit_purchases", "fit_spend"]
 
@@ -164,14 +165,17 @@ def _coarse_rows(x: np.ndarray, tx: np.ndarray, T: np.ndarray, n: np.ndarray, da
     return cx, ctx, cT, w
 
 
-def fit_purchases(model: str, x: Any, t_x_days: Any, T_days: Any, n: Any, start: PurchaseFit | None = None) -> PurchaseFit:
+def fit_purchases(model: str, x: Any, t_x_days: Any, T_days: Any, n: Any, start: PurchaseFit | None = None,
+                  cache: FitCache | None = None) -> PurchaseFit:
     """Maximum-likelihood fit of the purchase model (``"bgnbd"`` or ``"pareto_nbd"``) to histories
     in whole days (t_x_days, T_days; weeks = days / 7 exactly), weighted by ``n``.
 
     BG/NBD with many distinct histories: quasi-Newton steps on the exact rows (:class:`DayRows`)
     from ``start`` (a previous fit, e.g. the main one for the backtest) or from a fit on a 4-week
-    grid; falls back to :func:`clv.fit_bgnbd` (L-BFGS-B) if the steps do not converge. Otherwise,
-    and for Pareto/NBD, the :mod:`retention_report.clv` fits.
+    grid; falls back to :func:`clv.fit_bgnbd` (L-BFGS-B) if the steps do not converge; ``cache``
+    keeps that fit for the next run with the same histories and the same start (the same period
+    again: the report after the metrics). Otherwise, and for Pareto/NBD, the
+    :mod:`retention_report.clv` fits.
     """
     x = np.asarray(x, dtype=np.int64)
     tx = np.asarray(t_x_days, dtype=np.int64)
@@ -185,6 +189,13 @@ def fit_purchases(model: str, x: Any, t_x_days: Any, T_days: Any, n: Any, start:
             cx, ctx, cT, cw = _coarse_rows(x, tx, T, n, _COARSE_DAYS)
             begin = fitter(cx, ctx, cT, cw).params
         return PurchaseFit(fitter(x, tx / wk, T / wk, n, start=begin))
+    warm = None  # (log-parameters, Hessian) to start the steps from
+    if start is not None and start.hessian is not None and start.fit.model == "bgnbd":
+        warm = (np.log(np.asarray(start.fit.values)), start.hessian)
+    key = fit_key(model, x, tx, T, n, *(warm or ()))
+    kept = cache.get(key) if cache is not None else None
+    if kept is not None and kept[0].model == model:
+        return PurchaseFit(*kept)
     rows = DayRows(x, tx, T, n)
 
     def obj(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -194,8 +205,8 @@ def fit_purchases(model: str, x: Any, t_x_days: Any, T_days: Any, n: Any, start:
             return math.inf, np.zeros_like(theta)
         return -ll / rows.N, -(g * p) / rows.N
 
-    if start is not None and start.hessian is not None and start.fit.model == "bgnbd":
-        theta0, H0 = np.log(np.asarray(start.fit.values)), start.hessian
+    if warm is not None:
+        theta0, H0 = warm
     else:
         cx, ctx, cT, cw = _coarse_rows(rows.x, rows.tx, rows.T, rows.w, _COARSE_DAYS, (rows.ux, rows.xinv))
         coarse = clv.fit_bgnbd(cx, ctx, cT, cw)
@@ -204,6 +215,8 @@ def fit_purchases(model: str, x: Any, t_x_days: Any, T_days: Any, n: Any, start:
     theta, f, g, H, iters, ok = _newton(obj, theta0, H0)
     if not ok or not np.all(np.linalg.eigvalsh(H) > 0):
         fit = clv.fit_bgnbd(x, tx / wk, T / wk, n, start=tuple(np.exp(theta0)))
+        if cache is not None:
+            cache.put(key, fit)
         return PurchaseFit(fit)
     p = np.exp(theta)
     fit = clv.FitResult(
@@ -216,21 +229,35 @@ def fit_purchases(model: str, x: Any, t_x_days: Any, T_days: Any, n: Any, start:
         iterations=iters,
         message="quasi-Newton on the exact histories from a 4-week-grid fit",
     )
+    if cache is not None:
+        cache.put(key, fit, H)
     return PurchaseFit(fit, H)
 
 
-def fit_spend(x: Any, m: Any, n: Any) -> clv.FitResult:
+def fit_spend(x: Any, m: Any, n: Any, cache: FitCache | None = None) -> clv.FitResult:
     """Maximum-likelihood Gamma-Gamma fit to repeat buyers' (x, mean repeat value m, count n).
 
     Many rows: quasi-Newton steps on the exact rows from a fit on m binned to 2% (per x; each bin
     at its customers' mean m), with that fit's Hessian — three or four exact evaluations instead
     of L-BFGS's dozens; :func:`clv.fit_gamma_gamma` when they do not converge and for few rows.
+    ``cache`` keeps the fit on many rows for the next run with the same rows.
     """
     x = np.asarray(x, dtype=float)
     m = np.asarray(m, dtype=float)
     n = np.asarray(n, dtype=float)
     if len(x) < _SMALL:
         return clv.fit_gamma_gamma(x, m, n)
+    key = fit_key("gamma_gamma", x, m, n)
+    kept = cache.get(key) if cache is not None else None
+    if kept is not None and kept[0].model == "gamma_gamma":
+        return kept[0]
+    fit = _fit_spend_rows(x, m, n)
+    if cache is not None:
+        cache.put(key, fit)
+    return fit
+
+
+def _fit_spend_rows(x: np.ndarray, m: np.ndarray, n: np.ndarray) -> clv.FitResult:
     d = clv.SpendData(x, m, n)
     b = np.floor(np.log(d.m) / 0.02).astype(np.int64)
     b -= b.min()
