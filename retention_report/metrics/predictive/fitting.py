@@ -139,6 +139,9 @@ def _newton(obj: Any, theta: np.ndarray, H: np.ndarray, tol: float = 1e-9, gtol:
 
 @dataclass
 class PurchaseFit:
+    """A purchase-model fit and, when quasi-Newton steps on the exact rows found it, their Hessian
+    (the backtest's steps start from it)."""
+
     fit: clv.FitResult
     hessian: np.ndarray | None = None  # of -LL/N in log-parameters (BG/NBD polish)
 

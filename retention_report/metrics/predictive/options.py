@@ -23,10 +23,6 @@ class ClvOptions:
     at_risk_threshold: float = 0.5
     min_customers: int = 50
 
-    def key(self) -> tuple[Any, ...]:
-        return (self.enabled, self.model, self.horizon_days, self.annual_discount, self.at_risk_threshold,
-                self.min_customers)
-
 
 #: what :func:`clv_options` reads the ``[clv]`` settings from
 ClvSettingsLike: TypeAlias = "Settings | ClvSettings | Mapping[str, Any] | Dataset | ClvOptions | None"
