@@ -195,7 +195,9 @@ def fit_purchases(model: str, x: Any, t_x_days: Any, T_days: Any, n: Any, start:
     warm = None  # (log-parameters, Hessian) to start the steps from
     if start is not None and start.hessian is not None and start.fit.model == "bgnbd":
         warm = (np.log(np.asarray(start.fit.values)), start.hessian)
-    key = fit_key(model, x, tx, T, n, *(warm or ()))
+    if cache is not None and cache.folder is None:
+        cache = None  # nothing kept: no need to hash the rows
+    key = fit_key(model, x, tx, T, n, *(warm or ())) if cache is not None else ""
     kept = cache.get(key) if cache is not None else None
     if kept is not None and kept[0].model == model:
         return PurchaseFit(*kept)
@@ -250,7 +252,9 @@ def fit_spend(x: Any, m: Any, n: Any, cache: FitCache | None = None) -> clv.FitR
     n = np.asarray(n, dtype=float)
     if len(x) < _SMALL:
         return clv.fit_gamma_gamma(x, m, n)
-    key = fit_key("gamma_gamma", x, m, n)
+    if cache is not None and cache.folder is None:
+        cache = None  # nothing kept: no need to hash the rows
+    key = fit_key("gamma_gamma", x, m, n) if cache is not None else ""
     kept = cache.get(key) if cache is not None else None
     if kept is not None and kept[0].model == "gamma_gamma":
         return kept[0]
