@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .formatting import (
@@ -93,6 +93,9 @@ GENERATOR = "retention-report archive"
 LINE, HOLLOW_FACE, TEXT = "#0072B2", "#ffffff", "#1F2933"
 
 Say = Callable[[str], None]
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 
 class ArchiveError(RuntimeError):
@@ -301,7 +304,7 @@ def trend_svg(entries: Sequence[Entry], grain: str = "") -> str:
     xs = [_position(e.period) for e in ordered]
     hollow = [e.origin in ("other", "unknown") for e in ordered]
     currency = str(ordered[-1].doc.get("currency") or "EUR")
-    style = {
+    style: dict[RcKeyType, Any] = {
         "svg.fonttype": "none", "svg.hashsalt": f"retention-report-archive-{grain}",
         "font.family": installed_families("DejaVu Sans", "Liberation Sans", "sans-serif"), "font.size": 9,
         "text.color": TEXT, "axes.labelcolor": TEXT, "xtick.color": "#52606D", "ytick.color": "#52606D",
@@ -484,7 +487,7 @@ def render_index(root: Path | str, settings: Any = None) -> str:
         span = f"{fmt_date(first)} – {fmt_date(last)}"
     env = _jinja(_template_dirs(settings))
     title = report_title(settings.report.title if settings is not None else DEFAULT_TITLE)
-    page = env.get_template("index.html.j2").render(
+    page: str = env.get_template("index.html.j2").render(
         lang=get_language(),
         title=title,
         version=__version__,

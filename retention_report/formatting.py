@@ -135,8 +135,8 @@ def coverage(doc: Any, which: str) -> str:
 def shorten(text: Any, width: int = 40) -> str:
     """``text`` cut to at most ``width`` characters, ending in "…" when cut (segment values from
     data can be thousands of characters long)."""
-    text = str(text)
-    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+    shown = str(text)
+    return shown if len(shown) <= width else shown[: width - 1].rstrip() + "…"
 
 
 def shorten_all(values: Any, width: int = 40) -> list[str]:
@@ -217,7 +217,7 @@ def _render(x: float, decimals: int, kind: str = "decimal", *, group: bool = Tru
     if not math.isfinite(float(x)):  # an infinite lifetime (no churn): no digits to round
         return ("−" if float(x) < 0 else "") + "∞"
     x = round(float(x), decimals) if decimals else float(round(float(x)))
-    text = _pattern(get_language(), kind, decimals).apply(
+    text: str = _pattern(get_language(), kind, decimals).apply(
         Decimal(repr(x)), _babel_locale(), group_separator=group)
     return text.replace("¤", symbol).replace("-", "−")
 
@@ -336,7 +336,8 @@ def _as_date(d: Any) -> date:
     if isinstance(d, date):
         return d
     if hasattr(d, "to_pydatetime"):  # pandas Timestamp
-        return d.to_pydatetime().date()
+        day: date = d.to_pydatetime().date()
+        return day
     return date.fromisoformat(str(d)[:10])
 
 

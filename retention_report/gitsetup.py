@@ -122,7 +122,7 @@ def clean(text: str) -> str:
         meta["language_info"] = {"name": info["name"]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        return nbformat.writes(nb) + "\n"
+        return str(nbformat.writes(nb)) + "\n"
 
 
 def main() -> None:
