@@ -3,10 +3,11 @@
 Each :class:`KpiSpec` says what a metrics.json KPI *is* for the reader: its key, its label (a gettext
 msgid, translated where shown), its unit (which also picks its formatter,
 :func:`retention_report.formatting.fmt_value`), the direction a manager wants, how its 95% interval
-is computed (``uncertainty``, see :mod:`retention_report.metrics.uncertainty`) and — through
-:data:`OBSERVABILITY` — when the data can show it at all. The KPI table, the findings, the trend
-charts, the email, the archive and the snapshots read these declarations, so a label, a unit or a
-judgement can never drift from its number.
+is computed (``uncertainty``, see :mod:`retention_report.metrics.uncertainty`). The KPI table, the
+findings, the trend charts, the email, the archive and the snapshots read these declarations, so a
+label, a unit or a judgement can never drift from its number. Whether the data can show a KPI at all
+is the metric layer's judgement (``metrics.summary.unobservable_kpis``, metrics.json's
+``unobservable`` block); readers write it with ``formatting.unobservable_reason``.
 
 The metric layer does not import this module: the KPI *keys* are the data contract of
 :data:`retention_report.metrics.KPI_KEYS`; the words for the reader live here.
@@ -14,9 +15,9 @@ The metric layer does not import this module: the KPI *keys* are the data contra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from .i18n import N_
 
@@ -31,9 +32,6 @@ __all__ = [
     "ARCHIVE_KPIS",
     "TREND_KPIS",
     "MOVER_KPIS",
-    "OBSERVABILITY",
-    "ObservabilityRule",
-    "unobservable_reason",
     "min_change_of",
     "DEFAULT_MIN_CHANGE",
     "is_real_change",
@@ -68,12 +66,6 @@ class KpiSpec:
     good: Direction
     help: str = ""
     uncertainty: Uncertainty = "none"
-
-    def format(self, value: float | None, currency: str = "EUR") -> str:
-        """``value`` written for the reader by this KPI's unit (its formatter)."""
-        from .formatting import fmt_value
-
-        return fmt_value(self.key, value, currency)
 
 
 KPI_SPECS: dict[str, KpiSpec] = {
@@ -145,24 +137,6 @@ TREND_KPIS: tuple[str, ...] = ("revenue", "customers", "crr", "churn_rate")
 # the KPIs considered for the findings' "largest movement"
 MOVER_KPIS: tuple[str, ...] = ("customers_new", "customers_returning", "aov", "repeat_purchase_rate", "crr",
                                "churn_rate", "purchase_frequency", "refund_rate")
-
-
-# When a KPI is observable: a rule per key, given the metrics document (or any mapping with its
-# ``data_quality`` and ``settings``) and the block (``kpis``/``previous``/``year_ago``), returns the
-# reason the data cannot show it, or None. Empty here: rules are registered by the modules that know
-# them (the observability work of issue 26); readers ask :func:`unobservable_reason`.
-ObservabilityRule = Callable[[Mapping[str, Any], str], "str | None"]
-OBSERVABILITY: dict[str, ObservabilityRule] = {}
-
-
-def unobservable_reason(key: str, doc: Mapping[str, Any], block: str = "kpis") -> str | None:
-    """Why KPI ``key`` of ``block`` cannot be shown for ``doc`` — the document's own
-    ``unobservable`` entry first, then a registered rule — or None when it can."""
-    told = ((doc.get("unobservable") or {}).get(block) or {}) if isinstance(doc, Mapping) else {}
-    if isinstance(told, Mapping) and told.get(key):
-        return str(told[key])
-    rule = OBSERVABILITY.get(key)
-    return rule(doc, block) if rule else None
 
 
 def min_change_of(key: str, relative: float = 0.01, points: float = 0.005) -> tuple[str, float]:

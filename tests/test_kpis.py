@@ -34,16 +34,8 @@ def test_the_pages_read_the_registry_instead_of_their_own_lists():
     ("revenue", 1234567.8, "€1,234,568"), ("crr", 0.8, "80.0%"), ("customers", 1234, "1,234"),
     ("median_days_to_second_purchase", 12, "12 days"), ("avg_lifetime_years", 2.5, "2.5 years"),
 ])
-def test_a_spec_formats_its_values_by_its_unit(key, value, shown):
-    assert kpis.KPI_SPECS[key].format(value) == shown == formatting.fmt_value(key, value)
-
-
-def test_observability_is_a_hook_others_fill(monkeypatch):
-    doc = {"unobservable": {"kpis": {"churn_rate": "the data begin too late"}}}
-    assert kpis.unobservable_reason("churn_rate", doc) == "the data begin too late"
-    assert kpis.unobservable_reason("crr", doc) is None
-    monkeypatch.setitem(kpis.OBSERVABILITY, "crr", lambda d, block: f"rule for {block}")
-    assert kpis.unobservable_reason("crr", doc, "year_ago") == "rule for year_ago"
+def test_a_kpi_is_written_by_the_formatter_of_its_unit(key, value, shown):
+    assert formatting.fmt_value(key, value) == shown
 
 
 def test_min_change_is_points_for_rates_and_relative_for_the_rest():
