@@ -149,6 +149,21 @@ test: setup-test
 	@bash scripts/ensure-system-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: test-fast
+## Run the tests that start no process and render no report (pytest -m "not slow"; README "Tests")
+test-fast: setup-test
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+.PHONY: snapshots
+## Refresh the syrupy snapshots (tests/__snapshots__) after an intended change, and show what changed
+snapshots: setup-test
+	@bash scripts/ensure-system-deps.sh
+	@# every test that uses the `snapshot` fixture (tests/conftest.py marks it), the report's too
+	$(PY) -m pytest -m snapshot --snapshot-update $(PYTEST_ARGS)
+	@git diff --stat -- tests/__snapshots__ 2>/dev/null || true
+	@git status --short --untracked-files=all -- tests/__snapshots__ 2>/dev/null | grep '^??' || true
+	@echo "snapshots refreshed: review the diff (git diff tests/__snapshots__), then commit it"
+
 .PHONY: lint
 ## Lint the package and tests with ruff, and type-check the metric core with mypy (strict)
 lint: setup-test

@@ -138,6 +138,7 @@ def test_notebooks_are_committed_clean(path):
     assert "password" not in src.lower()
 
 
+@pytest.mark.slow
 def test_make_help_lists_every_target():
     out = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     targets = re.findall(r"^\.PHONY: (\S+)", (REPO / "Makefile").read_text(), re.M)
@@ -147,6 +148,7 @@ def test_make_help_lists_every_target():
             assert re.search(rf"^\s+{re.escape(t)}\s", re.sub(r"\x1b\[[0-9;]*m", "", out), re.M), f"make help misses {t}"
 
 
+@pytest.mark.slow
 def test_make_help_shows_no_make_syntax():
     """Issue 22: `make help` printed "Render reports/$(PERIOD)/" literally."""
     out = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
@@ -154,11 +156,13 @@ def test_make_help_shows_no_make_syntax():
     assert "reports/<PERIOD>/" in out
 
 
+@pytest.mark.slow
 def test_make_default_goal_is_help():
     out = subprocess.run(["make", "-s"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "Usage: make" in out
 
 
+@pytest.mark.slow
 def test_make_report_without_period_fails_clearly():
     r = subprocess.run(["make", "-s", "report", "VENV=" + str(REPO / ".venv")], cwd=REPO, capture_output=True, text=True)
     assert r.returncode != 0
