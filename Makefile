@@ -160,9 +160,11 @@ snapshots: setup-test
 	@bash scripts/ensure-system-deps.sh
 	@# every test that uses the `snapshot` fixture (tests/conftest.py marks it), the report's too
 	$(PY) -m pytest -m snapshot --snapshot-update $(PYTEST_ARGS)
-	@git diff --stat -- tests/__snapshots__ 2>/dev/null || true
-	@git status --short --untracked-files=all -- tests/__snapshots__ 2>/dev/null | grep '^??' || true
-	@echo "snapshots refreshed: review the diff (git diff tests/__snapshots__), then commit it"
+	@# what changed: modified and removed snapshot files (diff --stat), new ones (untracked)
+	@changed=$$(git status --porcelain --untracked-files=all -- tests/__snapshots__ 2>/dev/null); \
+	if [ -z "$$changed" ]; then echo "no snapshot changed"; else \
+		git diff --stat -- tests/__snapshots__; echo "$$changed" | grep '^??' || true; \
+		echo "snapshots refreshed: review git diff tests/__snapshots__, then commit it with its cause"; fi
 
 .PHONY: lint
 ## Lint the package and tests with ruff, and type-check the metric core with mypy (strict)
