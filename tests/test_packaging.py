@@ -169,6 +169,20 @@ def test_make_report_without_period_fails_clearly():
     assert "PERIOD is required" in r.stderr
 
 
+def test_the_fast_lane_refuses_to_start_a_process(request):
+    """Issue 23 point 6: in a test not marked slow, starting a process fails with the way out in the
+    message (tests/conftest.py), whichever way it is started; nothing is started."""
+    from conftest import StartsAProcess, _no_process_started
+
+    with _no_process_started(request.node) as started:
+        with pytest.raises(StartsAProcess, match=r"this test starts a process \(true\): mark it @pytest.mark.slow"):
+            subprocess.run(["true"], check=True)
+        with pytest.raises(StartsAProcess, match=r"os.system\(true\)"):
+            os.system("true")
+    assert started == ["true", "os.system(true)"]
+    assert "-m \"not slow\"" in (REPO / "Makefile").read_text()
+
+
 # ------------------------------------------------------------------------------------- the wheel
 
 # what a source copy for building leaves out: environments, data, outputs, caches (top level
