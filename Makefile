@@ -149,6 +149,23 @@ test: setup-test
 	@bash scripts/ensure-system-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: test-fast
+## Run the tests that start no process and render no report (pytest -m "not slow"; README "Tests")
+test-fast: setup-test
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+.PHONY: snapshots
+## Refresh the syrupy snapshots (tests/__snapshots__) after an intended change, and show what changed
+snapshots: setup-test
+	@bash scripts/ensure-system-deps.sh
+	@# every test that uses the `snapshot` fixture (tests/conftest.py marks it), the report's too
+	$(PY) -m pytest -m snapshot --snapshot-update $(PYTEST_ARGS)
+	@# what changed: modified and removed snapshot files (diff --stat), new ones (untracked)
+	@changed=$$(git status --porcelain --untracked-files=all -- tests/__snapshots__ 2>/dev/null); \
+	if [ -z "$$changed" ]; then echo "no snapshot changed"; else \
+		git diff --stat -- tests/__snapshots__; echo "$$changed" | grep '^??' || true; \
+		echo "snapshots refreshed: review git diff tests/__snapshots__, then commit it with its cause"; fi
+
 .PHONY: lint
 ## Lint the package and tests with ruff, and type-check the package with mypy (strict)
 lint: setup-test

@@ -249,6 +249,7 @@ c,2024-05-01 09:00:00,10
 """
 
 
+@pytest.mark.slow
 def test_metrics_into_the_reports_folder_updates_the_index(tmp_path):
     """The cheap path of the hook: `metrics` writing into the config's reports folder (the hook of
     `run` is the same call, after its swap: retention_report.pipeline)."""

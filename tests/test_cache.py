@@ -99,6 +99,7 @@ def test_cache_off_a_dataframe_or_a_database_writes_nothing(settings, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow
 def test_cache_clear_command(settings, tmp_path):
     open_dataset(settings, now=NOW)
     assert list((tmp_path / "cache").glob("*.duckdb"))
@@ -132,6 +133,7 @@ def _refused(r, folder_text):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_cache_clear_never_removes_a_folder_it_did_not_create(tmp_path):
     """The issue's reproducer: cache_dir = "data" (the payments and the user's notes in it)."""
     data = tmp_path / "data"
@@ -146,6 +148,7 @@ def test_cache_clear_never_removes_a_folder_it_did_not_create(tmp_path):
     assert (data / "payments.csv").read_text() == ROWS and (data / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_cache_clear_refuses_the_working_directory_and_home(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
@@ -164,6 +167,7 @@ def test_cache_clear_refuses_the_working_directory_and_home(tmp_path):
     assert (home / ".bashrc").read_text() == "# mine"
 
 
+@pytest.mark.slow
 def test_cache_clear_removes_only_its_cache_files_and_keeps_a_users_duckdb(settings, tmp_path):
     import duckdb
 
@@ -184,6 +188,7 @@ def test_cache_clear_removes_only_its_cache_files_and_keeps_a_users_duckdb(setti
     assert _clear(tmp_path, cache).returncode == 0  # nothing there: nothing to do
 
 
+@pytest.mark.slow
 def test_pruning_touches_only_proven_cache_files(tmp_path, monkeypatch):
     """The issue's reproducer: a plain metrics run deleted 5 of a user's 20 DuckDB databases."""
     import duckdb
@@ -222,6 +227,7 @@ def test_a_foreign_folder_is_not_written_to(tmp_path, capfd):
     assert err.count("warning:") == 1 and str(data) in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("restore", ["touch -r", "cp -p"])
 def test_a_same_size_edit_with_the_old_mtime_is_not_served_stale(settings, validations, tmp_path, restore):
     """The issue's reproducer: 30 -> 110 in one amount, same size, the old modification time back."""

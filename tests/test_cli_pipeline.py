@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "retention_report.cli"]
 runner = CliRunner()
 
+@pytest.mark.slow
 def test_malformed_period_fails_fast_before_anything_runs(tmp_path):
     t0 = time.perf_counter()
     r = subprocess.run([*CLI, "run", "--period", "2024-Q5", "--out", str(tmp_path / "out")],
@@ -31,6 +32,7 @@ def test_malformed_period_fails_fast_before_anything_runs(tmp_path):
     assert elapsed < 5  # generous for a loaded CI machine; typically ~0.3 s
 
 
+@pytest.mark.slow
 def test_period_parsing_imports_no_engine():
     code = ("import sys; from retention_report import cli; "
             "print(any(m in sys.modules for m in ('ibis', 'duckdb', 'pandas', 'papermill')))")

@@ -60,6 +60,7 @@ def _all_sections(ctx: ReportContext) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_notebooks_take_the_runs_sections_without_opening_the_data(config, tmp_path):
     run_ctx, metrics = _run_side(config, tmp_path)
     # the notebook's own call, with the parameters the pipeline passes
@@ -83,6 +84,7 @@ def test_notebooks_take_the_runs_sections_without_opening_the_data(config, tmp_p
     assert got["bridge"]["end"] > 0 and len(got["trend"]) == run_ctx.metrics.trend_periods
 
 
+@pytest.mark.slow
 def test_sections_of_another_period_or_other_settings_are_not_taken(config, tmp_path):
     _, metrics = _run_side(config, tmp_path)
     other_period = open_report("2023-Q4", str(config), "", str(metrics))
@@ -95,6 +97,7 @@ def test_sections_of_another_period_or_other_settings_are_not_taken(config, tmp_
     assert other_settings.bridge() != ReportContext(parse_period("2024-Q1"), resolve_settings(str(config), "")).bridge()
 
 
+@pytest.mark.slow
 def test_unreadable_sections_file_is_ignored(config, tmp_path):
     _, metrics = _run_side(config, tmp_path)
     sections_path(metrics).write_bytes(b"not a pickle")

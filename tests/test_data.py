@@ -619,6 +619,7 @@ def test_query_and_table_together_are_an_error(tmp_path):
         open_(db, source__table="pay", source__query="select * from pay")
 
 
+@pytest.mark.slow
 def test_cli_exits_2_naming_a_key_that_does_not_apply(tmp_path):
     import subprocess
     import sys
@@ -697,6 +698,7 @@ def _readme_recipe() -> str:
     return after[after.index("```toml\n") + 8: after.index("\n```", after.index("```toml"))]
 
 
+@pytest.mark.slow
 def test_the_readme_line_item_recipe_end_to_end(tmp_path):
     import csv
     import json

@@ -214,6 +214,7 @@ def test_headings_are_shown_in_the_readers_language(tmp_path, monkeypatch):
         heading("nope")
 
 
+@pytest.mark.slow
 def test_the_templates_speak_the_readers_language(tmp_path, monkeypatch):
     """The report page and the email: ``<html lang>`` and their words through gettext."""
     import nbformat

@@ -69,6 +69,7 @@ def test_project_folders_are_relative_to_the_config_file(tmp_path, monkeypatch):
     assert paths.notebooks_dir(d) == paths.NOTEBOOKS_DIR and paths.templates_dir(d) == paths.TEMPLATES_DIR
 
 
+@pytest.mark.slow
 def test_render_uses_the_project_templates(tmp_path):
     from retention_report.render import render_html
 
@@ -127,6 +128,7 @@ def test_project_config_sets_only_the_project_folders():
     assert re.findall(r"(?m)^([a-z_]+) *=", text) == ["notebooks_dir", "templates_dir"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["non-empty folder", "file", "symlink"])
 def test_init_refuses_an_existing_path(tmp_path, kind):
     target = tmp_path / "target"
@@ -153,6 +155,7 @@ def test_init_into_an_empty_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]  # no temporary folder left
 
 
+@pytest.mark.slow
 def test_init_into_a_fresh_git_clone(tmp_path):
     """issue 21 item 10: a folder holding only .git (a fresh `git clone` of an empty repository) is
     accepted; the repository is left as it was and sees the project's files."""
@@ -189,6 +192,7 @@ def _make(project: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_project_makefile_documents_itself(project):
     r = _make(project)
     assert r.returncode == 0 and "Usage: make" in r.stdout
@@ -201,6 +205,7 @@ def test_project_makefile_documents_itself(project):
             assert re.search(rf"^\s+{re.escape(t)}\s", shown, re.M), f"make help misses {t}"
 
 
+@pytest.mark.slow
 def test_project_makefile_needs_period_and_the_installed_command(project):
     r = _make(project, "report")
     assert r.returncode != 0 and "PERIOD is required" in r.stderr
@@ -209,6 +214,7 @@ def test_project_makefile_needs_period_and_the_installed_command(project):
     assert r.returncode != 0 and "no-such-retention-report not found" in r.stderr
 
 
+@pytest.mark.slow
 def test_project_make_metrics_runs_the_installed_package(project, tmp_path):
     data = _write(tmp_path / "payments.csv", "customer_id,paid_at,amount\na,2023-11-05,100\na,2024-01-10,50\n"
                                              "b,2024-02-01,200\nb,2024-03-15,20\n")
@@ -223,6 +229,7 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_project_makefile_uses_its_config_when_config_is_exported_empty(tmp_path):
     """An outer `make` (the checkout's, running the tests) exports CONFIG="": the project's
     Makefile must still pass its own config.toml (its notebooks and templates come from there)."""

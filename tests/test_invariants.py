@@ -258,6 +258,7 @@ def _doc(path, label, **extra):
     return doc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", ["2024-Q1", "2023-11"])
 def test_same_metrics_from_csv_parquet_and_duckdb(formats, label):
     parquet = _doc(formats / "p.parquet", label)

@@ -255,6 +255,7 @@ def assert_complete_message(msg, raw: bytes, report_dir: Path) -> None:
 
 # --------------------------------------------------------------------------------------------- sending
 
+@pytest.mark.slow
 def test_sends_over_starttls_with_auth(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -285,6 +286,7 @@ def test_sends_over_starttls_with_auth(smtp_starttls, report_dir, tmp_path, monk
     assert "already sent to" in cap2.text and "nothing to send" in cap2.text
 
 
+@pytest.mark.slow
 def test_implicit_tls_without_login(smtp_implicit_tls, report_dir, tmp_path):
     handler, port = smtp_implicit_tls
     cap = Captured()
@@ -293,6 +295,7 @@ def test_implicit_tls_without_login(smtp_implicit_tls, report_dir, tmp_path):
     assert len(handler.messages) == 1 and len(handler.messages[0][1]) == 2
 
 
+@pytest.mark.slow
 def test_certificate_check_failure_is_clear_and_not_retried(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -304,6 +307,7 @@ def test_certificate_check_failure_is_clear_and_not_retried(smtp_starttls, repor
 
 # -------------------------------------------------------------------------------------------- failures
 
+@pytest.mark.slow
 def test_server_down_is_retried_with_backoff_then_reported(report_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
     port = free_port()  # nothing listens here
@@ -321,6 +325,7 @@ def test_server_down_is_retried_with_backoff_then_reported(report_dir, tmp_path,
     assert {v["status"] for v in log["recipients"].values()} == {"not sent"}
 
 
+@pytest.mark.slow
 def test_bad_password_is_not_retried(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", "wrong-password")
@@ -334,6 +339,7 @@ def test_bad_password_is_not_retried(smtp_starttls, report_dir, tmp_path, monkey
     assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"not sent"}
 
 
+@pytest.mark.slow
 def test_transient_4xx_is_retried_and_delivered_once(cert, report_dir, tmp_path, monkeypatch):
     handler = Recorder(data_replies=["451 4.3.0 temporary local problem, try later"])
     rc, cap = send_via(cert, handler, tmp_path, report_dir, monkeypatch)
@@ -345,6 +351,7 @@ def test_transient_4xx_is_retried_and_delivered_once(cert, report_dir, tmp_path,
     assert len(log["attempts"]) == 2 and set(log["recipients"]) == set(EVERYONE)
 
 
+@pytest.mark.slow
 def test_permanent_5xx_is_not_retried(cert, report_dir, tmp_path, monkeypatch):
     handler = Recorder(data_replies=["554 5.7.1 message rejected as spam"])
     rc, cap = send_via(cert, handler, tmp_path, report_dir, monkeypatch)
@@ -354,6 +361,7 @@ def test_permanent_5xx_is_not_retried(cert, report_dir, tmp_path, monkeypatch):
     assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"not sent"}
 
 
+@pytest.mark.slow
 def test_a_deferred_recipient_is_retried_alone_with_the_same_message(cert, report_dir, tmp_path, monkeypatch):
     handler = Recorder(defer_once=["cfo@shop.example"])
     rc, cap = send_via(cert, handler, tmp_path, report_dir, monkeypatch)
@@ -366,6 +374,7 @@ def test_a_deferred_recipient_is_retried_alone_with_the_same_message(cert, repor
     assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"sent"}
 
 
+@pytest.mark.slow
 def test_missing_password_is_a_clear_error(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.chdir(tmp_path)  # no .env here
@@ -375,6 +384,7 @@ def test_missing_password_is_a_clear_error(smtp_starttls, report_dir, tmp_path, 
     assert handler.connections == 0
 
 
+@pytest.mark.slow
 def test_password_from_dotenv(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.chdir(tmp_path)
@@ -385,6 +395,7 @@ def test_password_from_dotenv(smtp_starttls, report_dir, tmp_path, monkeypatch):
     assert PASSWORD not in cap.text and PASSWORD not in (report_dir / LOG_NAME).read_text()
 
 
+@pytest.mark.slow
 def test_one_refused_recipient_and_a_retry_sends_no_duplicates(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -421,6 +432,7 @@ def test_one_refused_recipient_and_a_retry_sends_no_duplicates(smtp_starttls, re
     assert len(handler.messages) == 2
 
 
+@pytest.mark.slow
 def test_a_re_rendered_report_is_a_new_message(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -434,6 +446,7 @@ def test_a_re_rendered_report_is_a_new_message(smtp_starttls, report_dir, tmp_pa
     assert len(log["earlier"]) == 1 and log["earlier"][0]["message_key"] != log["message_key"]
 
 
+@pytest.mark.slow
 def test_attachment_over_the_limit_sends_nothing(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -444,6 +457,7 @@ def test_attachment_over_the_limit_sends_nothing(smtp_starttls, report_dir, tmp_
     assert handler.connections == 0 and handler.messages == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["not-an-address", "a@b", "two@@shop.example", "a@shop.example\r\nBcc: x@evil.example",
                                  "a@shop.example\nSubject: hi", "a@shop.example, b@", "",
                                  "Evil <a@shop.example>\r\n", "a@-shop.example", "a b@shop.example"])
@@ -458,6 +472,7 @@ def test_invalid_addresses_are_rejected_before_connecting(smtp_starttls, report_
     assert not (report_dir / LOG_NAME).exists()
 
 
+@pytest.mark.slow
 def test_several_addresses_in_one_to_option(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -468,6 +483,7 @@ def test_several_addresses_in_one_to_option(smtp_starttls, report_dir, tmp_path,
     assert parse(handler.messages[0][2])["To"] == '"Doe, Jane" <jane@shop.example>, max@shop.example, eva@shop.example'
 
 
+@pytest.mark.slow
 def test_invalid_cc_in_the_config_is_rejected_before_connecting(smtp_starttls, report_dir, tmp_path):
     handler, port = smtp_starttls
     cap = Captured()
@@ -482,6 +498,7 @@ def test_valid_addresses(good):
     assert validate_address(good)
 
 
+@pytest.mark.slow
 def test_invalid_sender(report_dir, tmp_path):
     cap = Captured()
     assert cap.run(config=write_config(tmp_path, 1, sender="reports at shop"), out=str(report_dir)) == 1
@@ -500,6 +517,7 @@ def test_missing_sender_and_password_fail_before_rendering(tmp_path, monkeypatch
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_a_title_with_a_line_break_is_refused(report_dir, tmp_path):
     cfg = Path(write_config(tmp_path, 1))
     cfg.write_text(cfg.read_text().replace("[report]\n", '[report]\ntitle = "Sales\\r\\nBcc: x@evil.example"\n'))
@@ -508,6 +526,7 @@ def test_a_title_with_a_line_break_is_refused(report_dir, tmp_path):
     assert "report.title" in cap.text and "line break" in cap.text
 
 
+@pytest.mark.slow
 def test_no_recipients(report_dir, tmp_path):
     cap = Captured()
     assert cap.run(config=write_config(tmp_path, 1, to=[], cc=[], bcc=[]), out=str(report_dir)) == 1
@@ -516,6 +535,7 @@ def test_no_recipients(report_dir, tmp_path):
 
 # --------------------------------------------------------------------------------------------- dry run
 
+@pytest.mark.slow
 def test_dry_run_writes_the_complete_message_and_sends_nothing(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.chdir(tmp_path)
@@ -553,6 +573,7 @@ def test_bad_period_and_config_exit_2(tmp_path):
 
 # ------------------------------------------------------------------------------------ command line
 
+@pytest.mark.slow
 def test_command_line_dry_run_and_errors(report_dir, tmp_path):
     cfg = write_config(tmp_path, 1)
     r = subprocess.run([str(CLI), "email", "--period", "2024-Q1", "--config", cfg, "--out", str(report_dir),
@@ -613,6 +634,7 @@ def test_a_missing_report_is_rendered_first(smtp_starttls, sample_parquet, tmp_p
 
 # ----------------------------------------------------------- the report matches the config and data
 
+@pytest.mark.slow
 def test_a_report_rendered_from_another_source_or_config_is_not_sent(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -638,6 +660,7 @@ def test_a_report_rendered_from_another_source_or_config_is_not_sent(smtp_startt
     assert "warning (--force)" in cap.text and len(handler.messages) == 1
 
 
+@pytest.mark.slow
 def test_email_settings_do_not_count_as_a_different_report(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -648,6 +671,7 @@ def test_email_settings_do_not_count_as_a_different_report(smtp_starttls, report
     assert len(handler.messages) == 1
 
 
+@pytest.mark.slow
 def test_a_report_without_a_record_of_its_settings_is_refused(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -661,6 +685,7 @@ def test_a_report_without_a_record_of_its_settings_is_refused(smtp_starttls, rep
     assert cap.run(config=write_config(tmp_path, port), out=str(report_dir), force=True) == 0, cap.text
 
 
+@pytest.mark.slow
 def test_metrics_recomputed_with_other_settings_after_rendering_is_refused(smtp_starttls, report_dir, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -673,6 +698,7 @@ def test_metrics_recomputed_with_other_settings_after_rendering_is_refused(smtp_
     assert handler.connections == 0
 
 
+@pytest.mark.slow
 def test_command_line_has_data_and_force(report_dir, tmp_path):
     r = subprocess.run([str(CLI), "email", "--help"], capture_output=True, text=True, timeout=120)
     assert "--force" in r.stdout and "--data" in r.stdout
@@ -718,6 +744,7 @@ def _edit_keeping_size_and_mtime(csv: Path) -> None:
     assert csv.stat().st_size == st.st_size and csv.stat().st_mtime_ns == st.st_mtime_ns
 
 
+@pytest.mark.slow
 def test_changed_data_at_the_same_path_is_not_mailed(smtp_starttls, tmp_path, monkeypatch):
     handler, port = smtp_starttls
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -800,6 +827,7 @@ def _run_against(cert, handler, tmp_path, report_dir, **kw):
     return rc, cap
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", [SilentAfterData, DropsAfterData])
 def test_no_answer_after_data_is_never_resent_automatically(server, cert, report_dir, tmp_path, monkeypatch):
     from retention_report.mail import UNKNOWN
@@ -826,6 +854,7 @@ def test_no_answer_after_data_is_never_resent_automatically(server, cert, report
     assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"sent"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host", ["mail.shop.example", "10.0.0.5", "2001:db8::1"])
 def test_plain_smtp_with_a_password_only_to_this_machine(host, report_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
@@ -863,6 +892,7 @@ class RecipientLimit(Recorder):
         return "250 OK"
 
 
+@pytest.mark.slow
 def test_too_many_recipients_are_sent_in_batches(cert, report_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_REPORT_SMTP_PASSWORD", PASSWORD)
     many = [f"manager{i}@shop.example" for i in range(9)]
@@ -881,6 +911,7 @@ def test_too_many_recipients_are_sent_in_batches(cert, report_dir, tmp_path, mon
     assert {v["status"] for v in read_log(report_dir)["recipients"].values()} == {"sent"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attach_html", [False, True])
 def test_without_report_url_the_mail_says_attached_and_shows_no_local_path(report_dir, tmp_path, attach_html):
     """Issue 22: without [report] report_url the mail ended with "HTML version: /home/…/report.html",

@@ -157,6 +157,7 @@ def _execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 300) -> nbform
     return nb
 
 
+@pytest.mark.slow
 def test_charts_in_the_rendered_html_have_their_title_as_alt_text(tmp_path):
     from retention_report.render import combine_notebooks, render_html
 
@@ -223,6 +224,7 @@ def _git(cwd: Path, *args: str) -> str:
     return r.stdout
 
 
+@pytest.mark.slow
 def test_a_notebook_committed_with_outputs_is_stored_stripped(tmp_path):
     pytest.importorskip("nbstripout", reason="the [git] extra (make setup installs it)")
     from retention_report.gitsetup import ATTRIBUTES, configure
@@ -254,6 +256,7 @@ def test_a_notebook_committed_with_outputs_is_stored_stripped(tmp_path):
         assert "secret numbers" not in diff  # outputs are not part of the diff
 
 
+@pytest.mark.slow
 def test_a_notebook_saved_by_jupyterlab_is_stored_as_committed(tmp_path):
     """Issue 22: opening and saving a notebook in JupyterLab writes the running kernel's display name
     ("retention-report (Python 3.11)") and the full language_info (version, mimetype, codemirror
@@ -290,6 +293,7 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+@pytest.mark.slow
 def test_the_checkout_declares_the_filter_and_its_notebooks_pass_it_unchanged():
     """Turning the filter on (make setup) shows no committed notebook as modified."""
     pytest.importorskip("nbstripout", reason="the [git] extra (make setup installs it)")
@@ -306,6 +310,7 @@ def test_the_checkout_declares_the_filter_and_its_notebooks_pass_it_unchanged():
 
 # ---------------------------------------------------------------------- 4. the autoreloading kernel
 
+@pytest.mark.slow
 def test_the_kernel_reloads_the_package_after_an_edit(tmp_path, monkeypatch):
     from jupyter_client.manager import start_new_kernel
 

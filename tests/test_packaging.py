@@ -138,6 +138,7 @@ def test_notebooks_are_committed_clean(path):
     assert "password" not in src.lower()
 
 
+@pytest.mark.slow
 def test_make_help_lists_every_target():
     out = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     targets = re.findall(r"^\.PHONY: (\S+)", (REPO / "Makefile").read_text(), re.M)
@@ -147,6 +148,7 @@ def test_make_help_lists_every_target():
             assert re.search(rf"^\s+{re.escape(t)}\s", re.sub(r"\x1b\[[0-9;]*m", "", out), re.M), f"make help misses {t}"
 
 
+@pytest.mark.slow
 def test_make_help_shows_no_make_syntax():
     """Issue 22: `make help` printed "Render reports/$(PERIOD)/" literally."""
     out = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
@@ -154,15 +156,31 @@ def test_make_help_shows_no_make_syntax():
     assert "reports/<PERIOD>/" in out
 
 
+@pytest.mark.slow
 def test_make_default_goal_is_help():
     out = subprocess.run(["make", "-s"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "Usage: make" in out
 
 
+@pytest.mark.slow
 def test_make_report_without_period_fails_clearly():
     r = subprocess.run(["make", "-s", "report", "VENV=" + str(REPO / ".venv")], cwd=REPO, capture_output=True, text=True)
     assert r.returncode != 0
     assert "PERIOD is required" in r.stderr
+
+
+def test_the_fast_lane_refuses_to_start_a_process(request):
+    """Issue 23 point 6: in a test not marked slow, starting a process fails with the way out in the
+    message (tests/conftest.py), whichever way it is started; nothing is started."""
+    from conftest import StartsAProcess, _no_process_started
+
+    with _no_process_started(request.node) as started:
+        with pytest.raises(StartsAProcess, match=r"this test starts a process \(true\): mark it @pytest.mark.slow"):
+            subprocess.run(["true"], check=True)
+        with pytest.raises(StartsAProcess, match=r"os.system\(true\)"):
+            os.system("true")
+    assert started == ["true", "os.system(true)"]
+    assert "-m \"not slow\"" in (REPO / "Makefile").read_text()
 
 
 # ------------------------------------------------------------------------------------- the wheel

@@ -271,6 +271,7 @@ def test_error_message_explains_the_problem(text, reason):
     assert reason in str(info.value)
 
 
+@pytest.mark.slow
 def test_importing_periods_does_not_import_heavy_libraries():
     code = (
         "import sys, retention_report.periods; "
@@ -544,6 +545,7 @@ def test_periods_whose_neighbours_cannot_be_computed_are_rejected(text):
     assert "1900" in str(info.value) and "9998" in str(info.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ["9999-W52", "2024-01-01..9999-12-31", "0001-01-01..0001-01-05"])
 def test_check_period_at_the_edges_is_one_line_exit_2(text):
     r = subprocess.run([sys.executable, "-m", "retention_report.cli", "check-period", text],

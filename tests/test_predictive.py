@@ -546,6 +546,7 @@ def _simulate_nbd(n: int, r: float, alpha: float, start: date, end: date, seed: 
     return frame, lam
 
 
+@pytest.mark.slow
 def test_no_dropout_in_the_data_falls_back_to_the_nbd_and_still_predicts():
     """Nobody ever stops buying: BG/NBD's dropout runs to 0 (not identified), so the nested NBD
     predicts — said so, with no P(alive) or customers at risk — and its prediction matches the

@@ -38,6 +38,7 @@ def cdnow(tmp_path_factory) -> tuple[Path, list[tuple[str, str, float]]]:
     return path, rows
 
 
+@pytest.mark.slow
 def test_cdnow_runs_with_the_defaults_and_counts_every_row(cdnow, tmp_path):
     path, rows = cdnow
     assert len(rows) == 69_659
@@ -63,6 +64,7 @@ def test_cdnow_runs_with_the_defaults_and_counts_every_row(cdnow, tmp_path):
     assert doc["complete"] is True
 
 
+@pytest.mark.slow
 def test_period_without_data_exits_1_before_anything_runs(cdnow, tmp_path):
     path, _ = cdnow
     for period, where in (("2030-Q1", "after the last"), ("1996", "before the first")):
@@ -77,6 +79,7 @@ def test_period_without_data_exits_1_before_anything_runs(cdnow, tmp_path):
         assert not (tmp_path / "m" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body", ["", "customer_id,paid_at,amount\n"], ids=["empty", "header-only"])
 def test_a_file_without_payments_exits_1(tmp_path, body):
     p = tmp_path / "p.csv"
@@ -87,6 +90,7 @@ def test_a_file_without_payments_exits_1(tmp_path, body):
         assert f"error: no payments in {p}" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_cdnow_says_what_its_span_cannot_show(cdnow, tmp_path):
     """Issue 26: the CDNOW log begins on 1997-01-01. In 1997-Q4 nobody can have lapsed within the
     365-day window (end − W = 1996-12-31, before the first payment): churn and CRR are null with
@@ -127,6 +131,7 @@ def test_cdnow_says_what_its_span_cannot_show(cdnow, tmp_path):
     assert not any("Nov 1997" in f for f in doc["findings"])
 
 
+@pytest.mark.slow
 def test_cdnow_master_read_as_it_is_published_with_the_whitespace_delimiter(cdnow, tmp_path):
     """CDNOW_master.txt as shipped (`` 00001 19970101  1   11.77``, CRLF, a header of runs of
     spaces), gzipped: the comma default says what to set; ``delimiter = "whitespace"`` gives the

@@ -52,6 +52,7 @@ def executed(tmp_path):
     return nbformat.read(str(joined), as_version=4), lines
 
 
+@pytest.mark.slow
 def test_run_once_split_back_and_the_failure_named_by_section_and_cell(executed):
     nb, lines = executed
     # the failing cell: 02_b.ipynb's 4th cell (parameters, heading, print, 1 / 0)

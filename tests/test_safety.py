@@ -106,6 +106,7 @@ def _one_error_line(r, code: int, path_text: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and path_text in lines[0], r.stderr
 
 
+@pytest.mark.slow
 def test_run_refuses_a_folder_that_is_not_a_report(tmp_path):
     thesis = tmp_path / "work" / "thesis.txt"
     thesis.parent.mkdir()
@@ -118,6 +119,7 @@ def test_run_refuses_a_folder_that_is_not_a_report(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # no temporary siblings either
 
 
+@pytest.mark.slow
 def test_run_refuses_a_file(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes")
@@ -126,6 +128,7 @@ def test_run_refuses_a_file(tmp_path):
     assert notes.is_file() and notes.read_text() == "my notes"
 
 
+@pytest.mark.slow
 def test_metrics_refuses_a_file(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
@@ -135,6 +138,7 @@ def test_metrics_refuses_a_file(tmp_path):
     assert afile.read_text() == "x"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("out", [".", "~", "..", "/"])
 def test_run_refuses_the_working_directory_home_and_root(tmp_path, out):
     home = tmp_path / "home"
@@ -148,6 +152,7 @@ def test_run_refuses_the_working_directory_home_and_root(tmp_path, out):
     assert sorted(p.name for p in cwd.iterdir()) == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_a_foreign_failed_folder_is_refused_before_the_run(tmp_path):
     failed = tmp_path / "reports" / "2024-Q1.failed"
     failed.mkdir(parents=True)
@@ -158,6 +163,7 @@ def test_a_foreign_failed_folder_is_refused_before_the_run(tmp_path):
     assert (failed / "draft.docx").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_metrics_into_an_existing_folder_never_overwrites_a_foreign_file(tmp_path):
     (tmp_path / "p.csv").write_text(CSV)
     shared = tmp_path / "shared"
@@ -184,6 +190,7 @@ def test_metrics_into_an_existing_folder_never_overwrites_a_foreign_file(tmp_pat
     assert (other / "metrics.json").read_text() == '{"mine": true}'
 
 
+@pytest.mark.slow
 def test_metrics_into_a_new_folder_marks_it_as_a_report(tmp_path):
     from retention_report.outputs import MARKER, is_report_folder, read_marker
 
@@ -291,6 +298,7 @@ def test_an_interrupted_run_cleans_up_and_keeps_the_previous_report(tmp_path, si
     assert not _processes_mentioning(sockets_prefix)  # the kernel was stopped
 
 
+@pytest.mark.slow
 def test_stale_temporary_folders_of_dead_runs_are_swept(tmp_path):
     from retention_report.outputs import MARKER, sweep_stale, update_marker
 
@@ -327,6 +335,7 @@ def test_stale_temporary_folders_of_dead_runs_are_swept(tmp_path):
         shutil.rmtree(sockets, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_a_report_moved_away_by_a_killed_swap_is_restored(tmp_path):
     from retention_report.outputs import sweep_stale
 
@@ -400,6 +409,7 @@ def _payloads(target: Path) -> list[str]:
     ("email", "CONFIG"), ("email", "DATA"), ("email", "DRY_RUN"), ("report", "KERNEL"),
     ("report", "AS_OF"), ("reports", "AS_OF"), ("metrics", "AS_OF"), ("email", "AS_OF"),
 ])
+@pytest.mark.slow
 def test_no_make_variable_reaches_a_shell(fake_make_env, tmp_path, target, var):
     work, calls = fake_make_env
     pwned = tmp_path / "pwned"
@@ -410,6 +420,7 @@ def test_no_make_variable_reaches_a_shell(fake_make_env, tmp_path, target, var):
     assert not list(work.glob("*touch*"))
 
 
+@pytest.mark.slow
 def test_make_passes_values_as_single_arguments(fake_make_env):
     work, calls = fake_make_env
     period, data, cfg, to = "2024-Q1", "my data/pay ments*.csv", "cfg dir/it's.toml", 'Jane "J" <j@x.example>, b@x.example'
@@ -485,6 +496,7 @@ def test_the_swap_keeps_files_the_user_added_to_the_report(tmp_path, marker_list
     assert {rel: (final / rel).read_bytes() for rel in mine} == mine
 
 
+@pytest.mark.slow
 def test_a_user_file_where_the_run_writes_one_is_refused_naming_it(tmp_path):
     from retention_report.outputs import OutputError, check_report_out, update_marker, written_files
 
@@ -506,6 +518,7 @@ def test_a_user_file_where_the_run_writes_one_is_refused_naming_it(tmp_path):
     assert (out / "notebooks" / "05_cohorts.ipynb").read_text() == "my own cohort notebook"
 
 
+@pytest.mark.slow
 def test_failed_and_stale_folders_lose_only_the_tools_files(tmp_path):
     from retention_report.outputs import remove_own, sweep_stale
 
@@ -565,6 +578,7 @@ def test_a_user_file_that_cannot_be_kept_stops_the_swap_and_keeps_the_old_report
     assert {k: (final / k).read_bytes() for k in previous} == previous
 
 
+@pytest.mark.slow
 def test_an_unmarked_folder_with_metrics_and_notes_is_refused_naming_the_notes(tmp_path):
     out = tmp_path / "reports" / "2024-Q1"
     _fake_report(out)

@@ -55,6 +55,7 @@ def test_check_period_marks_the_current_period_incomplete():
     assert "current period, incomplete" in r.output
 
 
+@pytest.mark.slow
 def test_check_period_as_of_on_the_installed_command():
     exe = Path(sys.executable).with_name("retention-report")
     r = subprocess.run([str(exe), "check-period", "last-week", "--as-of", "2021-01-06"],
@@ -251,6 +252,7 @@ def test_email_command_takes_as_of(csv_file, tmp_path, monkeypatch):
 
 # -------------------------------------------------------------------------------------------- make
 
+@pytest.mark.slow
 def test_make_passes_relative_periods_and_as_of(fake_make_env):
     work, calls = fake_make_env
     assert run_make(work, "email", "PERIOD=last-month").returncode == 0
@@ -269,6 +271,7 @@ def test_make_passes_relative_periods_and_as_of(fake_make_env):
     ]
 
 
+@pytest.mark.slow
 def test_make_help_names_as_of_and_relative_periods(fake_make_env):
     work, _ = fake_make_env
     r = run_make(work, "help")
@@ -277,6 +280,7 @@ def test_make_help_names_as_of_and_relative_periods(fake_make_env):
     assert r.returncode == 2 and "last-month" in r.stderr
 
 
+@pytest.mark.slow
 def test_project_makefile_passes_as_of(tmp_path):
     if not shutil.which("make"):  # pragma: no cover
         pytest.skip("make is not installed")
@@ -355,6 +359,7 @@ def test_the_systemd_units_run_the_email_command_under_a_lock():
     assert timer["Install"]["WantedBy"] == "timers.target"
 
 
+@pytest.mark.slow
 def test_systemd_verify_accepts_the_units(tmp_path):
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed")

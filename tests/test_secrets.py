@@ -178,6 +178,7 @@ def test_paths_are_untouched_by_redaction_in_the_marker(csv_file):
     assert rec["source"] == str(Path(csv_file).resolve()) or rec["source"] == os.path.abspath(csv_file)
 
 
+@pytest.mark.slow
 def test_progress_lines_of_a_run_show_no_password(tmp_path):
     """The "[metrics] reading …" line of a run (library call, settings not checked by the CLI) is
     redacted, and the data layer refuses the URL before connecting."""

@@ -156,6 +156,7 @@ def test_postgres_wrong_password_and_missing_table(postgres, monkeypatch):
     ("postgresql://rr@127.0.0.1:{port}/shop", "127.0.0.1:{port}"),  # a password in it: test_secrets.py
     ("/nonexistent/payments.parquet", "/nonexistent/payments.parquet"),
 ])
+@pytest.mark.slow
 def test_unreachable_source_is_one_clear_line(data, expect):
     port = _free_port()
     t0 = time.perf_counter()
