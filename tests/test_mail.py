@@ -932,6 +932,7 @@ def test_without_report_url_the_mail_says_attached_and_shows_no_local_path(repor
         assert ("retention-report-2024-Q1.html" in part) == attach_html
 
 
+@pytest.mark.slow  # the report_dir fixture renders a report folder with the CLI (a process)
 def test_a_mail_or_archive_in_another_language_leaves_the_callers_language_and_findings_alone(report_dir, tmp_path):
     """Issue 23: the reader's language was process-wide, set as a side effect by the email, the
     archive and the report context, so metrics.json's findings came out in whatever language the
