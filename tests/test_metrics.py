@@ -121,6 +121,23 @@ def test_bridge_year_window():
     assert b.crr == approx((7 - 2) / 5)
 
 
+@pytest.mark.parametrize("window", [30, 90, 365, 731])
+def test_bridges_of_several_periods_in_one_pass(window):
+    """customer_bridges (one grouped pass, RE from the identity) gives each period's bridge exactly
+    as customer_bridge does — also for periods longer than the window (then with NL) and repeats."""
+    from retention_report.metrics.flow import customer_bridges
+
+    ds = make_dataset(BRIDGE + SALES)
+    labels = ["2024-Q1", "2023-Q4", "2023-Q1", "2024-01", "2023-12", "2023", "2024-W05", "2024-Q1"]
+    ranges = [(p.start, p.end) for p in map(parse_period, labels)]
+    want = [customer_bridge(ds.daily, ds.customers, s, e, window_days=window) for s, e in ranges]
+    assert customer_bridges(ds.daily, ds.customers, ranges, window_days=window) == want
+    short = [r for r, label in zip(ranges, labels, strict=True) if label != "2023"]
+    assert customer_bridges(ds.daily, ds.customers, short, window_days=window) == [
+        w for w, label in zip(want, labels, strict=True) if label != "2023"]
+    assert customer_bridges(ds.daily, ds.customers, [], window_days=window) == []
+
+
 # --------------------------------------------------------------------------------------------
 # §4.7 revenue bridge: 2023-Q4 -> 2024-Q1, every category present, counted by hand
 REVENUE_BRIDGE = [
@@ -471,7 +488,7 @@ def test_kpis_computed_once_per_report_context(monkeypatch):
     ds = make_dataset(SALES)
     calls = []
     real = summary._period_kpis
-    monkeypatch.setattr(summary, "_period_kpis", lambda d, p, o, n: calls.append(p.label) or real(d, p, o, n))
+    monkeypatch.setattr(summary, "_period_kpis", lambda d, p, o, n, *b: calls.append(p.label) or real(d, p, o, n, *b))
     ctx = ReportContext(Q1, ds.settings, dataset=ds)
     doc = ctx.doc
     assert sorted(calls) == ["2023-Q1", "2023-Q4", "2024-Q1"]

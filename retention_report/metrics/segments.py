@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import ibis
 import ibis.expr.types as ir
@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..i18n import N_
 from ..periods import Period, add_months
-from ._common import in_range, ratio
+from ._common import in_range, lit, ratio
 
 __all__ = ["SEGMENT_ORDER", "SEGMENT_LABELS", "FrequencySegments", "frequency_segments"]
 
@@ -53,6 +53,26 @@ def _terciles(freq: pd.Series, counts: pd.Series) -> tuple[float | None, float |
     return q(1 / 3), q(2 / 3)
 
 
+def _with_silent(grid: pd.DataFrame, customers: ir.Table, end: date) -> pd.DataFrame:
+    """``grid`` plus the customers acquired by ``end`` without a purchase in the days it groups:
+    not new (a customer acquired in the period bought in it), not active, so lapsed, with no
+    purchase in the lookback or the period — counted from the customers table (a range of it:
+    it is ordered by acquisition) instead of joining every customer to the grouped purchases."""
+    everyone = int(customers.filter(customers.acquired <= lit(end)).count().execute())
+    silent = everyone - int(grid["customers"].sum())
+    if silent <= 0:
+        return grid
+    hit = (grid["kind"] == "lapsed") & (grid["n_look"] == 0)
+    if hit.any():
+        grid = grid.copy()
+        grid.loc[hit, "customers"] += silent
+        return grid
+    row = pd.DataFrame({"kind": ["lapsed"], "n_look": [0], "customers": [silent], "buyers": [0], "revenue": [0.0],
+                        "purchases": [0]})
+    return pd.concat([grid, row.astype({c: grid[c].dtype for c in row.columns if c in grid.columns})],
+                     ignore_index=True)
+
+
 def frequency_segments(
     daily: ir.Table,
     customers: ir.Table,
@@ -87,7 +107,6 @@ def frequency_segments(
     look_first = add_months(end, -lookback_months) + timedelta(days=1)
     act_first = end - timedelta(days=window_days - 1)
     lo = min(look_first, act_first, start)
-    c = customers.filter(customers.acquired <= end).select("customer_id", "acquired")
     d = daily.filter(daily.is_purchase & in_range(daily.day, lo, end))
     per = d.group_by("customer_id").aggregate(
         n_look=in_range(d.day, look_first, end).cast("int32").sum(),
@@ -95,10 +114,13 @@ def frequency_segments(
         rev=d.gross.sum(where=in_range(d.day, start, end)),
         pur=in_range(d.day, start, end).cast("int32").sum(),
     )
-    j = c.left_join(per, "customer_id")
+    # everyone in ``per`` bought by ``end``, so was acquired by then; only the customers acquired
+    # in the period are new, and joining just them keeps the hash table small
+    acq = customers.filter(in_range(customers.acquired, start, end)).select("customer_id", "acquired")
+    j = per.left_join(acq, "customer_id")
     kind = (
         ibis.cases(
-            (j.acquired >= start, "new"),
+            (j.acquired.notnull(), "new"),
             (~j.active.fill_null(False), "lapsed"),
             else_="regular",
         )
@@ -116,6 +138,7 @@ def frequency_segments(
         )
         .execute()
     )
+    grid = _with_silent(grid, customers, end)
     grid["freq"] = grid["n_look"].astype("float64") / lookback_months
     grid["revenue"] = grid["revenue"].astype("float64")
     reg = grid["kind"] == "regular"

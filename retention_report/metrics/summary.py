@@ -22,7 +22,7 @@ from .behaviour import (
     observed_lifetime_years,
     time_to_second_purchase,
 )
-from .flow import CustomerBridge, customer_bridge
+from .flow import CustomerBridge, customer_bridge, customer_bridges
 from .sales import PeriodSales, order_counts, period_sales
 from .uncertainty import Estimate, ratio_se
 
@@ -114,12 +114,14 @@ KpiSource = Callable[[Sequence[Period]], list[dict[str, Any]]]
 
 
 def period_kpis(
-    ds: Dataset, period: Period, metrics: MetricSettings | None = None, *, orders: int | None = None
+    ds: Dataset, period: Period, metrics: MetricSettings | None = None, *, orders: int | None = None,
+    bridge: CustomerBridge | None = None,
 ) -> dict[str, Any]:
     """Every headline KPI of ``period`` (the ``kpis`` block of metrics.json).
 
     Input: a :class:`retention_report.data.Dataset`; ``orders``, the period's distinct orders when
-    already counted (:func:`kpis_of` counts those of several periods in one query). Rates are
+    already counted, ``bridge`` its customer bridge when already counted (:func:`kpis_of` counts
+    those of several periods in one query each). Rates are
     fractions; undefined values (a division by zero, no churn for LTV) are None.
 
     Notes
@@ -135,26 +137,30 @@ def period_kpis(
     m = metrics or MetricSettings()
     if ds.has_order_id and orders is None:
         orders = order_counts(ds.payments, [(period.start, period.end)])[0]
-    return _period_kpis(ds, period, m, orders)
+    return _period_kpis(ds, period, m, orders, bridge)
 
 
 def kpis_of(ds: Dataset, periods: Sequence[Period], metrics: MetricSettings | None = None) -> list[dict[str, Any]]:
     """:func:`period_kpis` of several periods; their distinct orders (the one KPI that reads the
-    payment rows) counted in one query."""
+    payment rows) counted in one query, their customer bridges in one grouped pass
+    (:func:`~retention_report.metrics.flow.customer_bridges`)."""
     if not periods:
         return []
+    m = metrics or MetricSettings()
+    bridges = customer_bridges(ds.daily, ds.customers, [(p.start, p.end) for p in periods], m.activity_window_days)
     orders: list[int | None] = [None] * len(periods)
     if ds.has_order_id:
         ranges = list(dict.fromkeys((p.start, p.end) for p in periods))
         counted = dict(zip(ranges, order_counts(ds.payments, ranges), strict=True))
         orders = [counted[(p.start, p.end)] for p in periods]
-    return [period_kpis(ds, p, metrics, orders=n) for p, n in zip(periods, orders, strict=True)]
+    return [period_kpis(ds, p, m, orders=n, bridge=b) for p, n, b in zip(periods, orders, bridges, strict=True)]
 
 
-def _period_kpis(ds: Dataset, period: Period, opts: MetricSettings, orders: int | None) -> dict[str, Any]:
+def _period_kpis(ds: Dataset, period: Period, opts: MetricSettings, orders: int | None,
+                 bridge: CustomerBridge | None = None) -> dict[str, Any]:
     daily, customers = ds.daily, ds.customers
     s = period_sales(daily, customers, period.start, period.end, opts.split_basis, days=ds.days)
-    b = customer_bridge(daily, customers, period.start, period.end, opts.activity_window_days)
+    b = bridge or customer_bridge(daily, customers, period.start, period.end, opts.activity_window_days)
     # per purchase / per order of identified customers: guest payments are neither (SPEC §2)
     aov_purchase = ratio(s.customer_gross, s.purchases)
     aov = ratio(s.customer_gross, orders) if orders is not None else aov_purchase
