@@ -69,7 +69,7 @@ def _png_with_alt_text(ip: Any) -> None:
         return
 
     def png(fig: Any) -> Any:
-        out = base(fig)
+        out = opaque_retina_png(fig) or base(fig)
         alt = alt_text(fig)
         if out is None or not alt:
             return out
@@ -78,6 +78,38 @@ def _png_with_alt_text(ip: Any) -> None:
 
     png.adds_alt_text = True  # type: ignore[attr-defined]
     formatter.for_type(Figure, png)
+
+
+def opaque_retina_png(fig: Any) -> tuple[bytes, dict[str, int]] | None:
+    """The image IPython's "retina" formatter makes of an opaque figure (cropped to what it draws,
+    ``bbox_inches="tight"``, at twice its dpi; all of the report's charts), saved without the alpha
+    channel that is 255 everywhere: WeasyPrint decodes every PNG of the report and encodes it again
+    for the PDF, and an RGBA one twice (the colours and the alpha as a mask). The same pixels, a
+    fifth less work there. ``None`` when it cannot (another canvas than Agg, a figure with
+    transparency, or no axes): IPython's formatter then makes the image."""
+    from io import BytesIO
+
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas = fig.canvas
+    if not fig.axes or not isinstance(canvas, FigureCanvasAgg):
+        return None
+    dpi = 2 * fig.dpi
+    raw = BytesIO()
+    canvas.print_figure(raw, format="raw", dpi=dpi, bbox_inches="tight", facecolor=fig.get_facecolor(),
+                        edgecolor=fig.get_edgecolor())
+    width, height = int(canvas.renderer.width), int(canvas.renderer.height)  # the cropped canvas just drawn
+    rgba = np.frombuffer(raw.getbuffer(), dtype=np.uint8)
+    if rgba.size != width * height * 4:
+        return None
+    rgba = rgba.reshape(height, width, 4)
+    if not (rgba[..., 3] == 255).all():
+        return None
+    png = BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba[..., :3])).save(png, format="PNG", dpi=(dpi, dpi))
+    return png.getvalue(), {"width": width // 2, "height": height // 2}
 
 
 def lead(key: str) -> None:

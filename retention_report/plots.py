@@ -551,6 +551,31 @@ def _cohort_ticks(index: pd.Index, grain: str, small: pd.Series, size: pd.Series
     return out
 
 
+def _heatmap(ax: Axes, m: pd.DataFrame, vmax: float, fontsize: float, label: str) -> None:
+    """The cells of a cohort heatmap as ``seaborn.heatmap`` draws them (white gaps, colour bar
+    without outline, no spines, each observed cell labelled in percent, dark or white by the cell's
+    luminance), without the whole-figure draw seaborn makes to check whether its tick labels
+    overlap: the caller sets the ticks. A heatmap's figure is then drawn once for its image."""
+    from seaborn.utils import relative_luminance
+
+    values = np.ma.masked_invalid(m.to_numpy())
+    mesh = ax.pcolormesh(values, cmap=HEATMAP_CMAP, vmin=0, vmax=vmax, linewidths=0.6, edgecolor="white")
+    ax.set(xlim=(0, m.shape[1]), ylim=(0, m.shape[0]))
+    ax.invert_yaxis()
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    bar = ax.figure.colorbar(mesh, ax=ax, format=PercentFormatter(1.0, decimals=0), shrink=0.8, pad=0.015,
+                             label=label)
+    bar.outline.set_linewidth(0)
+    mesh.update_scalarmappable()
+    rows, cols = np.nonzero(~np.ma.getmaskarray(values))
+    colors = mesh.get_facecolors()
+    for i, j in zip(rows, cols, strict=True):
+        dark = relative_luminance(colors[i * m.shape[1] + j]) > .408
+        ax.text(j + 0.5, i + 0.5, f"{100 * values[i, j]:.0f}", color=".15" if dark else "w", ha="center",
+                va="center", fontsize=fontsize)
+
+
 def cohort_heatmap(
     matrix: pd.DataFrame,
     partial: pd.DataFrame | None = None,
@@ -567,8 +592,6 @@ def cohort_heatmap(
     cohorts' sizes: cohorts below ``min_size`` are marked in their label and left out of the title's
     average and weakest cohort (SPEC §4.4), the average being weighted by size — the findings' one.
     """
-    import seaborn as sns
-
     n_rows = 0 if matrix is None else len(matrix)
     n_cols = 0 if matrix is None else matrix.shape[1]
     ax = axes_or_new(ax, (8.6, max(3.2, 0.34 * n_rows + 1.4)))
@@ -580,19 +603,15 @@ def cohort_heatmap(
     later = m.iloc[:, 1:] if n_cols > 1 else m
     vmax = float(np.nanpercentile(later.to_numpy(), 98)) if later.notna().any().any() else 1.0
     vmax = max(vmax, 0.05)
-    annot = m.map(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}")
     fontsize = 8 if n_cols <= 13 else (7 if n_cols <= 20 else 6)
-    sns.heatmap(m, ax=ax, cmap=HEATMAP_CMAP, vmin=0, vmax=vmax, mask=m.isna(), annot=annot.to_numpy(), fmt="",
-                annot_kws={"fontsize": fontsize}, linewidths=0.6, linecolor="white", cbar=True,
-                cbar_kws={"format": PercentFormatter(1.0, decimals=0), "shrink": 0.8, "pad": 0.015,
-                          "label": heading})
+    _heatmap(ax, m, vmax, fontsize, heading)
     if partial is not None and partial.to_numpy().any():
         p = partial.reindex(index=m.index, columns=m.columns).fillna(False).astype(bool).to_numpy()
         for i, j in zip(*np.nonzero(p), strict=False):
             ax.add_patch(Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="#52606D", lw=0))
     small = _small_mask(m.index, size, min_size)
     weights = _sizes(m.index, size)
-    ax.set_yticks(np.arange(n_rows) + 0.5, _cohort_ticks(m.index, grain, small, size), rotation=0)
+    ax.set_yticks(np.arange(n_rows) + 0.5, _cohort_ticks(m.index, grain, small, size), rotation=0, va="center")
     for tick, is_small in zip(ax.get_yticklabels(), small.to_numpy(), strict=False):
         if is_small:
             tick.set_color("#9AA5B1")
