@@ -569,7 +569,7 @@ def _heatmap(ax: Axes, m: pd.DataFrame, vmax: float, fontsize: float, label: str
     bar.outline.set_linewidth(0)
     mesh.update_scalarmappable()
     rows, cols = np.nonzero(~np.ma.getmaskarray(values))
-    colors = mesh.get_facecolors()
+    colors = mesh.get_facecolor()  # one RGBA row per cell, row by row
     for i, j in zip(rows, cols, strict=True):
         dark = relative_luminance(colors[i * m.shape[1] + j]) > .408
         ax.text(j + 0.5, i + 0.5, f"{100 * values[i, j]:.0f}", color=".15" if dark else "w", ha="center",
