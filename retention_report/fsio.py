@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_atomic"]
+__all__ = ["atomic_path", "pid_alive", "protected_folder", "write_atomic"]
 
 
 def _umask() -> int:
@@ -64,3 +64,47 @@ def write_atomic(path: Path | str, data: str | bytes, *, encoding: str = "utf-8"
     with atomic_path(path, mode=mode, fsync=fsync) as tmp:
         tmp.write_bytes(payload)
     return path
+
+
+def protected_folder(path: Path) -> str:
+    """Why the tool may never take ``path`` for a folder of its own — a report folder or a cache
+    folder — ('' when it may): the root, the home folder, the working directory or a folder
+    containing one of them."""
+    here = Path.cwd().resolve()
+    target = Path(os.path.abspath(path))
+    try:
+        resolved = target.resolve()
+    except OSError:  # pragma: no cover - a symlink loop
+        resolved = target
+    try:
+        home: Path | None = Path.home().resolve()
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        home = None
+    if resolved.parent == resolved:
+        return "it is the root of the file system"
+    if home is not None and resolved == home:
+        return "it is the home folder"
+    if resolved == here:
+        return "it is the working directory"
+    if resolved in here.parents:
+        return "it contains the working directory"
+    if home is not None and resolved in home.parents:
+        return "it contains the home folder"
+    return ""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:  # pragma: no cover
+        return True
+    return True

@@ -42,7 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .fsio import write_atomic
+from .fsio import pid_alive, protected_folder, write_atomic
 from .secrets import redact
 
 if TYPE_CHECKING:
@@ -58,7 +58,6 @@ __all__ = [
     "report_mismatch",
     "content_record",
     "is_report_folder",
-    "pid_alive",
     "read_marker",
     "remove_own",
     "sweep_stale",
@@ -236,31 +235,6 @@ def remove_own(folder: Path) -> list[str]:
 
 # ---------------------------------------------------------------------------------------- checks
 
-def _special(path: Path) -> str:
-    """Why ``path`` can never be a report folder ('' when it can)."""
-    here = Path.cwd().resolve()
-    target = Path(os.path.abspath(path))
-    try:
-        resolved = target.resolve()
-    except OSError:  # pragma: no cover - a symlink loop
-        resolved = target
-    try:
-        home: Path | None = Path.home().resolve()
-    except (RuntimeError, KeyError):  # no HOME and no password entry
-        home = None
-    if resolved.parent == resolved:
-        return "it is the root of the file system"
-    if home is not None and resolved == home:
-        return "it is the home folder"
-    if resolved == here:
-        return "it is the working directory"
-    if resolved in here.parents:
-        return "it contains the working directory"
-    if home is not None and resolved in home.parents:
-        return "it contains the home folder"
-    return ""
-
-
 def check_report_out(path: Path | str, writes: Iterable[str] = ()) -> None:
     """Raise :class:`OutputError` unless ``run`` may write the report to ``path`` (see the module
     docstring); also checks ``<path>.failed``. ``writes``: the relative paths of the executed
@@ -268,7 +242,7 @@ def check_report_out(path: Path | str, writes: Iterable[str] = ()) -> None:
     folder under one of those names (or the fixed ones) is refused, naming it."""
     p = Path(path)
     shown = str(path)
-    reason = _special(p)
+    reason = protected_folder(p)
     if reason:
         raise OutputError(f"refusing to write the report to {shown}: {reason}, not a report folder; "
                           "choose a new folder with --out (default reports/<PERIOD>/)")
@@ -496,23 +470,6 @@ def report_mismatch(folder: Path, settings: Settings, period: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------- sweeping
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs (on this machine)."""
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    except OSError:  # pragma: no cover
-        return True
-    return True
-
 
 def sweep_stale(parent: Path, say: Callable[[str], None] | None = None) -> list[Path]:
     """Remove the temporary siblings (``.<name>.tmp-<pid>-*``, ``.<name>.old-<pid>-*``) in

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import ibis.expr.types as ir
 
 from ..config import Settings
-from ..fsio import write_atomic
+from ..fsio import pid_alive, protected_folder, write_atomic
 from .sources import source_kind
 
 if TYPE_CHECKING:
@@ -456,16 +456,10 @@ def store(con: BaseBackend, settings: Settings, key: str | None, daily: ir.Table
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    from ..outputs import pid_alive
-
-    return pid_alive(pid)
-
-
 def _dead_temp(entry: Path) -> bool:
     """A temporary file of a store whose process is gone (empty, or a DuckDB file)."""
     m = _TEMP.match(entry.name)
-    if not m or entry.is_symlink() or not entry.is_file() or _pid_alive(int(m["pid"])):
+    if not m or entry.is_symlink() or not entry.is_file() or pid_alive(int(m["pid"])):
         return False
     try:
         with open(entry, "rb") as fh:
@@ -499,8 +493,6 @@ def clear(settings: Settings) -> int:
     cache files were removed. Raises :class:`CacheError`, removing nothing, when the folder is not a
     cache of this tool: the working directory, the home folder or one containing them, a folder
     without the marker, or one holding anything the tool did not write (named)."""
-    from ..outputs import _special
-
     folder = cache_dir(settings)
     if not folder.exists() and not folder.is_symlink():
         return 0
@@ -508,7 +500,7 @@ def clear(settings: Settings) -> int:
     fix = "; nothing was removed — point [engine] cache_dir (or RETENTION_REPORT_CACHE_DIR) at the cache's own folder"
     if not folder.is_dir():
         raise CacheError(refuse + "it is not a folder" + fix)
-    reason = _special(folder)
+    reason = protected_folder(folder)
     if reason:
         raise CacheError(refuse + reason + ", not a cache folder of retention-report" + fix)
     entries = sorted(folder.iterdir())
