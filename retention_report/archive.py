@@ -97,6 +97,8 @@ Say = Callable[[str], None]
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
+    from .config import Settings
+
 
 class ArchiveError(RuntimeError):
     """The archive page cannot be written (no reports folder, or an index.html this tool did not write)."""
@@ -176,7 +178,7 @@ def _records(marker: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return [r for r in (marker.get("report"), marker.get("metrics")) if isinstance(r, dict)]
 
 
-def _origin(records: list[dict[str, Any]], settings: Any) -> tuple[str, tuple[str, ...]]:
+def _origin(records: list[dict[str, Any]], settings: Settings | None) -> tuple[str, tuple[str, ...]]:
     if settings is None:
         return "", ()
     if not records:
@@ -198,7 +200,7 @@ def _clean(block: Any) -> dict[str, Any]:
     return {k: v for k, v in block.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def scan_reports(root: Path | str, settings: Any = None) -> tuple[list[Entry], list[Skipped]]:
+def scan_reports(root: Path | str, settings: Settings | None = None) -> tuple[list[Entry], list[Skipped]]:
     """The rendered periods in ``root`` (newest first within each grain comes later: see
     :func:`_by_grain`) and the folders skipped, with the reason. Hidden entries (temporary folders of
     runs) and files are ignored. ``settings``: the current settings, to mark periods made otherwise."""
@@ -449,7 +451,7 @@ def _jinja(templates: Sequence[Path]) -> Any:
     return install_gettext(env)
 
 
-def _template_dirs(settings: Any) -> list[Path]:
+def _template_dirs(settings: Settings | None) -> list[Path]:
     """``archive/`` and ``report/`` (its report.css) of the run's templates folder, then the
     package's (a project made before the archive existed has no ``archive/`` of its own)."""
     from . import paths
@@ -464,7 +466,7 @@ def _template_dirs(settings: Any) -> list[Path]:
     return dirs
 
 
-def render_index(root: Path | str, settings: Any = None) -> str:
+def render_index(root: Path | str, settings: Settings | None = None) -> str:
     """The archive page of reports folder ``root`` (see the module docstring); ``settings`` are
     the current ones (title, templates, and what a period made otherwise is compared with)."""
     from . import __version__
@@ -512,7 +514,7 @@ def _is_ours(path: Path) -> bool:
     return f'<meta name="generator" content="{GENERATOR}' in head
 
 
-def write_index(root: Path | str, settings: Any = None) -> Path:
+def write_index(root: Path | str, settings: Settings | None = None) -> Path:
     """Write ``root/index.html`` (atomically: :func:`retention_report.fsio.write_atomic`) and
     return its path.
 
@@ -541,7 +543,7 @@ def write_index(root: Path | str, settings: Any = None) -> Path:
     return write_atomic(path, page)
 
 
-def refresh_index(root: Path | str, settings: Any = None, *, say: Say | None = None) -> Path | None:
+def refresh_index(root: Path | str, settings: Settings | None = None, *, say: Say | None = None) -> Path | None:
     """:func:`write_index`, for the end of a run: any failure is one warning on stderr (the
     report written before stands) and returns None."""
     try:
@@ -554,7 +556,7 @@ def refresh_index(root: Path | str, settings: Any = None, *, say: Say | None = N
     return path
 
 
-def update_for(report_dir: Path | str, settings: Any, *, say: Say | None = None) -> Path | None:
+def update_for(report_dir: Path | str, settings: Settings, *, say: Say | None = None) -> Path | None:
     """Rebuild the archive after ``report_dir`` was written, when ``report_dir`` lies directly in the
     configured reports folder (``report.output_dir``); a report written elsewhere (``--out``) leaves
     every index alone. Never raises for the archive's sake (:func:`refresh_index`)."""
