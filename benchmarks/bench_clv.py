@@ -75,12 +75,22 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def predict(purchases: clv.FitResult, spend: clv.FitResult, x, t_x, T, m=None) -> pd.DataFrame:
+    """Per row: P(alive), expected purchases over a year, and CLV (discounted at 10% a year)."""
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    out = pd.DataFrame({"p_alive": clv.p_alive(purchases, x, t_x, T),
+                        "expected_purchases": clv.expected_purchases(purchases, 365.0 / 7.0, x, t_x, T)})
+    spend_each = clv.gamma_gamma_expected_spend(spend, x, np.zeros_like(x) if m is None else np.asarray(m, float))
+    out["clv"] = spend_each * clv.discounted_expected_purchases(purchases, x, t_x, T)
+    return out
+
+
 def fit_and_predict(rfm: pd.DataFrame, mon: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFrame:
     bg = clv.fit_bgnbd(rfm.x, rfm.t_x, rfm["T"], rfm.n)
     gg = clv.fit_gamma_gamma(mon.x, mon.m, mon.n)
     if customers is None:  # predictions per distinct history
-        return clv.predict_customers(bg, gg, rfm.x, rfm.t_x, rfm["T"])
-    return clv.predict_customers(bg, gg, customers.x, customers.t_x_days / 7.0, customers.T_days / 7.0, customers.m)
+        return predict(bg, gg, rfm.x, rfm.t_x, rfm["T"])
+    return predict(bg, gg, customers.x, customers.t_x_days / 7.0, customers.T_days / 7.0, customers.m)
 
 
 def main() -> None:
@@ -100,9 +110,9 @@ def main() -> None:
     print(f"  Pareto/NBD fit     {t * 1e3:8.1f} ms  LL {pn.log_likelihood:.2f} {dict((k, round(v, 4)) for k, v in pn.params.items())}")
     t, gg = timed(lambda: clv.fit_gamma_gamma(s.x, s.zbar), R)
     print(f"  Gamma-Gamma fit    {t * 1e3:8.1f} ms  {dict((k, round(v, 4)) for k, v in gg.params.items())}")
-    t, _ = timed(lambda: clv.predict_customers(bg, gg, s.x, s.t_x, s["T"], s.zbar), R)
+    t, _ = timed(lambda: predict(bg, gg, s.x, s.t_x, s["T"], s.zbar), R)
     print(f"  predictions        {t * 1e3:8.1f} ms  (BG/NBD, {len(s):,} customers)")
-    t, _ = timed(lambda: clv.predict_customers(pn, gg, s.x, s.t_x, s["T"], s.zbar), R)
+    t, _ = timed(lambda: predict(pn, gg, s.x, s.t_x, s["T"], s.zbar), R)
     print(f"  predictions        {t * 1e3:8.1f} ms  (Pareto/NBD, {len(s):,} customers)")
 
     for n in args.customers:

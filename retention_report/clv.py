@@ -11,9 +11,11 @@ Data contract. The purchase models read one row per *distinct* customer history,
 
 so a fit reads a few thousand rows whatever the number of customers. The spend model reads
 (x, m, n): m is the mean value of the x repeat purchases (the first purchase excluded). The SQL
-side of that compression is :func:`rfm_summary` and :func:`monetary_summary` (Ibis expressions
-over the daily and customers tables of :mod:`retention_report.data`); everything else here is
-numpy/scipy on small arrays, without I/O.
+side of that compression is :func:`retention_report.metrics.predictive.compress_histories`;
+everything here is numpy/scipy on small arrays, without I/O. Callers that run their own optimiser
+(the fast fits of :mod:`retention_report.metrics.predictive`) use the checked data
+(:class:`PurchaseData`, :class:`SpendData`), the objective :func:`log_objective` and the
+conditional expectations :func:`alive_expectation` and :func:`discounted_alive`.
 
 Models and sources:
 
@@ -40,10 +42,11 @@ The test suite checks every special function against mpmath at 40 digits.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import numpy as np
@@ -69,10 +72,13 @@ __all__ = [
     "p_alive",
     "expected_purchases",
     "discounted_expected_purchases",
-    "predict_customers",
-    "customer_rfm",
-    "rfm_summary",
-    "monetary_summary",
+    "alive_expectation",
+    "discounted_alive",
+    "PurchaseData",
+    "SpendData",
+    "Objective",
+    "log_objective",
+    "dot",
     "DAYS_PER_WEEK",
     "DAYS_PER_YEAR",
 ]
@@ -150,10 +156,6 @@ class FitResult:
         """Akaike's information criterion, 2k - 2 LL (to compare BG/NBD with Pareto/NBD)."""
         return 2 * len(self.params) - 2 * self.log_likelihood
 
-    @property
-    def bic(self) -> float:
-        """Bayesian information criterion, k ln(N) - 2 LL, N = customers."""
-        return len(self.params) * math.log(max(self.n_customers, 1.0)) - 2 * self.log_likelihood
 
 
 def _params(params: Any, names: tuple[str, ...]) -> tuple[float, ...]:
@@ -322,22 +324,28 @@ def _unique_inverse(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [uniq[:, j] for j in range(uniq.shape[1])], inv.ravel()
 
 
-def _dot(a: np.ndarray, b: np.ndarray) -> float:
+def dot(a: np.ndarray, b: np.ndarray) -> float:
     """sum(a * b) without BLAS: in a fit, OpenBLAS's threads (numpy's and scipy's own copy, which
     L-BFGS-B uses) spin against each other: 55 ms instead of 0.5 ms per BG/NBD evaluation of 11k
     rows on a busy 2-core machine (2026-11-23)."""
     return float(np.multiply(a, b).sum())
 
 
+def _ll_result(ll: float, g: np.ndarray | None) -> float | tuple[float, np.ndarray]:
+    """What the public log-likelihoods return: LL, or (LL, gradient) when asked for one."""
+    return ll if g is None else (ll, g)
+
+
 def _log_softplus(d: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, d)
+    out: np.ndarray = np.logaddexp(0.0, d)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
 # BG/NBD
 
 
-class _Data:
+class PurchaseData:
     """Checked (x, t_x, T, weights) with what every likelihood evaluation reuses: distinct x and
     their total weights, the repeat buyers' rows, and for Pareto/NBD the distinct (x, t) pairs."""
 
@@ -366,7 +374,7 @@ class _Data:
         return self._pairs
 
 
-def _bgnbd_ll(params: tuple[float, ...], d: _Data, gradient: bool) -> tuple[float, np.ndarray | None]:
+def _bgnbd_ll(params: tuple[float, ...], d: PurchaseData, gradient: bool) -> tuple[float, np.ndarray | None]:
     r, alpha, a, b = params
     ux, Wx, N = d.ux, d.Wx, d.N
     # x-only terms, summed per distinct x: ln G(r+x) - ln G(r) + ln B(a, b+x) - ln B(a, b)
@@ -375,30 +383,30 @@ def _bgnbd_ll(params: tuple[float, ...], d: _Data, gradient: bool) -> tuple[floa
         + special.gammaln(b + ux) - special.gammaln(b)
         - special.gammaln(a + b + ux) + special.gammaln(a + b)
     )
-    ll = _dot(Wx, gx)
+    ll = dot(Wx, gx)
     lT = np.log(alpha + d.T)
-    ll += N * r * math.log(alpha) - _dot(d.w, (r + d.x) * lT)
+    ll += N * r * math.log(alpha) - dot(d.w, (r + d.x) * lT)
     # repeat buyers: + softplus(D), D = ln(a/(b+x-1)) + (r+x) ln((alpha+T)/(alpha+t_x))
     lTr = lT[d.rep]
     ltx = np.log(alpha + d.txr)
     D = math.log(a) - np.log(b + d.xr - 1.0) + (r + d.xr) * (lTr - ltx)
-    ll += _dot(d.wr, _log_softplus(D))
+    ll += dot(d.wr, _log_softplus(D))
     if not gradient:
         return ll, None
     sig = d.wr * special.expit(D)  # weight x sigmoid(D)
     psi_ab = special.digamma(a + b)
     psi_abx = special.digamma(a + b + ux)
-    g_r = _dot(Wx, special.digamma(r + ux) - special.digamma(r)) + N * math.log(alpha) - _dot(d.w, lT)
-    g_r += _dot(sig, lTr - ltx)
-    g_alpha = N * r / alpha - _dot(d.w, (r + d.x) / (alpha + d.T))
-    g_alpha += _dot(sig, (r + d.xr) * (1.0 / (alpha + d.Tr) - 1.0 / (alpha + d.txr)))
-    g_a = _dot(Wx, psi_ab - psi_abx) + float(sig.sum()) / a
-    g_b = _dot(Wx, special.digamma(b + ux) - special.digamma(b) + psi_ab - psi_abx)
-    g_b -= _dot(sig, 1.0 / (b + d.xr - 1.0))
+    g_r = dot(Wx, special.digamma(r + ux) - special.digamma(r)) + N * math.log(alpha) - dot(d.w, lT)
+    g_r += dot(sig, lTr - ltx)
+    g_alpha = N * r / alpha - dot(d.w, (r + d.x) / (alpha + d.T))
+    g_alpha += dot(sig, (r + d.xr) * (1.0 / (alpha + d.Tr) - 1.0 / (alpha + d.txr)))
+    g_a = dot(Wx, psi_ab - psi_abx) + float(sig.sum()) / a
+    g_b = dot(Wx, special.digamma(b + ux) - special.digamma(b) + psi_ab - psi_abx)
+    g_b -= dot(sig, 1.0 / (b + d.xr - 1.0))
     return ll, np.array([g_r, g_alpha, g_a, g_b])
 
 
-def _nbd_ll(params: tuple[float, ...], d: _Data, gradient: bool) -> tuple[float, np.ndarray | None]:
+def _nbd_ll(params: tuple[float, ...], d: PurchaseData, gradient: bool) -> tuple[float, np.ndarray | None]:
     """NBD without dropout: each customer buys at a Poisson rate lambda ~ Gamma(r, alpha) for ever.
     The likelihood of x repeat purchases at the observed times in (0, T]: G(r+x) alpha^r /
     (G(r) (alpha+T)^(r+x)) — the BG/NBD's (and Pareto/NBD's) likelihood in the limit of no dropout
@@ -406,11 +414,11 @@ def _nbd_ll(params: tuple[float, ...], d: _Data, gradient: bool) -> tuple[float,
     r, alpha = params
     ux, Wx, N = d.ux, d.Wx, d.N
     lT = np.log(alpha + d.T)
-    ll = _dot(Wx, special.gammaln(r + ux) - special.gammaln(r)) + N * r * math.log(alpha) - _dot(d.w, (r + d.x) * lT)
+    ll = dot(Wx, special.gammaln(r + ux) - special.gammaln(r)) + N * r * math.log(alpha) - dot(d.w, (r + d.x) * lT)
     if not gradient:
         return ll, None
-    g_r = _dot(Wx, special.digamma(r + ux) - special.digamma(r)) + N * math.log(alpha) - _dot(d.w, lT)
-    g_alpha = N * r / alpha - _dot(d.w, (r + d.x) / (alpha + d.T))
+    g_r = dot(Wx, special.digamma(r + ux) - special.digamma(r)) + N * math.log(alpha) - dot(d.w, lT)
+    g_alpha = N * r / alpha - dot(d.w, (r + d.x) / (alpha + d.T))
     return ll, np.array([g_r, g_alpha])
 
 
@@ -421,8 +429,8 @@ def nbd_log_likelihood(
     :func:`bgnbd_log_likelihood` (t_x is checked but does not enter: without dropout, when the last
     purchase was says nothing)."""
     p = _params(params, _NBD)
-    ll, g = _nbd_ll(p, _Data(x, t_x, T, weights), gradient)
-    return (ll, g) if gradient else ll  # type: ignore[return-value]
+    ll, g = _nbd_ll(p, PurchaseData(x, t_x, T, weights), gradient)
+    return _ll_result(ll, g)
 
 
 def dropout_unidentified(fit: FitResult) -> bool:
@@ -472,9 +480,9 @@ def bgnbd_log_likelihood(
     (the log of the ratio of the second term to the first), so neither term under- or overflows.
     The gradient is analytic (digamma functions and the sigmoid of D).
     """
-    d = _Data(x, t_x, T, weights)
+    d = PurchaseData(x, t_x, T, weights)
     ll, g = _bgnbd_ll(_params(params, _BGNBD), d, gradient)
-    return (ll, g) if gradient else ll
+    return _ll_result(ll, g)
 
 
 def bgnbd_p_alive(params: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
@@ -497,7 +505,7 @@ def bgnbd_p_alive(params: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
     xr = x[rep]
     D = math.log(a) - np.log(b + xr - 1.0) + (r + xr) * (np.log(alpha + T[rep]) - np.log(alpha + t_x[rep]))
     out[rep] = special.expit(-D)
-    return out
+    return np.asarray(out)
 
 
 def _bgnbd_alive_expectation(params: tuple[float, ...], x: np.ndarray, T: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -559,7 +567,7 @@ def _bgnbd_alive_expectation(params: tuple[float, ...], x: np.ndarray, T: np.nda
     out[z == 0] = 0.0
     for i in idx:  # series too slow: integrate over p ~ Beta(a, b+x)
         out[i] = _bgnbd_alive_expectation_quad(params, x[i], u[i])
-    return out.reshape(shape)
+    return np.reshape(out, shape)
 
 
 def _bgnbd_alive_expectation_quad(params: tuple[float, ...], x: float, u: float) -> float:
@@ -572,7 +580,7 @@ def _bgnbd_alive_expectation_quad(params: tuple[float, ...], x: float, u: float)
         return -math.expm1(-n * math.log1p(p * u)) / p
 
     val, _err = integrate.quad(h, 0.0, 1.0, weight="alg", wvar=(a - 1.0, b + x - 1.0), epsabs=0.0, epsrel=1e-12, limit=400)
-    return val / math.exp(special.betaln(a, b + x))
+    return float(val) / math.exp(special.betaln(a, b + x))
 
 
 def bgnbd_expected_purchases(params: Any, t: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
@@ -592,19 +600,21 @@ def bgnbd_expected_purchases(params: Any, t: Any, x: Any, t_x: Any, T: Any) -> n
         raise ValueError("the horizon t must be finite and >= 0")
     (ux, uT, ut), inv = _unique_inverse(x, T, t)
     alive = _bgnbd_alive_expectation(params_, ux, uT, ut)[inv]
-    return bgnbd_p_alive(params_, x, t_x, T) * alive
+    out: np.ndarray = bgnbd_p_alive(params_, x, t_x, T) * alive
+    return out
 
 
 # --------------------------------------------------------------------------------------------
 # Pareto/NBD
 
 
-def _pnbd_ll(params: tuple[float, ...], d: _Data, gradient: bool, rows: bool = False) -> tuple[Any, np.ndarray | None]:
+def _pnbd_ll(params: tuple[float, ...], d: PurchaseData, gradient: bool, rows: bool = False) -> tuple[Any, np.ndarray | None]:
     """Pareto/NBD log-likelihood (total, or per row with ``rows``) and its gradient."""
     r, alpha, s, beta = params
     x, T, w = d.x, d.T, d.w
     px, pt, i_tx, i_T = d.pairs()
     a = r + s + px  # hypergeometric a; c = a + 1
+    bb: float | np.ndarray
     if alpha >= beta:  # z = (alpha - beta)/(alpha + t), b = s + 1, c' = a + 1 - b = r + x
         m, bb, cp = alpha, s + 1.0, r + px
     else:  # z = (beta - alpha)/(beta + t), b = r + x, c' = s + 1
@@ -626,7 +636,7 @@ def _pnbd_ll(params: tuple[float, ...], d: _Data, gradient: bool, rows: bool = F
         log_e2 = math.log(s) - np.log(r + s + x) + G1 + np.log(-np.expm1(dG))
     lse = np.logaddexp(log_e1, log_e2)
     per_row = special.gammaln(r + x) - special.gammaln(r) + r * math.log(alpha) + s * math.log(beta) + lse
-    ll = per_row if rows else _dot(w, per_row)
+    ll = per_row if rows else dot(w, per_row)
     if not gradient:
         return ll, None
     # dG/d(r, alpha, s, beta) on the pairs
@@ -653,7 +663,8 @@ def _pnbd_ll(params: tuple[float, ...], d: _Data, gradient: bool, rows: bool = F
     w2 = 1.0 - w1
 
     def d_e2(dG: np.ndarray) -> np.ndarray:
-        return k2 * (dG[i_tx] - rho * dG[i_T])
+        out: np.ndarray = k2 * (dG[i_tx] - rho * dG[i_T])
+        return out
 
     ax = r + s + x
     g = np.empty((4, len(x)))
@@ -691,14 +702,14 @@ def pareto_nbd_log_likelihood(
     distinct (x, t) pair. The gradient is analytic; the derivatives of ln 2F1 with respect to its
     parameters are summed with the series (or integrated with it).
     """
-    d = _Data(x, t_x, T, weights)
+    d = PurchaseData(x, t_x, T, weights)
     ll, g = _pnbd_ll(_params(params, _PNBD), d, gradient)
-    return (ll, g) if gradient else ll
+    return _ll_result(float(ll), g)
 
 
 def _pnbd_log_terms(params: tuple[float, ...], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ln of the two terms of the Pareto/NBD likelihood bracket: alive at T, and died in (t_x, T]."""
-    d = _Data(x, t_x, T)
+    d = PurchaseData(x, t_x, T)
     r, alpha, s, beta = params
     # reuse the likelihood code: per-row ln L minus the common factor gives ln(E1 + E2); E1 is direct
     per_row, _ = _pnbd_ll(params, d, gradient=False, rows=True)
@@ -718,7 +729,8 @@ def pareto_nbd_p_alive(params: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
     p = _params(params, _PNBD)
     x, t_x, T, _ = _check_rfm(x, t_x, T)
     log_e1, log_sum = _pnbd_log_terms(p, x, t_x, T)
-    return np.exp(log_e1 - log_sum)
+    out: np.ndarray = np.exp(log_e1 - log_sum)
+    return out
 
 
 def _pnbd_alive_expectation(params: tuple[float, ...], x: np.ndarray, T: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -731,7 +743,8 @@ def _pnbd_alive_expectation(params: tuple[float, ...], x: np.ndarray, T: np.ndar
     """
     r, alpha, s, beta = params
     v = np.log1p(t / (beta + T))
-    return (r + x) / (alpha + T) * (beta + T) * v * special.exprel(-(s - 1.0) * v)
+    out: np.ndarray = (r + x) / (alpha + T) * (beta + T) * v * special.exprel(-(s - 1.0) * v)
+    return out
 
 
 def pareto_nbd_expected_purchases(params: Any, t: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
@@ -747,14 +760,15 @@ def pareto_nbd_expected_purchases(params: Any, t: Any, x: Any, t_x: Any, T: Any)
     t = np.broadcast_to(np.asarray(t, dtype=float), x.shape)
     if not np.isfinite(t).all() or (t < 0).any():
         raise ValueError("the horizon t must be finite and >= 0")
-    return pareto_nbd_p_alive(p, x, t_x, T) * _pnbd_alive_expectation(p, x, T, t)
+    out: np.ndarray = pareto_nbd_p_alive(p, x, t_x, T) * _pnbd_alive_expectation(p, x, T, t)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
 # Gamma-Gamma
 
 
-class _Spend:
+class SpendData:
     """Repeat buyers with a positive mean repeat value: the rows the Gamma-Gamma fit reads, with
     the sums every evaluation reuses (per distinct x: customers and the sum of ln m)."""
 
@@ -774,22 +788,22 @@ class _Spend:
         self.Wlm = np.bincount(inv, weights=self.w * np.log(self.m), minlength=len(self.ux))
 
 
-def _gg_ll(params: tuple[float, ...], d: _Spend, gradient: bool) -> tuple[float, np.ndarray | None]:
+def _gg_ll(params: tuple[float, ...], d: SpendData, gradient: bool) -> tuple[float, np.ndarray | None]:
     p, q, g = params
     ux, Wx, Wlm = d.ux, d.Wx, d.Wlm
     pux = p * ux
     lux = np.log(ux)
     # per distinct x: ln G(px+q) - ln G(px) + (px-1) ln m + px ln x; per row: -(px+q) ln(gamma + m x)
     lgm = np.log(g + d.mx)
-    ll = _dot(Wx, special.gammaln(pux + q) - special.gammaln(pux) + pux * lux) + _dot(pux - 1.0, Wlm)
-    ll += d.N * (q * math.log(g) - special.gammaln(q)) - _dot(d.w, (p * d.x + q) * lgm)
+    ll = dot(Wx, special.gammaln(pux + q) - special.gammaln(pux) + pux * lux) + dot(pux - 1.0, Wlm)
+    ll += d.N * (q * math.log(g) - special.gammaln(q)) - dot(d.w, (p * d.x + q) * lgm)
     if not gradient:
         return ll, None
     psi_pq = special.digamma(pux + q)
     wl = d.w * lgm
-    g_p = _dot(ux * Wx, psi_pq - special.digamma(pux) + lux) + _dot(ux, Wlm) - _dot(d.x, wl)
-    g_q = _dot(Wx, psi_pq) - float(wl.sum()) + d.N * (math.log(g) - special.digamma(q))
-    g_g = d.N * q / g - _dot(d.w, (p * d.x + q) / (g + d.mx))
+    g_p = dot(ux * Wx, psi_pq - special.digamma(pux) + lux) + dot(ux, Wlm) - dot(d.x, wl)
+    g_q = dot(Wx, psi_pq) - float(wl.sum()) + d.N * (math.log(g) - special.digamma(q))
+    g_g = d.N * q / g - dot(d.w, (p * d.x + q) / (g + d.mx))
     return ll, np.array([g_p, g_q, g_g])
 
 
@@ -809,9 +823,9 @@ def gamma_gamma_log_likelihood(
 
     summed in logs with ``weights``; the gradient with respect to (p, q, gamma) is analytic.
     """
-    d = _Spend(x, m, weights)
+    d = SpendData(x, m, weights)
     ll, g = _gg_ll(_params(params, _GG), d, gradient)
-    return (ll, g) if gradient else ll
+    return _ll_result(ll, g)
 
 
 def gamma_gamma_population_mean(params: Any) -> float:
@@ -847,6 +861,71 @@ def gamma_gamma_expected_spend(params: Any, x: Any, m: Any) -> np.ndarray:
 # fitting
 
 
+#: theta = ln(params) -> (-LL/N, its gradient in theta): what the fits minimise
+Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+
+def log_objective(model: str, data: PurchaseData | SpendData) -> Objective:
+    """The function the fits minimise for ``model`` on ``data``: theta = ln(params) ->
+    (-LL/N, gradient), N the customers of ``data``; (inf, 0) where LL is not finite.
+    ``data`` is :class:`SpendData` for ``"gamma_gamma"``, :class:`PurchaseData` otherwise."""
+    if model not in _MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {sorted(_MODELS)}")
+    if (model == "gamma_gamma") != isinstance(data, SpendData):
+        raise TypeError(f"{model} reads {'SpendData' if model == 'gamma_gamma' else 'PurchaseData'}")
+    fun = _LOG_LIKELIHOODS[model]
+    N = data.N
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        p = np.exp(theta)
+        ll, g = fun(tuple(p), data, True)
+        if not math.isfinite(ll) or g is None:
+            return math.inf, np.zeros_like(theta)
+        return -ll / N, -(g * p) / N
+
+    return objective
+
+
+@functools.cache
+def _scipy_openblas() -> Any:
+    """The OpenBLAS that scipy's wheels bundle (scipy.libs/libscipy_openblas*.so, already loaded by
+    scipy.optimize), or None (another build of scipy: then nothing is changed)."""
+    import ctypes
+    import glob
+    import os
+
+    import scipy
+
+    root = os.path.dirname(os.path.dirname(scipy.__file__))
+    for path in sorted(glob.glob(os.path.join(root, "scipy.libs", "libscipy_openblas*.so"))):
+        try:
+            lib = ctypes.CDLL(path)
+            if hasattr(lib, "scipy_openblas_get_num_threads") and hasattr(lib, "scipy_openblas_set_num_threads"):
+                return lib
+        except OSError:
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Run L-BFGS-B with one thread of scipy's OpenBLAS, and restore its count after. Its vectors
+    have 2-4 entries, so a second thread never has work, but on a busy 2-core machine the idle
+    threads spin against the other processes: 83 L-BFGS-B steps of the two coarse fits of a 10M
+    payment run took 0.58 s in the Fortran routine with the default 2 threads (2026-12-05). The
+    arithmetic does not change (nothing is split between threads at this size)."""
+    lib = _scipy_openblas()
+    if lib is None:
+        yield
+        return
+    before = int(lib.scipy_openblas_get_num_threads())
+    lib.scipy_openblas_set_num_threads(1)
+    try:
+        yield
+    finally:
+        lib.scipy_openblas_set_num_threads(before)
+
+
 def _minimize(fun: Any, start: tuple[float, ...], N: float) -> tuple[np.ndarray, float, optimize.OptimizeResult, np.ndarray]:
     """L-BFGS-B on theta = ln(params) of -LL/N (LL and its gradient from ``fun``)."""
 
@@ -859,10 +938,16 @@ def _minimize(fun: Any, start: tuple[float, ...], N: float) -> tuple[np.ndarray,
 
     theta0 = np.log(np.asarray(start, dtype=float))
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(theta0)
-    res = optimize.minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options=_FIT_OPTIONS)
+    with _one_blas_thread():
+        res = optimize.minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options=_FIT_OPTIONS)
     p = np.exp(res.x)
     ll, g = fun(tuple(p), True)
     return p, ll, res, g * p / N
+
+
+_LOG_LIKELIHOODS: dict[str, Callable[[tuple[float, ...], Any, bool], tuple[Any, np.ndarray | None]]] = {
+    "bgnbd": _bgnbd_ll, "pareto_nbd": _pnbd_ll, "nbd": _nbd_ll, "gamma_gamma": _gg_ll,
+}
 
 
 def _fit_result(model: str, names: tuple[str, ...], p: np.ndarray, ll: float, res: Any, grad: np.ndarray, N: float, rows: int, **kw: Any) -> FitResult:
@@ -882,9 +967,9 @@ def _fit_result(model: str, names: tuple[str, ...], p: np.ndarray, ll: float, re
     )
 
 
-def _rate_start(d: _Data) -> float:
+def _rate_start(d: PurchaseData) -> float:
     """Purchases per week over the observed ages: a scale for the start of alpha."""
-    return max(_dot(d.w, d.x) / max(_dot(d.w, d.T), 1e-9), 1e-6)
+    return max(dot(d.w, d.x) / max(dot(d.w, d.T), 1e-9), 1e-6)
 
 
 def fit_bgnbd(x: Any, t_x: Any, T: Any, weights: Any = None, *, start: Any = None) -> FitResult:
@@ -910,7 +995,7 @@ def fit_bgnbd(x: Any, t_x: Any, T: Any, weights: Any = None, *, start: Any = Non
     L-BFGS-B on the logarithms of the parameters (so they stay positive) with the analytic
     gradient, minimising -LL/N.
     """
-    d = _Data(x, t_x, T, weights)
+    d = PurchaseData(x, t_x, T, weights)
     p0 = _params(start, _BGNBD) if start is not None else (1.0, 1.0 / _rate_start(d), 1.0, 1.0)
     p, ll, res, g = _minimize(lambda q, grad: _bgnbd_ll(q, d, grad), p0, d.N)
     return _fit_result("bgnbd", _BGNBD, p, ll, res, g, d.N, len(d.x))
@@ -922,8 +1007,8 @@ def fit_pareto_nbd(x: Any, t_x: Any, T: Any, weights: Any = None, *, start: Any 
     Same contract as :func:`fit_bgnbd`; params r, alpha, s, beta; default start
     (1, 1/rate, 1, mean T).
     """
-    d = _Data(x, t_x, T, weights)
-    mean_T = max(_dot(d.w, d.T) / d.N, 1.0)
+    d = PurchaseData(x, t_x, T, weights)
+    mean_T = max(dot(d.w, d.T) / d.N, 1.0)
     p0 = _params(start, _PNBD) if start is not None else (1.0, 1.0 / _rate_start(d), 1.0, mean_T)
     p, ll, res, g = _minimize(lambda q, grad: _pnbd_ll(q, d, grad), p0, d.N)
     return _fit_result("pareto_nbd", _PNBD, p, ll, res, g, d.N, len(d.x))
@@ -936,7 +1021,7 @@ def fit_nbd(x: Any, t_x: Any, T: Any, weights: Any = None, *, start: Any = None)
     (:func:`dropout_unidentified`): every customer keeps buying at their own rate. Same contract as
     :func:`fit_bgnbd`; default start (1, 1/rate).
     """
-    d = _Data(x, t_x, T, weights)
+    d = PurchaseData(x, t_x, T, weights)
     p0 = _params(start, _NBD) if start is not None else (1.0, 1.0 / _rate_start(d))
     p, ll, res, g = _minimize(lambda q, grad: _nbd_ll(q, d, grad), p0, d.N)
     return _fit_result("nbd", _NBD, p, ll, res, g, d.N, len(d.x))
@@ -962,8 +1047,8 @@ def fit_gamma_gamma(x: Any, m: Any, weights: Any = None, *, start: Any = None) -
     FitResult
         ``model="gamma_gamma"``, params p, q, gamma (:func:`gamma_gamma_log_likelihood`).
     """
-    d = _Spend(x, m, weights)
-    p0 = _params(start, _GG) if start is not None else (1.0, 2.0, _dot(d.w, d.m) / d.N)
+    d = SpendData(x, m, weights)
+    p0 = _params(start, _GG) if start is not None else (1.0, 2.0, dot(d.w, d.m) / d.N)
     p, ll, res, g = _minimize(lambda q, grad: _gg_ll(q, d, grad), p0, d.N)
     return _fit_result("gamma_gamma", _GG, p, ll, res, g, d.N, len(d.x), n_excluded=d.n_excluded)
 
@@ -1014,6 +1099,24 @@ def expected_purchases(fit: FitResult, t: Any, x: Any, t_x: Any, T: Any) -> np.n
         x, t_x, T, _ = _check_rfm(x, t_x, T)
         return _alive_expectation(model, params, x, T, np.asarray(t, dtype=float))
     return pareto_nbd_expected_purchases(params, t, x, t_x, T)
+
+
+def alive_expectation(fit: FitResult, x: np.ndarray, T: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """E[Y(t) | x, T, alive at T]: expected purchases in the next ``t`` weeks of a customer still
+    alive, under a fitted BG/NBD, Pareto/NBD or NBD (float arrays that broadcast, weeks; not
+    checked: the fast path of :func:`expected_purchases`, which multiplies it by P(alive))."""
+    model, params = _purchase_model(fit)
+    return _alive_expectation(model, params, x, T, t)
+
+
+def discounted_alive(fit: FitResult, x: np.ndarray, T: np.ndarray, *, horizon_days: float = 365.0,
+                     annual_discount: float = 0.10, nodes: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Per (x, T) row of float arrays (weeks, not checked): the expected purchases over the
+    horizon of a customer alive at T, undiscounted and discounted as in
+    :func:`discounted_expected_purchases` (which multiplies the second by P(alive))."""
+    model, params = _purchase_model(fit)
+    H, delta, v, wv = _discounting(horizon_days, annual_discount, nodes)
+    return _discounted_alive(model, params, x, T, H, delta, v, wv)
 
 
 def _discounting(horizon_days: float, annual_discount: float, nodes: int) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -1081,146 +1184,5 @@ def discounted_expected_purchases(
     H, delta, v, wv = _discounting(horizon_days, annual_discount, nodes)
     (ux, uT), inv = _unique_inverse(x, T)
     _eH, disc = _discounted_alive(model, params, ux, uT, H, delta, v, wv)
-    return _p_alive(model, params, x, t_x, T) * disc[inv]
-
-
-def predict_customers(
-    purchases: FitResult,
-    spend: FitResult | None,
-    x: Any,
-    t_x: Any,
-    T: Any,
-    m: Any = None,
-    *,
-    horizon_days: float = 365.0,
-    annual_discount: float = 0.10,
-    nodes: int = 12,
-) -> Any:
-    """Per-customer (or per distinct history) predictions of a fitted purchase and spend model.
-
-    Parameters
-    ----------
-    purchases : FitResult
-        A BG/NBD or Pareto/NBD fit.
-    spend : FitResult or None
-        A Gamma-Gamma fit; None leaves the money columns out.
-    x, t_x, T : array_like
-        Histories in weeks (module docstring).
-    m : array_like, optional
-        Mean value of each row's repeat purchases; without it every row gets the population mean
-        spend (as do rows with x = 0 or m <= 0).
-    horizon_days, annual_discount, nodes
-        The CLV horizon (default a year), the discount rate a year (default 10%) and the
-        quadrature nodes (:func:`discounted_expected_purchases`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per input row: x, t_x, T, ``p_alive`` (BG/NBD: NaN for x = 0, where the model
-        makes it 1 by construction), ``expected_purchases`` over the horizon (undiscounted),
-        ``discounted_purchases``, and with ``spend``: ``expected_spend`` (Gamma-Gamma conditional
-        mean value of a purchase, [FHL05b]) and ``clv`` = expected_spend x
-        discounted_purchases (value over the horizon, in the money of m, before any margin).
-    """
-    import pandas as pd
-
-    model, params = _purchase_model(purchases)
-    x, t_x, T, _ = _check_rfm(x, t_x, T)
-    H, delta, v, wv = _discounting(horizon_days, annual_discount, nodes)
-    (ux, uT), inv = _unique_inverse(x, T)
-    eH, disc = _discounted_alive(model, params, ux, uT, H, delta, v, wv)
-    # P(alive) per distinct (x, t_x, T): per-customer input has many repeats
-    (vx, vtx, vT), vinv = _unique_inverse(x, t_x, T)
-    pa = _p_alive(model, params, vx, vtx, vT)[vinv]
-    out = pd.DataFrame({"x": x, "t_x": t_x, "T": T})
-    # BG/NBD: 1 for one-time buyers by construction; NBD: 1 for everyone (no dropout) — not a score
-    out["p_alive"] = np.where(x == 0, np.nan, pa) if model == "bgnbd" else np.full_like(pa, np.nan) \
-        if model == "nbd" else pa
-    out["expected_purchases"] = pa * eH[inv]
-    out["discounted_purchases"] = pa * disc[inv]
-    if spend is not None:
-        if spend.model != "gamma_gamma":
-            raise ValueError("spend must be a Gamma-Gamma FitResult")
-        mm = np.zeros_like(x) if m is None else np.asarray(m, dtype=float)
-        out["expected_spend"] = gamma_gamma_expected_spend(spend, x, mm)
-        out["clv"] = out["expected_spend"] * out["discounted_purchases"]
+    out: np.ndarray = _p_alive(model, params, x, t_x, T) * disc[inv]
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# compression in the engine (Ibis)
-
-
-def _as_date(end: date | str) -> date:
-    if isinstance(end, str):
-        return date.fromisoformat(end)
-    if not isinstance(end, date):
-        raise ValueError(f"end must be a date or an ISO date string, got {end!r}")
-    return end
-
-
-def customer_rfm(daily: Any, customers: Any, end: date | str) -> Any:
-    """Per customer acquired on or before ``end``: the history the purchase and spend models read.
-
-    Parameters
-    ----------
-    daily : ibis Table
-        customer_id, day, gross, is_purchase (:func:`retention_report.data.build_daily`).
-    customers : ibis Table
-        customer_id, acquired (:func:`retention_report.data.build_customers`).
-    end : date or ISO string
-        Last day of the calibration period (inclusive).
-
-    Returns
-    -------
-    ibis Table
-        customer_id, acquired, ``x`` = purchase days in [acquired, end] - 1, ``t_x_days`` = days
-        from the first to the last of them, ``T_days`` = days from the first to ``end``, and
-        ``repeat_value`` = gross of the purchase days after the first (0 when x = 0).
-        Weeks are days / 7 (:func:`rfm_summary`).
-    """
-    import ibis
-
-    end_ = ibis.literal(_as_date(end), type="date")
-    c = customers.filter(customers.acquired <= end_).select("customer_id", "acquired")
-    p = daily.filter(daily.is_purchase & (daily.day <= end_)).select("customer_id", "day", "gross")
-    j = p.join(c, "customer_id")
-    g = j.group_by(["customer_id", "acquired"]).aggregate(
-        _days=j.count(), _last=j.day.max(), _repeat=j.gross.sum(where=j.day > j.acquired)
-    )
-    return g.select(
-        "customer_id",
-        "acquired",
-        x=(g._days - 1).cast("int64"),
-        t_x_days=g._last.delta(g.acquired, unit="day").cast("int64"),
-        T_days=end_.delta(g.acquired, unit="day").cast("int64"),
-        repeat_value=g._repeat.fill_null(0.0).cast("float64"),
-    )
-
-
-def rfm_summary(daily: Any, customers: Any, end: date | str) -> Any:
-    """The purchase models' input, compressed in the engine: one row per distinct (x, t_x, T).
-
-    Same inputs as :func:`customer_rfm`. Returns an ibis Table with x, t_x_days, T_days, ``t_x``
-    and ``T`` in weeks (days / 7, exact) and ``n`` customers, ordered by x, t_x_days, T_days; pass
-    its columns to :func:`fit_bgnbd` with ``weights=n``. Its size is bounded by the distinct
-    histories (at most days² / 2 x distinct x), not by the customers.
-    """
-    t = customer_rfm(daily, customers, end)
-    g = t.group_by(["x", "t_x_days", "T_days"]).aggregate(n=t.count())
-    return g.select(
-        "x", "t_x_days", "T_days", t_x=g.t_x_days / DAYS_PER_WEEK, T=g.T_days / DAYS_PER_WEEK, n=g.n
-    ).order_by(["x", "t_x_days", "T_days"])
-
-
-def monetary_summary(daily: Any, customers: Any, end: date | str) -> Any:
-    """The spend model's input, compressed in the engine: repeat buyers grouped by (x, m).
-
-    Same inputs as :func:`customer_rfm`. Returns an ibis Table with ``x`` >= 1, ``m`` = mean value
-    of the repeat purchases (repeat_value / x; the first purchase excluded) and ``n`` customers,
-    ordered by x, m; pass it to :func:`fit_gamma_gamma` with ``weights=n``.
-    """
-    t = customer_rfm(daily, customers, end)
-    r = t.filter(t.x > 0)
-    r = r.select("x", m=r.repeat_value / r.x)
-    return r.group_by(["x", "m"]).aggregate(n=r.count()).order_by(["x", "m"])

@@ -16,7 +16,7 @@ import numpy as np
 from .config import MetricSettings
 from .findings import findings
 from .kpis import DEFAULT_MIN_CHANGE, KPI_SPECS, is_real_change
-from .metrics._common import ratio
+from .metrics import ratio
 from .metrics.behaviour import empirical_ltv, time_to_second_purchase
 from .metrics.cohorts import cohort_matrices
 from .metrics.predictive import ClvBlock, clv_block

@@ -138,14 +138,14 @@ def alt_text(fig: Any) -> str:
     return " — ".join(" ".join(p.split()) for p in dict.fromkeys(parts))
 
 
-def _axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> Axes:
+def axes_or_new(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> Axes:
     if ax is not None:
         return ax
     _fig, ax = plt.subplots(figsize=figsize)
     return ax
 
 
-def _empty(ax: Axes, title: str, message: str | None = None) -> Axes:
+def empty_chart(ax: Axes, title: str, message: str | None = None) -> Axes:
     message = _("No data for this period") if message is None else message
     ax.set_title(title)
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#7B8794",
@@ -156,22 +156,22 @@ def _empty(ax: Axes, title: str, message: str | None = None) -> Axes:
     return ax
 
 
-def _compact_money(currency: str) -> FuncFormatter:
+def compact_money(currency: str) -> FuncFormatter:
     """Axis and bar labels of amounts: ``€3.1M``, ``€310k`` (:func:`retention_report.formatting.fmt_compact`)."""
     return FuncFormatter(lambda v, _pos=None: fmt_compact(v, currency))
 
 
-def _finite(v: Any) -> bool:
+def is_finite(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
 def _pct_change(now: float, before: float) -> float | None:
-    if not _finite(now) or not _finite(before) or before == 0:
+    if not is_finite(now) or not is_finite(before) or before == 0:
         return None
     return now / before - 1.0
 
 
-def _cap(text: Any) -> str:
+def cap_first(text: Any) -> str:
     text = str(text)
     return text[:1].upper() + text[1:]
 
@@ -192,10 +192,10 @@ def new_vs_returning_bars(nvr: pd.DataFrame, currency: str = "EUR", ax: Axes | N
     ``nvr`` is :func:`retention_report.metrics.new_vs_returning` (index ``new``, ``returning``,
     ``total``; columns ``revenue``, ``purchases``, ``customers`` …).
     """
-    ax = _axes(ax, (8.6, 2.9))
+    ax = axes_or_new(ax, (8.6, 2.9))
     title = _("New vs returning customers")
     if nvr is None or nvr.empty or "new" not in nvr.index or not nvr.loc[["new", "returning"], "revenue"].sum():
-        return _empty(ax, title)
+        return empty_chart(ax, title)
     measures = [("revenue", _("Revenue")), ("purchases", _("Purchases")), ("customers", _("Customers"))]
     rows = []
     for col, label in measures:
@@ -249,12 +249,12 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
     change that is not real reads "within noise of …", and a comparison the document has no verdict
     for (not its previous or year-ago period) is left out.
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     title = _("Revenue trend")
     if trend is not None and "coverage" in trend:
         trend = trend[trend["coverage"] != "none"]
     if trend is None or trend.empty:
-        return _empty(ax, title)
+        return empty_chart(ax, title)
     t = trend.reset_index(drop=True)
     x = np.arange(len(t))
     new = t["revenue_new"].astype(float).fillna(0).to_numpy()
@@ -268,12 +268,12 @@ def revenue_trend(trend: pd.DataFrame, currency: str = "EUR", ax: Axes | None = 
         gross = gross + guest
     for xi, g in zip(x, gross, strict=False):
         if g > 0:
-            ax.text(xi, g, _compact_money(currency)(g), ha="center", va="bottom", fontsize=8.5,
+            ax.text(xi, g, compact_money(currency)(g), ha="center", va="bottom", fontsize=8.5,
                     color=PALETTE["text"])
     ax.set_xticks(x, t["period"].astype(str).tolist())
     if len(t) > 10:
         ax.tick_params(axis="x", labelrotation=45)
-    ax.yaxis.set_major_formatter(_compact_money(currency))
+    ax.yaxis.set_major_formatter(compact_money(currency))
     # TRANSLATORS: an axis label; %(currency)s is the currency's code (EUR)
     ax.set_ylabel(_("Gross revenue (%(currency)s)") % {"currency": currency})
     # headroom above the tallest bar's label for the legend: a longer word ("Wiederkehrend") must
@@ -316,10 +316,10 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
     ``revenue_share``, ``aov``). The gap between the two bars answers "big-but-rare or
     small-but-frequent?". A segment with fewer than ``min_size`` customers is never the title's.
     """
-    ax = _axes(ax, (8.6, 3.7))
+    ax = axes_or_new(ax, (8.6, 3.7))
     title = _("Customers and revenue by segment")
     if table is None or table.empty or not table["revenue_share"].fillna(0).any():
-        return _empty(ax, title)
+        return empty_chart(ax, title)
     t = table.copy()
     names = [segment_label(s) for s in t.index]
     y = np.arange(len(t))[::-1]
@@ -333,7 +333,7 @@ def segment_mix(table: pd.DataFrame, currency: str = "EUR", ax: Axes | None = No
         ax.text(r["revenue_share"] + top * 0.01, yi - h / 2, fmt_pct(r["revenue_share"], 0), va="center", fontsize=8.5,
                 color=PALETTE["returning"])
         aov = r.get("aov")
-        ax.text(1.0, yi, _("AOV per purchase %(amount)s") % {"amount": fmt_money(aov, currency)} if _finite(aov)
+        ax.text(1.0, yi, _("AOV per purchase %(amount)s") % {"amount": fmt_money(aov, currency)} if is_finite(aov)
                 else _("no purchases"),
                 transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=8.5, color="#52606D")
     ax.set_yticks(y, names)
@@ -372,12 +372,12 @@ def customer_bridge_waterfall(bridge: Any, ax: Axes | None = None, unobservable:
     before the period end (SPEC §4.3), so churned and reactivated are 0 by construction: they get
     no bar and the title does not count them.
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     get = (lambda k: int(bridge[k])) if isinstance(bridge, dict) else (lambda k: int(getattr(bridge, k)))
     cs, cl, cn, nl, re_, ce = (get(k) for k in ("start", "churned", "new", "new_lapsed", "reactivated", "end"))
     title = _("Active customer base")
     if cs == 0 and ce == 0 and cn == 0:
-        return _empty(ax, title, _("No active customers in this period"))
+        return empty_chart(ax, title, _("No active customers in this period"))
     if unobservable:
         steps: list[tuple[str, int, str]] = [(_("Active at start"), cs, "total"), (_("New"), cn, "good"),
                                              (_("Active at end"), ce, "total")]
@@ -448,16 +448,16 @@ def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = N
     that is not real (SPEC §4.6: within noise, or below ``report.min_change``) is not called a rise or
     a fall: the title says "within noise of …", as the findings do.
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     keys = ("previous", "new", "reactivated", "expansion", "contraction", "lost", "current")
     get = (lambda k: bridge.get(k)) if isinstance(bridge, dict) else (lambda k: getattr(bridge, k, None))
     values = {k: get(k) for k in keys}
     title = _("Why gross revenue changed")
-    if not bridge or not all(_finite(v) for v in values.values()):
-        return _empty(ax, title, _("No revenue bridge for this period"))
+    if not bridge or not all(is_finite(v) for v in values.values()):
+        return empty_chart(ax, title, _("No revenue bridge for this period"))
     v = {k: float(x) for k, x in values.items()}
     if v["previous"] == 0 and v["current"] == 0:
-        return _empty(ax, title, _("No revenue in this period or the one before"))
+        return empty_chart(ax, title, _("No revenue in this period or the one before"))
     prev_name = _period_name(previous) if previous else _("Previous period")
     this_name = _period_name(period) if period else _("This period")
     steps: list[tuple[str, float, str]] = [
@@ -469,7 +469,7 @@ def revenue_bridge_waterfall(bridge: Any, currency: str = "EUR", period: Any = N
         (_("Lost"), -v["lost"], "bad"),
         (this_name, v["current"], "total"),
     ]
-    money = _compact_money(currency)
+    money = compact_money(currency)
     _waterfall(ax, steps, money)
     ax.set_xticks(range(len(steps)), ["\n".join(textwrap.wrap(s[0], 14)) for s in steps])
     ax.yaxis.set_major_formatter(money)
@@ -564,10 +564,10 @@ def cohort_heatmap(
 
     n_rows = 0 if matrix is None else len(matrix)
     n_cols = 0 if matrix is None else matrix.shape[1]
-    ax = _axes(ax, (8.6, max(3.2, 0.34 * n_rows + 1.4)))
+    ax = axes_or_new(ax, (8.6, max(3.2, 0.34 * n_rows + 1.4)))
     heading, short = _heatmap_text(kind, grain)
     if matrix is None or matrix.empty or matrix.isna().all().all():
-        return _empty(ax, short, _("No cohorts to show for this period"))
+        return empty_chart(ax, short, _("No cohorts to show for this period"))
     m = matrix.astype(float)
     # colour scale from ages ≥ 1: age 0 is 100 % by definition and would wash out the gradient
     later = m.iloc[:, 1:] if n_cols > 1 else m
@@ -656,10 +656,10 @@ def cumulative_revenue_curves(matrix: pd.DataFrame, currency: str = "EUR", ax: A
     """Cumulative gross revenue per customer by cohort age (the empirical LTV curve) for each cohort,
     with the average over the cohorts observed at each age in bold: weighted by ``size``, over the
     cohorts of at least ``min_size`` customers (SPEC §4.4; small cohorts are drawn dashed)."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     title = _("Cumulative revenue per customer")
     if matrix is None or matrix.empty or matrix.isna().all().all():
-        return _empty(ax, title, _("No cohorts to show for this period"))
+        return empty_chart(ax, title, _("No cohorts to show for this period"))
     m = matrix.astype(float)
     ages = np.array([int(c) for c in m.columns])
     colors = sns_blues(len(m))
@@ -682,7 +682,7 @@ def cumulative_revenue_curves(matrix: pd.DataFrame, currency: str = "EUR", ax: A
     if small.any():
         ax.plot([], [], color=colors[0], lw=1.1, ls="--",
                 label=_("Dashed: fewer than %(count)s customers (not averaged)") % {"count": fmt_count(min_size)})
-    ax.yaxis.set_major_formatter(_compact_money(currency) if m.max().max() >= 1000 else
+    ax.yaxis.set_major_formatter(compact_money(currency) if m.max().max() >= 1000 else
                                  FuncFormatter(lambda v, _p: fmt_money(v, currency, 0)))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     week = grain == "week"
@@ -712,10 +712,10 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
     """Retention by age for each value of a segment column (long frame ``segment, age, customers,
     retention``). Values with fewer than ``min_size`` customers (at age 0) are drawn dashed, marked
     in the legend and never named in the title (SPEC §4.4)."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     title = _("Retention by segment")
     if curves is None or curves.empty:
-        return _empty(ax, title, _("No cohorts to show for this period"))
+        return empty_chart(ax, title, _("No cohorts to show for this period"))
     order = (curves[curves.age == 0].sort_values("customers", ascending=False).segment.tolist()
              or sorted(curves.segment.unique().tolist()))
     # the values outside the top (metrics.cohort_segment_top) are one curve: drawn last, never named
@@ -748,7 +748,7 @@ def segment_retention_curves(curves: pd.DataFrame, ax: Axes | None = None, grain
         if len(at) >= 2:
             best, worst = at.idxmax(), at.idxmin()
             # TRANSLATORS: %(best)s and %(worst)s are values from the data (a channel: "email")
-            words = {"best": _cap(name[best]), "share": fmt_pct(at[best], 0), "age": age,
+            words = {"best": cap_first(name[best]), "share": fmt_pct(at[best], 0), "age": age,
                      "other": fmt_pct(at[worst], 0), "worst": name[worst]}
             title = (ngettext("%(best)s customers are retained best: %(share)s buy %(age)s week after their first "
                               "purchase (vs %(other)s for %(worst)s)",
@@ -782,10 +782,10 @@ def second_purchase_histogram(distribution: pd.DataFrame, median_days: float | N
                               ax: Axes | None = None, max_days: int = 365) -> Axes:
     """Days from first to second purchase (frame ``days, customers``), weekly bins up to ``max_days``;
     later second purchases are summarised in a note, the median is marked."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     title = _("Time to second purchase")
     if distribution is None or distribution.empty or not distribution["customers"].sum():
-        return _empty(ax, title, _("No customer has a second purchase yet"))
+        return empty_chart(ax, title, _("No customer has a second purchase yet"))
     d = distribution
     total = float(d["customers"].sum())
     inside = d[d["days"] <= max_days]
@@ -803,7 +803,7 @@ def second_purchase_histogram(distribution: pd.DataFrame, median_days: float | N
                 % {"share": fmt_pct(beyond, 0), "days": max_days},
                 transform=ax.transAxes, ha="right", va="top", fontsize=8.5, color="#52606D")
     within = float(d.loc[d["days"] <= 30, "customers"].sum()) / total
-    if _finite(median_days):
+    if is_finite(median_days):
         ax.axvline(float(median_days), color=PALETTE["new"], lw=2)
         days = round(float(median_days))
         ax.text(float(median_days) + 4, ax.get_ylim()[1] * 0.82,

@@ -18,13 +18,22 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from .formatting import fmt_count, fmt_date, fmt_money, fmt_month, fmt_pct, shorten_all
 from .i18n import _, get_language, ngettext
-from .plots import FIGSIZE, OKABE_ITO, PALETTE, _axes, _cap, _compact_money, _empty, _finite
+from .plots import (
+    FIGSIZE,
+    OKABE_ITO,
+    PALETTE,
+    axes_or_new,
+    cap_first,
+    compact_money,
+    empty_chart,
+    is_finite,
+)
 
 __all__ = ["backtest_chart", "clv_by_cohort", "clv_by_segment", "clv_deciles"]
 
 
 def _money_axis(ax: Axes, top: float, currency: str, axis: str = "y") -> None:
-    fmt = _compact_money(currency) if top >= 1000 else FuncFormatter(lambda v, _p: fmt_money(v, currency, 0))
+    fmt = compact_money(currency) if top >= 1000 else FuncFormatter(lambda v, _p: fmt_money(v, currency, 0))
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
@@ -34,9 +43,9 @@ def _day(d: Any) -> str:
 
 def _day_month(v: Any, _pos: Any = None) -> str:
     """A date axis tick: ``5 Jan`` (``5 янв.``, ``5. Jan.``)."""
-    d = mdates.num2date(v)
+    d = mdates.num2date(v)  # type: ignore[no-untyped-call]  # matplotlib.dates has no annotations
     if get_language() == "en":
-        return d.strftime("%-d %b")
+        return str(d.strftime("%-d %b"))
     from babel.dates import format_skeleton
 
     from .i18n import locale
@@ -52,10 +61,10 @@ def backtest_chart(backtest: pd.DataFrame | None, period_title: str = "the perio
 
     ``backtest``: ``PredictedValue.backtest`` (week, days, date, predicted, actual; cumulative).
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     title = _("Backtest: predicted and actual purchases")
     if backtest is None or backtest.empty:
-        return _empty(ax, title, _("No history before the period to test the model on"))
+        return empty_chart(ax, title, _("No history before the period to test the model on"))
     b = backtest
     x = pd.to_datetime(b["date"])
     ax.plot(x, b["actual"], color=PALETTE["returning"], lw=2.4, marker="o", ms=3.5, label=_("Actual"))
@@ -104,10 +113,10 @@ def clv_deciles(deciles: pd.DataFrame | None, currency: str = "EUR", ax: Axes | 
 
     ``deciles``: ``PredictedValue.deciles`` (decile 1 = highest, customers, clv, share).
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     title = _("Predicted value by customer decile")
     if deciles is None or deciles.empty or not np.isfinite(deciles["share"]).any():
-        return _empty(ax, title, _("No prediction for this period"))
+        return empty_chart(ax, title, _("No prediction for this period"))
     d = deciles.sort_values("decile").reset_index(drop=True)
     xs = np.arange(len(d))
     colors = [PALETTE["returning"] if i == 0 else PALETTE["muted"] for i in range(len(d))]
@@ -153,10 +162,10 @@ def clv_by_cohort(cohorts: pd.DataFrame | None, currency: str = "EUR", overall: 
     fewer than ``min_size`` customers are drawn light and never named in the title, which says the
     values are the model's expectation.
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     title = _("Predicted value per customer by month of first purchase")
     if cohorts is None or cohorts.empty:
-        return _empty(ax, title, _("No prediction for this period"))
+        return empty_chart(ax, title, _("No prediction for this period"))
     c = cohorts.reset_index(drop=True)
     xs = np.arange(len(c))
     labels = [fmt_month(pd.Timestamp(v)) for v in c["cohort"]]
@@ -164,8 +173,8 @@ def clv_by_cohort(cohorts: pd.DataFrame | None, currency: str = "EUR", overall: 
     ax.bar(xs, c["clv_mean"], color=[PALETTE["returning"] if b else PALETTE["muted"] for b in big], width=0.66)
     top = float(c["clv_mean"].max())
     for xi, v in zip(xs, c["clv_mean"], strict=True):
-        ax.text(xi, v, fmt_money(v, currency, 0), ha="center", va="bottom", fontsize=8.5, color=PALETTE["text"])
-    if _finite(overall):
+        ax.text(float(xi), v, fmt_money(v, currency, 0), ha="center", va="bottom", fontsize=8.5, color=PALETTE["text"])
+    if overall is not None and is_finite(overall):
         ax.axhline(float(overall), color=PALETTE["new"], lw=1.6, ls="--",
                    label=_("All customers: %(amount)s each") % {"amount": fmt_money(overall, currency, 0)})
         ax.legend(loc="upper left")
@@ -202,12 +211,12 @@ def clv_by_segment(segments: pd.DataFrame | None, segment: str = "segment", curr
     the values are the model's expectation.
     """
     n = 0 if segments is None else min(len(segments), top)
-    ax = _axes(ax, (FIGSIZE[0], max(2.6, 0.42 * n + 1.5)))
+    ax = axes_or_new(ax, (FIGSIZE[0], max(2.6, 0.42 * n + 1.5)))
     name = shorten_all([segment])[0]
     # TRANSLATORS: %(segment)s is the name of a column of the data ("channel")
     title = _("Predicted value per customer by first-purchase %(segment)s") % {"segment": name}
     if segments is None or segments.empty:
-        return _empty(ax, title, _("No segment column to break the prediction down by"))
+        return empty_chart(ax, title, _("No segment column to break the prediction down by"))
     # the largest values (by customers), ordered by their value per customer
     s = (segments.sort_values("customers", ascending=False).head(top)
          .sort_values("clv_mean", ascending=False).reset_index(drop=True))
@@ -233,7 +242,7 @@ def clv_by_segment(segments: pd.DataFrame | None, segment: str = "segment", curr
     if len(idx) >= 2:
         best, worst = s.iloc[idx[0]], s.iloc[idx[-1]]
         gap = best["clv_mean"] / worst["clv_mean"] - 1 if worst["clv_mean"] else None
-        words = {"segment": name, "best": _cap(names[idx[0]]), "worst": names[idx[-1]],
+        words = {"segment": name, "best": cap_first(names[idx[0]]), "worst": names[idx[-1]],
                  "low": fmt_money(worst["clv_mean"], currency, 0), "high": fmt_money(best["clv_mean"], currency, 0)}
         if gap is not None and gap < 0.10:
             title = _("The model expects value per customer to hardly depend on the first-purchase %(segment)s "

@@ -11,6 +11,7 @@ import math
 import os
 from datetime import date
 
+import clv_reference
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -29,8 +30,12 @@ from retention_report.metrics.predictive import (
     compress_histories,
     customer_scores,
     fit_purchases,
+    fitting,
     predicted_value,
+    prediction,
+    report,
 )
+from retention_report.metrics.predictive.fitcache import FitCache, fit_key
 from retention_report.periods import parse_period
 
 BLOCK_KEYS = {"model", "time_unit", "calibration_end", "customers", "repeat_customers", "params", "log_likelihood",
@@ -75,11 +80,11 @@ def test_compression_counted_by_hand():
 
 
 def test_histories_agree_with_the_clv_module():
-    """The one-pass history (value minus the first day's gross, no join) is clv.customer_rfm's."""
+    """The one-pass history (value minus the first day's gross, no join) is clv_reference.customer_rfm's."""
     ds = make_dataset(HAND)
     end = date(2024, 2, 29)
     ours = pv_mod.customer_histories(ds.daily, end).to_pandas().set_index("customer_id").sort_index()
-    ref = clv.customer_rfm(ds.daily, ds.customers, end).to_pandas().set_index("customer_id").sort_index()
+    ref = clv_reference.customer_rfm(ds.daily, ds.customers, end).to_pandas().set_index("customer_id").sort_index()
     assert list(ours.index) == list(ref.index) == ["A", "B", "C", "E", "F"]
     for col in ("acquired", "x", "t_x_days", "T_days"):
         assert ours[col].tolist() == ref[col].tolist(), col
@@ -172,7 +177,7 @@ def rows(bgnbd_ds):
 
 def test_day_lookup_likelihood_equals_the_reference(rows):
     h = rows.histories
-    d = pv_mod._DayRows(h.x, h.t_x_days, h.T_days, h.n)
+    d = fitting.DayRows(h.x, h.t_x_days, h.T_days, h.n)
     for params in [(0.5, 5.0, 1.5, 8.0), (0.11, 2.24, 0.31, 0.50), (2.0, 30.0, 0.9, 3.0)]:
         ll, g = d.ll(params)
         ref, gref = clv.bgnbd_log_likelihood(params, h.x, h.t_x_days / 7, h.T_days / 7, h.n, gradient=True)
@@ -183,7 +188,7 @@ def test_day_lookup_likelihood_equals_the_reference(rows):
 def test_fast_fit_is_the_maximum_likelihood_fit(rows, monkeypatch):
     """The quasi-Newton polish from a 4-week-grid fit (used above 20,000 distinct histories; forced
     here) reaches the optimum of clv.fit_bgnbd, and so does the backtest fit started from it."""
-    monkeypatch.setattr(pv_mod, "_SMALL", 0)
+    monkeypatch.setattr(fitting, "_SMALL", 0)
     h, b = rows.histories, rows.backtest
     main = fit_purchases("bgnbd", h.x, h.t_x_days, h.T_days, h.n)
     assert main.fit.message.startswith("quasi-Newton") and main.hessian is not None
@@ -198,9 +203,33 @@ def test_fast_fit_is_the_maximum_likelihood_fit(rows, monkeypatch):
     np.testing.assert_allclose(ref.values, (0.5, 5.0, 1.5, 8.0), rtol=0.2)
 
 
+def test_a_kept_fit_is_the_computed_one_and_another_start_is_another_fit(rows, tmp_path, monkeypatch):
+    """Fits on many rows are kept (fitcache) by their exact inputs and starting point: a run with
+    the same rows reads back the very fit it would compute, and computes nothing."""
+    monkeypatch.setattr(fitting, "_SMALL", 0)
+    h, b, sp = rows.histories, rows.backtest, rows.spend
+    kept = FitCache(tmp_path)
+    main = fit_purchases("bgnbd", h.x, h.t_x_days, h.T_days, h.n, cache=kept)
+    back = fit_purchases("bgnbd", b.x, b.t_x_days, b.T_days, b.n, start=main, cache=kept)
+    spend = pv_mod.fit_spend(sp.x, sp.m, sp.n, cache=kept)
+
+    def no_fit(*a, **k):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(fitting, "_newton", no_fit)
+    again = FitCache(tmp_path)  # the next run reads the file
+    main2 = fit_purchases("bgnbd", h.x, h.t_x_days, h.T_days, h.n, cache=again)
+    assert main2.fit == main.fit and np.array_equal(main2.hessian, main.hessian)
+    assert fit_purchases("bgnbd", b.x, b.t_x_days, b.T_days, b.n, start=main2, cache=again).fit == back.fit
+    assert pv_mod.fit_spend(sp.x, sp.m, sp.n, cache=again) == spend
+    with pytest.raises(AssertionError, match="fitted again"):  # the backtest rows from another start
+        fit_purchases("bgnbd", b.x, b.t_x_days, b.T_days, b.n, cache=again)
+    assert FitCache(None).get(fit_key("bgnbd", h.x.to_numpy())) is None
+
+
 def test_newton_falls_back_to_the_bounded_fit_when_it_cannot_converge(rows, monkeypatch):
-    monkeypatch.setattr(pv_mod, "_SMALL", 0)
-    monkeypatch.setattr(pv_mod, "_newton", lambda obj, theta, H, **kw: (theta, 0.0, theta, H, 1, False))
+    monkeypatch.setattr(fitting, "_SMALL", 0)
+    monkeypatch.setattr(fitting, "_newton", lambda obj, theta, H, **kw: (theta, 0.0, theta, H, 1, False))
     h = rows.histories
     got = fit_purchases("bgnbd", h.x, h.t_x_days, h.T_days, h.n)
     assert got.hessian is None and not got.fit.message.startswith("quasi-Newton")
@@ -213,7 +242,7 @@ def test_newton_falls_back_to_the_bounded_fit_when_it_cannot_converge(rows, monk
 
 def test_block_keys_and_sums_equal_the_per_customer_predictions(bgnbd_ds):
     """Expected purchases, revenue and CLV summed per history (spend linear in m) equal the sums
-    of clv.predict_customers over every customer; at-risk customers and revenue likewise."""
+    of clv_reference.predict_customers over every customer; at-risk customers and revenue likewise."""
     period = parse_period("2024-Q2")
     b = clv_block(bgnbd_ds, period).block
     assert b is not None and BLOCK_KEYS <= set(b)
@@ -221,10 +250,10 @@ def test_block_keys_and_sums_equal_the_per_customer_predictions(bgnbd_ds):
     assert b["calibration_end"] == "2024-06-30" and b["horizon_days"] == 365
     assert list(b["params"]) == ["r", "alpha", "a", "b", "p", "q", "gamma"]
     assert list(b["log_likelihood"]) == ["bg_nbd", "gamma_gamma"]
-    core = pv_mod._core(bgnbd_ds, period)
-    per = clv.customer_rfm(bgnbd_ds.daily, bgnbd_ds.customers, date(2024, 6, 30)).to_pandas()
+    core = pv_mod.clv_core(bgnbd_ds, period)
+    per = clv_reference.customer_rfm(bgnbd_ds.daily, bgnbd_ds.customers, date(2024, 6, 30)).to_pandas()
     m = np.where(per.x > 0, per.repeat_value / per.x.clip(lower=1), 0.0)
-    pred = clv.predict_customers(core.purchases, core.spend, per.x, per.t_x_days / 7, per.T_days / 7, m)
+    pred = clv_reference.predict_customers(core.purchases, core.spend, per.x, per.t_x_days / 7, per.T_days / 7, m)
     assert b["customers"] == len(per) and b["repeat_customers"] == int((per.x > 0).sum())
     assert math.isclose(b["expected_purchases"], pred.expected_purchases.sum(), rel_tol=1e-9)
     assert math.isclose(b["expected_revenue"], (pred.expected_purchases * pred.expected_spend).sum(), rel_tol=1e-9)
@@ -281,13 +310,13 @@ def test_backtest_on_the_shop_sample(sample_frame):
 
 def test_weekly_backtest_counted_by_hand():
     ds = make_dataset(HAND, clv__min_customers=2)
-    core = pv_mod._Core(pv_mod.clv_options(ds), date(2024, 2, 29), date(2024, 1, 31), observed_days=29)
+    core = pv_mod.ClvCore(pv_mod.clv_options(ds), date(2024, 2, 29), date(2024, 1, 31), observed_days=29)
     # the predicted curve needs a fit: any fixed parameters do
     core.backtest_fit = clv.FitResult("bgnbd", {"r": 0.5, "alpha": 5.0, "a": 1.5, "b": 8.0}, 0.0, True, 4, 3)
     c = compress_histories(ds.daily, date(2024, 2, 29), date(2024, 1, 31)).backtest
-    c["p_alive"] = pv_mod._p_alive(core.backtest_fit, c.x.to_numpy(), c.t_x_days.to_numpy(), c.T_days.to_numpy())
+    c["p_alive"] = prediction.p_alive_days(core.backtest_fit, c.x.to_numpy(), c.t_x_days.to_numpy(), c.T_days.to_numpy())
     core.backtest_rows = c
-    w = pv_mod._backtest_frame(ds, core, parse_period("2024-02"))
+    w = report._backtest_frame(ds, core, parse_period("2024-02"))
     # February by the customers acquired by 31 Jan: A on 5 Feb (week 1), E on 29 Feb (day 29, week 5)
     assert w.days.tolist() == [7, 14, 21, 28, 29]
     assert w.actual.tolist() == [1, 1, 1, 1, 2]
@@ -483,7 +512,7 @@ def test_timestamps_are_whole_days():
 
 
 def test_fast_spend_fit_is_the_maximum_likelihood_fit(bgnbd_ds, monkeypatch):
-    monkeypatch.setattr(pv_mod, "_SMALL", 0)
+    monkeypatch.setattr(fitting, "_SMALL", 0)
     sp = compress_histories(bgnbd_ds.daily, date(2024, 6, 30)).spend
     got = pv_mod.fit_spend(sp.x, sp.m, sp.n)
     assert got.message.startswith("quasi-Newton") and got.converged

@@ -5,6 +5,7 @@ and returns small pandas frames, dataclasses or scalars. No file I/O, no plottin
 report prose (the metrics.json document is assembled above them, in :mod:`retention_report.document`).
 """
 
+from ._common import ratio
 from .behaviour import (
     SecondPurchase,
     annual_churn,
@@ -46,5 +47,6 @@ __all__ = [
     "observed_lifetime_years",
     "period_kpis",
     "period_sales",
+    "ratio",
     "time_to_second_purchase",
 ]
