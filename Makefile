@@ -66,6 +66,8 @@ $(STAMP): pyproject.toml $(APP_LOCK)
 $(TEST_STAMP): $(STAMP) $(DEV_LOCK)
 	@echo "installing the development set ($(DEV_LOCK): tests, lint, JupyterLab) into $(VENV)"
 	$(PIP_INSTALL) -r $(DEV_LOCK)
+	@# pip never removes: what an earlier lock pinned and this one dropped goes (the environment is the lock)
+	$(PY) scripts/drop_unlocked.py $(DEV_LOCK)
 	@# the lock is installed without resolving (--no-deps): pip checks that it is complete and consistent
 	$(PY) -m pip check
 	@touch $(TEST_STAMP)
